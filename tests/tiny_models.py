@@ -1,0 +1,129 @@
+"""Tiny checkpoints and text encoders built from ComfyUI's own classes.
+
+For CPU tests. `comfy` is imported lazily inside the functions: the caller must
+already have put the host on sys.path and set `comfy.cli_args.args.cpu = True`.
+
+Sizes respect what comfy/model_detection.py fixes for Flux: head dim 128
+(axes_dim [16, 56, 56]), mlp ratio 4; `guidance_in` present -> dev.
+context_in_dim / vec_in_dim are 64 to match the tiny text encoder below.
+"""
+
+import types
+from pathlib import Path
+
+import torch
+
+# Width of the tiny text encoders: T5 d_model (cond) and CLIP-L hidden (pooled).
+TINY_TEXT_DIM = 64
+
+FLUX1_CONFIG = dict(
+    in_channels=16, out_channels=16, vec_in_dim=TINY_TEXT_DIM, context_in_dim=TINY_TEXT_DIM,
+    hidden_size=256, mlp_ratio=4.0, num_heads=2, depth=3, depth_single_blocks=2,
+    axes_dim=[16, 56, 56], theta=10000, patch_size=2, qkv_bias=True, txt_ids_dims=[],
+)
+
+# Shrunk text encoders; merged by SDClipModel into the stock json configs
+# (vocab sizes, positions, activations and special tokens stay real).
+T5_TINY = dict(d_model=TINY_TEXT_DIM, d_ff=128, d_kv=32, num_heads=2, num_layers=2)
+CLIP_L_TINY = dict(hidden_size=TINY_TEXT_DIM, intermediate_size=128, num_attention_heads=2,
+                   num_hidden_layers=2, projection_dim=TINY_TEXT_DIM)
+
+# Plain torch.nn layers: unlike comfy.ops (which skip init), these get a real init.
+_TORCH_OPS = types.SimpleNamespace(
+    Linear=torch.nn.Linear, LayerNorm=torch.nn.LayerNorm, RMSNorm=torch.nn.RMSNorm,
+    Conv2d=torch.nn.Conv2d, Conv3d=torch.nn.Conv3d, GroupNorm=torch.nn.GroupNorm,
+    Embedding=torch.nn.Embedding,
+)
+
+
+def _fill_(param: torch.Tensor, name: str, gen: torch.Generator) -> None:
+    """Deterministic init: 1-D weights (norm scales) 1, biases 0, the rest N(0, 0.02)."""
+    with torch.no_grad():
+        if name.endswith("bias"):
+            param.zero_()
+        elif param.ndim == 1:
+            param.fill_(1.0)
+        else:
+            param.copy_(torch.randn(param.shape, generator=gen, dtype=torch.float32) * 0.02)
+
+
+def _init_uninitialised_(module: torch.nn.Module, gen: torch.Generator) -> None:
+    """Fill parameters of modules that have no reset_parameters (their torch.empty is garbage)."""
+    for mod_name, mod in module.named_modules():
+        if hasattr(mod, "reset_parameters"):
+            continue
+        for p_name, p in mod.named_parameters(recurse=False):
+            _fill_(p, p_name, gen)
+
+
+def build_flux1(path, guidance=True, seed=0):
+    """Save a tiny Flux 1 checkpoint (dev if `guidance`, else schnell) as fp32 safetensors."""
+    import comfy.ldm.flux.model
+    import safetensors.torch
+
+    torch.manual_seed(seed)
+    model = comfy.ldm.flux.model.Flux(operations=_TORCH_OPS, dtype=torch.float32, device="cpu",
+                                      guidance_embed=guidance, **FLUX1_CONFIG)
+    _init_uninitialised_(model, torch.Generator().manual_seed(seed))
+    sd = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
+    bad = [k for k, v in sd.items() if not torch.isfinite(v).all()]
+    assert not bad, f"non-finite tiny Flux weights: {bad}"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file(sd, str(path))
+    return path
+
+
+def load_model(path, expect=None):
+    """Load a checkpoint with ComfyUI's own loader; returns the ModelPatcher (fp32 on CPU).
+
+    `expect`: the supported_models class name ComfyUI must detect ('Flux', 'FluxSchnell').
+    """
+    import comfy.sd
+
+    # fp32 explicitly: on CPU the loader would otherwise follow the stored/"optimal" dtype.
+    model = comfy.sd.load_diffusion_model(str(path), model_options={"dtype": torch.float32})
+    dm = model.model.diffusion_model
+    assert next(dm.parameters()).dtype == torch.float32, next(dm.parameters()).dtype
+    if expect is not None:
+        assert model_kind(model) == expect, f"{path} detected as {model_kind(model)}, expected {expect}"
+    return model
+
+
+def model_kind(model) -> str:
+    """Name of the supported_models class ComfyUI detected, e.g. 'Flux' or 'FluxSchnell'."""
+    return type(model.model.model_config).__name__
+
+
+def build_flux_clip(seed=0):
+    """A real, tiny `comfy.sd.CLIP` for Flux (CLIP-L + T5-XXL classes, real tokenizers).
+
+    cond: (1, >=256, 64) from T5; pooled: (1, 64) from CLIP-L.
+    `clip.tokenize(text, return_word_ids=True)` gives {"l": ..., "t5xxl": ...}, each a
+    list of batches of (token_id, weight, word_id); without word ids (token_id, weight).
+    "dragon" -> t5xxl [[(14580, 1.0, 1), (1, 1.0, 0), (0, 1.0, 0), ...]] (256 long; end 1
+    and pad 0 carry id 0), l [[(49406, 1.0, 0), (5471, 1.0, 1), (49407, 1.0, 0), ...]] (77).
+    In ComfyUI 0.33 a word id numbers a weighted segment, not a word: "a red dragon" is
+    all id 1, "a (red:1.2) dragon" gives ids 1, 1, 2, 3 (t5 tokens "▁", "a", "red", "dragon").
+    """
+    import comfy.sd
+    import comfy.text_encoders.flux
+
+    target = types.SimpleNamespace(
+        params={},
+        clip=comfy.text_encoders.flux.flux_clip(dtype_t5=torch.float32),
+        tokenizer=comfy.text_encoders.flux.FluxTokenizer,
+    )
+    model_options = {
+        "dtype": torch.float32,
+        "clip_l_model_config": dict(CLIP_L_TINY),
+        "t5xxl_model_config": dict(T5_TINY),
+    }
+    clip = comfy.sd.CLIP(target=target, model_options=model_options)
+    # comfy.ops.manual_cast skips init, so every parameter is filled here, by name order.
+    gen = torch.Generator().manual_seed(seed)
+    for name, p in sorted(clip.cond_stage_model.named_parameters()):
+        if name.endswith("logit_scale"):  # real scalar constant from SDClipModel, keep it
+            continue
+        _fill_(p, name.rsplit(".", 1)[-1], gen)
+    return clip
