@@ -7,6 +7,14 @@ import torch
 from . import maths
 
 
+class SelectionError(ValueError):
+    """A requested layer or step was not captured; `what` says which."""
+
+    def __init__(self, what: str, message: str):
+        super().__init__(message)
+        self.what = what
+
+
 @dataclass(frozen=True)
 class ConceptSet:
     """Concept words and one embedding per word, in the text encoder's output space.
@@ -15,8 +23,8 @@ class ConceptSet:
     or the mean of its tokens, as `pooling` says).
     """
     words: tuple
-    embeddings: torch.Tensor
-    pooling: str
+    embeddings: torch.Tensor = field(repr=False)
+    pooling: str = "first_token"
 
     def __len__(self):
         return len(self.words)
@@ -84,7 +92,7 @@ class ConceptAttention:
         missing = wanted - set(available)
         if missing:
             have = ", ".join(map(str, sorted(set(available))))
-            raise ValueError(f"{what}s {sorted(missing)} were not captured; captured {what}s: {have}")
+            raise SelectionError(what, f"{what}s {sorted(missing)} were not captured; captured {what}s: {have}")
         return [i for i, a in enumerate(available) if a in wanted]
 
     def __repr__(self):
@@ -92,3 +100,11 @@ class ConceptAttention:
         return (f"ConceptAttention({self.family}, concepts={list(self.concepts)}, batch={self.batch_size}, "
                 f"grid={frames}x{height}x{width}, layers={list(self.layers)}, steps={list(self.captured_steps)}, "
                 f"{self.nbytes / 2**20:.1f} MiB)")
+
+
+@dataclass(frozen=True)
+class ConceptMaps:
+    """Normalised heatmaps ready to show: maps [B, C, H, W] in [0, 1], one per
+    (image, concept), with the concept words in order."""
+    words: tuple
+    maps: torch.Tensor = field(repr=False)

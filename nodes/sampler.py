@@ -1,0 +1,52 @@
+"""ConceptAttentionSampler: KSampler with ConceptAttention capture."""
+import comfy.samplers
+import nodes as comfy_nodes
+from comfy_api.latest import io
+
+from .setup import LAYERS_TOOLTIP, TIMESTEPS_TOOLTIP, attach_capture, check_latent_size
+from .types import CATEGORY, ConceptAttn, Concepts
+
+NODE = "ConceptAttentionSampler"
+
+
+class ConceptAttentionSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=NODE,
+            display_name="ConceptAttention Sampler",
+            category=CATEGORY,
+            description="Samples exactly like KSampler (the latent is bit-identical) and records, per concept, "
+                        "where the model puts it.",
+            inputs=[
+                io.Model.Input("model", tooltip="A Flux 1 model. It is not changed: the capture runs on a clone."),
+                io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
+                             tooltip="The random seed of the noise, as in KSampler."),
+                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Number of sampling steps."),
+                io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="Classifier-free guidance scale. Maps always come from the conditional pass."),
+                io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, tooltip="The sampling algorithm."),
+                io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, tooltip="The noise schedule."),
+                io.Conditioning.Input("positive", tooltip="The prompt conditioning."),
+                io.Conditioning.Input("negative", tooltip="The negative conditioning (used when cfg > 1)."),
+                io.Latent.Input("latent_image", tooltip="The latent to denoise; each image of a batch gets its own maps."),
+                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="How much of the latent to replace."),
+                Concepts.Input("concepts", tooltip="Concepts from a Concept Encode node."),
+                io.String.Input("layers", default="default", tooltip=LAYERS_TOOLTIP),
+                io.String.Input("timesteps", default="all", tooltip=TIMESTEPS_TOOLTIP),
+            ],
+            outputs=[
+                io.Latent.Output(display_name="LATENT", tooltip="The sampled latent, identical to KSampler's."),
+                ConceptAttn.Output(display_name="concept_attn",
+                                   tooltip="Raw captured scores; turn them into heatmaps and masks with Heatmap Aggregate."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
+                denoise, concepts, layers, timesteps) -> io.NodeOutput:
+        patched, capture = attach_capture(NODE, model, concepts, layers, timesteps, steps)
+        check_latent_size(NODE, "latent_image", model, latent_image)
+        latent = comfy_nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                                             latent_image, denoise=denoise)[0]
+        return io.NodeOutput(latent, capture)

@@ -1,0 +1,44 @@
+"""Input checks and capture set-up shared by the nodes that attach a capture."""
+from .. import hooks
+from ..errors import NodeInputError
+from ..hooks.capture import CaptureSpec, attach
+from ..selection import parse_indices
+
+LAYERS_TOOLTIP = ("Joint-attention blocks to read maps from: \"default\" (Flux 1: double blocks 15-18, "
+                  "or the last four of a smaller model), \"all\", a range \"15-18\" or a list \"0,3,7\". "
+                  "Later blocks localise best.")
+TIMESTEPS_TOOLTIP = ("Sampler steps to capture: \"all\", a range \"2-5\" or a list \"0,3\" "
+                     "(0 is the first, noisiest step).")
+
+
+def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step_count: int):
+    """Check the inputs against the model and return (patched clone, CONCEPT_ATTN)."""
+    try:
+        family = hooks.family_of(model)
+    except hooks.UnsupportedModelError as e:
+        raise NodeInputError(node, "model", str(e)) from None
+    if not getattr(concepts, "words", None):
+        raise NodeInputError(node, "concepts", "connect the output of a Concept Encode node")
+    dm = model.model.diffusion_model
+    count = family.layer_count(dm)
+    try:
+        chosen = family.default_layers(count) if layers.strip().lower() == "default" else parse_indices(layers, count, "layer")
+    except ValueError as e:
+        raise NodeInputError(node, "layers", f"{e} ({family.NAME} model with {count} joint-attention blocks)") from None
+    try:
+        steps = None if timesteps.strip().lower() == "all" else parse_indices(timesteps, step_count, "timestep")
+    except ValueError as e:
+        raise NodeInputError(node, "timesteps", f"{e} (the sampler runs {step_count} steps)") from None
+    spec = CaptureSpec(concepts=concepts, family=family.NAME, layers=chosen, steps=steps,
+                       pixels_per_latent=model.model.latent_format.spacial_downscale_ratio)
+    return attach(model, family, spec)
+
+
+def check_latent_size(node: str, input_name: str, model, latent: dict):
+    """Maps need whole patches: refuse latents whose size is not a multiple of the patch."""
+    patch = hooks.family_of(model).patch_size(model.model.diffusion_model)
+    height, width = latent["samples"].shape[-2:]
+    if height % patch or width % patch:
+        pixels = patch * model.model.latent_format.spacial_downscale_ratio
+        raise NodeInputError(node, input_name, f"latent size {width}x{height} is not a multiple of the model's "
+                                               f"{patch}x{patch} patch; use an image width and height that are multiples of {pixels} px")
