@@ -48,8 +48,9 @@ class Recorder:
 
     def step_of(self, sigma: torch.Tensor) -> int:
         """The sampler step an evaluation at `sigma` belongs to: the last schedule
-        entry at or above it, so the extra evaluations of multi-stage samplers
-        count toward the step they are part of."""
+        entry at or above it. Extra evaluations of multi-stage samplers count
+        toward the step of their noise level (Heun's correction at sigma_i+1
+        toward step i+1)."""
         if self.sample_sigmas is None:
             return 0
         schedule = self.sample_sigmas[:-1]

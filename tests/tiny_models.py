@@ -56,14 +56,17 @@ def _init_uninitialised_(module: torch.nn.Module, gen: torch.Generator) -> None:
             _fill_(p, p_name, gen)
 
 
-def build_flux1(path, guidance=True, seed=0):
-    """Save a tiny Flux 1 checkpoint (dev if `guidance`, else schnell) as fp32 safetensors."""
+def build_flux1(path, guidance=True, seed=0, config=None):
+    """Save a tiny Flux 1 checkpoint (dev if `guidance`, else schnell) as fp32 safetensors.
+
+    `config`: the Flux constructor arguments; FLUX1_CONFIG when None.
+    """
     import comfy.ldm.flux.model
     import safetensors.torch
 
     torch.manual_seed(seed)
     model = comfy.ldm.flux.model.Flux(operations=_TORCH_OPS, dtype=torch.float32, device="cpu",
-                                      guidance_embed=guidance, **FLUX1_CONFIG)
+                                      guidance_embed=guidance, **(FLUX1_CONFIG if config is None else config))
     _init_uninitialised_(model, torch.Generator().manual_seed(seed))
     sd = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
     bad = [k for k, v in sd.items() if not torch.isfinite(v).all()]
@@ -127,3 +130,70 @@ def build_flux_clip(seed=0):
             continue
         _fill_(p, name.rsplit(".", 1)[-1], gen)
     return clip
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints for a running server, loaded by ComfyUI's stock loader nodes.
+
+# CLIP-L width: what the stock CLIPLoader(type="stable_diffusion") produces (cond and pooled).
+CLIP_L_DIM = 768
+FLUX1_CLIP_L_CONFIG = {**FLUX1_CONFIG, "context_in_dim": CLIP_L_DIM, "vec_in_dim": CLIP_L_DIM}
+
+# Full-size CLIP-L text model: the stock loaders hard-code its config, so it cannot be shrunk.
+CLIP_L_CONFIG = dict(
+    vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+    num_attention_heads=12, max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu",
+)
+
+
+def build_flux1_for_clip_l(path, seed=0):
+    """Tiny Flux 1 dev whose text inputs are CLIP-L wide (768), to pair with build_clip_l()."""
+    return build_flux1(path, guidance=True, seed=seed, config=FLUX1_CLIP_L_CONFIG)
+
+
+def build_clip_l(path, seed=0):
+    """Save a randomly initialised Hugging Face CLIP-L text model as fp16 safetensors (~247 MB).
+
+    Loads with the stock CLIPLoader, type "stable_diffusion"; cond (1, 77, 768), pooled (1, 768).
+    Deterministic in `seed`; the global torch RNG is left as it was.
+    """
+    import safetensors.torch
+    import transformers
+
+    config = transformers.CLIPTextConfig(**CLIP_L_CONFIG)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = transformers.CLIPTextModelWithProjection(config)
+    sd = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
+          if k != "text_model.embeddings.position_ids"}
+    bad = [k for k, v in sd.items() if not torch.isfinite(v).all()]
+    assert not bad, f"non-finite CLIP-L weights: {bad}"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file(sd, str(path))
+    return path
+
+
+def build_taef1(directory, seed=0):
+    """Save a random TAESD for Flux 1 (16 latent channels) as taef1_{encoder,decoder}.safetensors.
+
+    The stock VAELoader lists it as "taef1" when both files are in a vae_approx folder.
+    Returns (encoder path, decoder path).
+    """
+    import comfy.taesd.taesd
+    import safetensors.torch
+
+    taesd = comfy.taesd.taesd.TAESD(latent_channels=16)
+    gen = torch.Generator().manual_seed(seed)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for part, module in (("encoder", taesd.taesd_encoder), ("decoder", taesd.taesd_decoder)):
+        # comfy.ops layers skip init (torch.empty), so every parameter is filled, in name order.
+        for name, p in sorted(module.named_parameters()):
+            _fill_(p, name.rsplit(".", 1)[-1], gen)
+        sd = {k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}
+        path = directory / f"taef1_{part}.safetensors"
+        safetensors.torch.save_file(sd, str(path))
+        paths.append(path)
+    return tuple(paths)

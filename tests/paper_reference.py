@@ -1,0 +1,95 @@
+"""ConceptAttention for one Flux 1 forward pass, written from the paper's equations
+with plain torch (scaled_dot_product_attention, explicit RoPE) and the model's own
+modules for the learned layers. Independent of the extension's capture code:
+tests compare its maps with what the extension records.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def _heads(qkv, heads):
+    q, k, v = qkv.view(qkv.shape[0], qkv.shape[1], 3, heads, -1).permute(2, 0, 3, 1, 4)
+    return q, k, v                                                   # [B, H, N, D]
+
+
+def _rotate(x, pe):
+    # pe [.., N, D/2, 2, 2] holds one 2x2 rotation per feature pair.
+    pairs = x.float().reshape(*x.shape[:-1], -1, 1, 2)
+    return (pe[..., 0] * pairs[..., 0] + pe[..., 1] * pairs[..., 1]).reshape(x.shape).to(x.dtype)
+
+
+def _modulate(x, mod):
+    return (1 + mod.scale) * x + mod.shift
+
+
+def _joint_attention(q, k, v):
+    out = F.scaled_dot_product_attention(q, k, v)                    # [B, H, N, D]
+    return out.transpose(1, 2).flatten(2)                            # [B, N, H * D]
+
+
+@torch.no_grad()
+def concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embeddings, layers):
+    """Per-layer (output-space, cross-attention) raw scores [L, B, C, P] of one call."""
+    p = dm.patch_size
+    batch, _, height, width = x.shape
+    img = x.reshape(batch, -1, height // p, p, width // p, p).permute(0, 2, 4, 1, 3, 5).flatten(3).flatten(1, 2)
+    img = dm.img_in(img)
+    rows = torch.arange(height // p, dtype=torch.float32)[:, None].expand(-1, width // p)
+    cols = torch.arange(width // p, dtype=torch.float32)[None, :].expand(height // p, -1)
+    img_ids = torch.stack([torch.zeros_like(rows), rows, cols], dim=-1).reshape(1, -1, 3).expand(batch, -1, -1)
+    txt = dm.txt_in(context)
+    txt_ids = torch.zeros(batch, txt.shape[1], 3)
+    concepts = dm.txt_in(concept_embeddings.unsqueeze(0).expand(batch, -1, -1))
+    pe = dm.pe_embedder(torch.cat((txt_ids, img_ids), dim=1))
+    pe_txt, pe_img = pe[:, :, :txt.shape[1]], pe[:, :, txt.shape[1]:]
+    pe_concepts = dm.pe_embedder(torch.zeros(batch, concepts.shape[1], 3))
+
+    def embed(t):
+        return dm.time_in(_timestep_embedding(t))
+
+    vec = embed(timestep) + dm.vector_in(y)
+    vec_concepts = embed(timestep) + dm.vector_in(torch.zeros_like(y))
+    if dm.params.guidance_embed:
+        vec = vec + dm.guidance_in(_timestep_embedding(guidance))
+        vec_concepts = vec_concepts + dm.guidance_in(_timestep_embedding(guidance))
+
+    output_space, cross = [], []
+    for index in range(max(layers) + 1):
+        block = dm.double_blocks[index]
+        heads = block.num_heads
+        img_mod1, img_mod2 = block.img_mod(vec)
+        txt_mod1, txt_mod2 = block.txt_mod(vec)
+        con_mod1, con_mod2 = block.txt_mod(vec_concepts)
+        iq, ik, iv = _heads(block.img_attn.qkv(_modulate(block.img_norm1(img), img_mod1)), heads)
+        iq, ik = block.img_attn.norm(iq, ik, iv)
+        tq, tk, tv = _heads(block.txt_attn.qkv(_modulate(block.txt_norm1(txt), txt_mod1)), heads)
+        tq, tk = block.txt_attn.norm(tq, tk, tv)
+        cq, ck, cv = _heads(block.txt_attn.qkv(_modulate(block.txt_norm1(concepts), con_mod1)), heads)
+        cq, ck = block.txt_attn.norm(cq, ck, cv)
+
+        iq_r, ik_r = _rotate(iq, pe_img), _rotate(ik, pe_img)
+        tq_r, tk_r = _rotate(tq, pe_txt), _rotate(tk, pe_txt)
+        cq_r, ck_r = _rotate(cq, pe_concepts), _rotate(ck, pe_concepts)
+        joint = _joint_attention(torch.cat((tq_r, iq_r), 2), torch.cat((tk_r, ik_r), 2), torch.cat((tv, iv), 2))
+        txt_out, img_out = joint[:, :txt.shape[1]], joint[:, txt.shape[1]:]
+        # Concepts attend to themselves and the image, never to the prompt.
+        con_out = _joint_attention(cq_r, torch.cat((ck_r, ik_r), 2), torch.cat((cv, iv), 2))
+
+        if index in layers:
+            output_space.append(torch.einsum("bcd,bpd->bcp", con_out, img_out))
+            cross.append(torch.einsum("bhpd,bhcd->bcp", iq, ck) / heads)
+
+        img = img + img_mod1.gate * block.img_attn.proj(img_out)
+        img = img + img_mod2.gate * block.img_mlp(_modulate(block.img_norm2(img), img_mod2))
+        txt = txt + txt_mod1.gate * block.txt_attn.proj(txt_out)
+        txt = txt + txt_mod2.gate * block.txt_mlp(_modulate(block.txt_norm2(txt), txt_mod2))
+        concepts = concepts + con_mod1.gate * block.txt_attn.proj(con_out)
+        concepts = concepts + con_mod2.gate * block.txt_mlp(_modulate(block.txt_norm2(concepts), con_mod2))
+    return torch.stack(output_space), torch.stack(cross)
+
+
+def _timestep_embedding(t, dim=256, max_period=10000, time_factor=1000.0):
+    half = dim // 2
+    freqs = torch.exp(-torch.log(torch.tensor(float(max_period))) * torch.arange(half, dtype=torch.float32) / half)
+    args = (t * time_factor)[:, None].float() * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)

@@ -1,0 +1,136 @@
+"""ConceptAttentionSampler on tiny Flux 1 checkpoints loaded by ComfyUI's own loader:
+identical latents, maps that equal the paper's equations, batches, CFG, layouts."""
+import pytest
+import torch
+
+import comfy.patcher_extension
+import nodes as comfy_nodes
+
+import paper_reference
+from concept_attention.data import ConceptSet
+from concept_attention.nodes.sampler import ConceptAttentionSampler
+
+DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
+WIDTH = 64   # text width of the tiny checkpoints
+
+
+def conditioning(seed, guidance=3.5, tokens=16):
+    gen = torch.Generator().manual_seed(seed)
+    return [[torch.randn(1, tokens, WIDTH, generator=gen), {"pooled_output": torch.randn(1, WIDTH, generator=gen), "guidance": guidance}]]
+
+
+@pytest.fixture(scope="module")
+def concepts():
+    return ConceptSet(words=("dragon", "rock", "sky"), embeddings=torch.randn(3, WIDTH, generator=torch.Generator().manual_seed(7)))
+
+
+def latent(batch=1, height=16, width=16):
+    return {"samples": torch.zeros(batch, 16, height, width)}
+
+
+def run_capture(model, concepts, cfg=1.0, batch=1, sampler="euler", steps=4, layers="default", timesteps="all", size=(16, 16)):
+    out = ConceptAttentionSampler.execute(model, 5, steps, cfg, sampler, "simple", conditioning(1), conditioning(2),
+                                          latent(batch, *size), 1.0, concepts, layers, timesteps)
+    return out.args[0]["samples"], out.args[1]
+
+
+def run_ksampler(model, cfg=1.0, batch=1, sampler="euler", steps=4, size=(16, 16)):
+    return comfy_nodes.common_ksampler(model, 5, steps, cfg, sampler, "simple", conditioning(1), conditioning(2),
+                                       latent(batch, *size))[0]["samples"]
+
+
+@pytest.mark.parametrize("which", ["flux_dev", "flux_schnell"])
+@pytest.mark.parametrize("cfg", [1.0, 3.0])
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m"])
+def test_latent_is_bit_identical_to_ksampler(request, concepts, which, cfg, batch, sampler):
+    model = request.getfixturevalue(which)
+    captured, capture = run_capture(model, concepts, cfg=cfg, batch=batch, sampler=sampler)
+    assert torch.equal(captured, run_ksampler(model, cfg=cfg, batch=batch, sampler=sampler))
+    assert capture.batch_size == batch and capture.captured_steps == (0, 1, 2, 3)
+
+
+def recording_model(model, calls):
+    """A clone whose outermost DIFFUSION_MODEL wrapper records every call's inputs."""
+    def record(executor, x, timestep, context, y=None, guidance=None, *args, **kwargs):
+        options = args[-1] if args else kwargs["transformer_options"]
+        calls.append(dict(x=x.clone(), timestep=timestep.clone(), context=context.clone(), y=y.clone(),
+                          guidance=guidance.clone(), flags=list(options["cond_or_uncond"])))
+        return executor(x, timestep, context, y, guidance, *args, **kwargs)
+    clone = model.clone()
+    clone.add_wrapper_with_key(DIFFUSION_MODEL, "test_record", record)
+    return clone
+
+
+@pytest.mark.parametrize("cfg, batch", [(1.0, 1), (3.0, 2)])
+def test_maps_equal_the_paper_equations(flux_dev, concepts, cfg, batch):
+    calls = []
+    _, capture = run_capture(recording_model(flux_dev, calls), concepts, cfg=cfg, batch=batch, steps=1,
+                             layers="all", size=(16, 12))
+    assert len(calls) == 1 and len(capture.steps) == 1
+    call = calls[0]
+    size = call["x"].shape[0] // len(call["flags"])
+    cond = torch.cat([torch.arange(i * size, (i + 1) * size) for i, f in enumerate(call["flags"]) if f == 0])
+    expected_output, expected_cross = paper_reference.concept_attention_maps(
+        flux_dev.model.diffusion_model, *(call[k][cond] for k in ("x", "timestep", "context", "y", "guidance")),
+        concepts.embeddings, layers=(0, 1, 2))
+    torch.testing.assert_close(capture.scores["concept_attention"][0], expected_output, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(capture.scores["cross_attention"][0], expected_cross, atol=1e-4, rtol=1e-4)
+    maps = capture.maps("concept_attention")
+    assert maps.shape == (batch, 3, 8, 6)
+    torch.testing.assert_close(maps.flatten(2), expected_output.softmax(dim=-2).mean(dim=0), atol=1e-5, rtol=1e-5)
+
+
+def test_batch_images_get_their_own_maps(flux_dev, concepts):
+    _, capture = run_capture(flux_dev, concepts, batch=2, size=(16, 12))
+    maps = capture.maps()
+    assert maps.shape == (2, 3, 8, 6)
+    assert not torch.allclose(maps[0], maps[1])
+    assert torch.allclose(maps.sum(dim=1), torch.ones(2, 8, 6))
+
+
+def test_layers_and_timesteps_are_selected(flux_dev, concepts):
+    _, capture = run_capture(flux_dev, concepts, layers="1-2", timesteps="1,3")
+    assert capture.layers == (1, 2) and capture.captured_steps == (1, 3)
+    assert capture.maps(layers=[2], steps=[3]).shape == (1, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"layers \[0\] were not captured"):
+        capture.maps(layers=[0])
+
+
+def test_default_layers_are_the_last_four_of_a_small_model(flux_dev, concepts):
+    _, capture = run_capture(flux_dev, concepts)
+    assert capture.layers == (0, 1, 2)    # the tiny model has 3 double blocks
+
+
+def test_extra_evaluations_count_toward_the_step_of_their_noise_level(flux_dev, concepts):
+    latent_out, capture = run_capture(flux_dev, concepts, sampler="heun", steps=3)
+    assert torch.equal(latent_out, run_ksampler(flux_dev, sampler="heun", steps=3))
+    # Heun evaluates at sigma_i, then corrects at sigma_i+1 (none after the last step):
+    # each evaluation counts toward the schedule step of its noise level.
+    assert capture.steps == (0, 1, 1, 2, 2)
+    assert capture.sigmas[1] == capture.sigmas[2]
+
+
+def test_capture_size_is_what_it_stores(flux_dev, concepts):
+    _, capture = run_capture(flux_dev, concepts, batch=2, layers="all")
+    evaluations, layers, batch, count, patches = capture.scores["concept_attention"].shape
+    assert (evaluations, layers, batch, count, patches) == (4, 3, 2, 3, 64)
+    assert capture.nbytes == 2 * 4 * 3 * 2 * 3 * 64 * 4
+    assert all(s.device.type == "cpu" and s.dtype == torch.float32 for s in capture.scores.values())
+
+
+def test_existing_block_patches_still_run(flux_dev, concepts):
+    seen = []
+
+    def other_patch(args, extra):
+        seen.append(args["transformer_options"]["block_index"])
+        return extra["original_block"](args)
+
+    patched = flux_dev.clone()
+    for i in range(3):
+        patched.set_model_patch_replace(other_patch, "dit", "double_block", i)
+    expected = run_ksampler(patched)
+    runs = len(seen)
+    captured, capture = run_capture(patched, concepts)
+    assert torch.equal(captured, expected)
+    assert len(seen) == 2 * runs and capture.captured_steps == (0, 1, 2, 3)
