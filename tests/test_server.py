@@ -90,7 +90,9 @@ def _write_scratch(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("comfy_server")
+    started = time.monotonic()
     config = _write_scratch(root)
+    built = time.monotonic()
     port = _free_port()
     log = root / "server.log"
     cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
@@ -117,6 +119,7 @@ def server(tmp_path_factory):
                 pytest.fail(f"ComfyUI did not answer /object_info within {START_TIMEOUT_S} s\n"
                             f"--- server log ---\n{_tail(log)}")
             time.sleep(0.5)
+        print(f"tiny models built in {built - started:.1f} s; server answered in {time.monotonic() - built:.1f} s")
         yield srv
     finally:
         proc.terminate()
@@ -184,7 +187,9 @@ def test_flux1_heatmaps_workflow(server):
     prompt[clip]["inputs"]["clip_name"] = CLIP_NAME
     assert prompt[clip]["inputs"]["type"] == "stable_diffusion"
 
+    started = time.monotonic()
     entry = _run(server, prompt)
+    print(f"workflow ran in {time.monotonic() - started:.1f} s")
 
     saves = {prompt[n]["inputs"]["filename_prefix"]: n for n in by_type["SaveImage"]}
     heatmaps = _saved(server, entry, saves["concept_heatmaps"])

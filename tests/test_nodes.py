@@ -1,0 +1,188 @@
+"""Node behaviour a user sees: encoding, heatmap outputs, overlays, clear errors,
+and a model that carries no patch of ours after a run, an error or an interrupt."""
+import pytest
+import torch
+
+import comfy.model_management
+import comfy.model_patcher
+import comfy.supported_models
+import nodes as comfy_nodes
+
+from concept_attention.errors import NodeInputError
+from concept_attention.nodes.aggregate import HeatmapAggregate
+from concept_attention.nodes.encode import ConceptEncode
+from concept_attention.nodes.overlay import HeatmapOverlay
+from concept_attention.nodes.sampler import ConceptAttentionSampler
+from test_flux_capture import conditioning, latent, run_capture
+
+
+@pytest.fixture(scope="module")
+def concepts(flux_clip):
+    return ConceptEncode.execute(flux_clip, "dragon, rock\nsky").args[0]
+
+
+@pytest.fixture(scope="module")
+def capture(flux_dev, concepts):
+    return run_capture(flux_dev, concepts, batch=2, size=(16, 12))[1]
+
+
+def aggregate(capture, layers="all", timesteps="all", method="concept_attention", normalization="per_concept", size="image"):
+    return HeatmapAggregate.execute(capture, layers, timesteps, method, normalization, size, "plasma").args
+
+
+# ConceptEncode
+
+def test_encode_takes_each_words_first_token(flux_clip, concepts):
+    assert concepts.words == ("dragon", "rock", "sky") and concepts.embeddings.shape == (3, 64)
+    alone = flux_clip.encode_from_tokens(flux_clip.tokenize("rock"))
+    assert torch.equal(concepts.embeddings[1], alone[0, 0])
+
+
+def test_encode_mean_pools_a_split_word(flux_clip):
+    word = "skyscraper"      # four T5 tokens
+    cond = flux_clip.encode_from_tokens(flux_clip.tokenize(word))
+    first = ConceptEncode.execute(flux_clip, word, "first_token").args[0].embeddings[0]
+    mean = ConceptEncode.execute(flux_clip, word, "mean").args[0].embeddings[0]
+    assert torch.equal(first, cond[0, 0])
+    assert torch.allclose(mean, cond[0, :4].mean(dim=0))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("  ,\n", "ConceptEncode › concepts: no concepts given"),
+    ("sky, rock, Sky", "ConceptEncode › concepts: concept 'Sky' is given twice"),
+])
+def test_encode_rejects_bad_concepts(flux_clip, text, message):
+    with pytest.raises(NodeInputError, match=message):
+        ConceptEncode.execute(flux_clip, text)
+
+
+def test_encode_needs_a_working_text_encoder(flux_clip):
+    with pytest.raises(NodeInputError, match="ConceptEncode › clip: no text encoder is connected"):
+        ConceptEncode.execute(None, "sky")
+
+    class Broken:
+        def tokenize(self, text, return_word_ids=False):
+            raise RuntimeError("weights missing")
+
+    with pytest.raises(NodeInputError, match="ConceptEncode › clip: this text encoder could not encode 'sky': weights missing"):
+        ConceptEncode.execute(Broken(), "sky")
+
+
+# HeatmapAggregate and HeatmapOverlay
+
+def test_aggregate_outputs_are_image_major_batches(capture):
+    heatmaps, soft, argmax, labels, maps = aggregate(capture)
+    assert heatmaps.shape == (6, 128, 96, 3) and soft.shape == argmax.shape == (6, 128, 96)
+    assert labels.splitlines() == ["dragon", "rock", "sky"] * 2
+    assert soft.min() >= 0 and soft.max() <= 1
+    expected = capture.maps()
+    assert torch.allclose(maps.maps[1, 2].mean(), soft[5].mean())
+    # per-concept normalisation stretches every map to the full 0..1 range
+    assert torch.allclose(soft.flatten(1).amax(dim=1), torch.ones(6))
+    _, joint, argmax, _, _ = aggregate(capture, normalization="joint", size="latent_grid")
+    assert joint.shape == argmax.shape == (6, 8, 6)
+    # joint normalisation keeps the ranking of concepts; argmax follows the raw maps
+    assert torch.equal(joint.reshape(2, 3, 8, 6).argmax(dim=1), expected.argmax(dim=1))
+    assert torch.equal(argmax.reshape(2, 3, 8, 6).argmax(dim=1), expected.argmax(dim=1))
+
+
+def test_argmax_masks_partition_each_image(capture):
+    argmax = aggregate(capture)[2].reshape(2, 3, 128, 96)
+    assert torch.equal(argmax.sum(dim=1), torch.ones(2, 128, 96))
+    assert set(argmax.unique().tolist()) == {0.0, 1.0}
+
+
+def test_aggregate_subsets_and_methods_differ(capture):
+    full = aggregate(capture, size="latent_grid")[1]
+    one_step = aggregate(capture, timesteps="3", size="latent_grid")[1]
+    cross = aggregate(capture, method="cross_attention", size="latent_grid")[1]
+    assert not torch.allclose(full, one_step) and not torch.allclose(full, cross)
+
+
+@pytest.mark.parametrize("layers, timesteps, message", [
+    ("7", "all", r"HeatmapAggregate › layers: layer 7 is out of range: valid layers are 0-2"),
+    ("all", "9", r"HeatmapAggregate › timesteps: timestep 9 is out of range: valid timesteps are 0-3"),
+    ("x", "all", "HeatmapAggregate › layers: 'x' is not a layer index"),
+])
+def test_aggregate_rejects_uncaptured_selections(capture, layers, timesteps, message):
+    with pytest.raises(NodeInputError, match=message):
+        aggregate(capture, layers=layers, timesteps=timesteps)
+
+
+def test_overlay_labels_each_concept(capture):
+    maps = aggregate(capture)[4]
+    image = torch.full((2, 128, 96, 3), 0.5)
+    plain = HeatmapOverlay.execute(image, maps, 0.5, "plasma", False).args[0]
+    labelled = HeatmapOverlay.execute(image, maps, 0.5, "plasma", True).args[0]
+    assert plain.shape == labelled.shape == (6, 128, 96, 3)
+    corner = (labelled[:, :6, :20] - plain[:, :6, :20]).abs().amax()
+    assert corner > 0.2 and torch.equal(labelled[:, 64:], plain[:, 64:])
+    only_image = HeatmapOverlay.execute(image, maps, 0.0, "plasma", False).args[0]
+    assert torch.allclose(only_image, torch.full_like(only_image, 0.5))
+
+
+def test_overlay_rejects_a_mismatched_batch(capture):
+    maps = aggregate(capture)[4]
+    with pytest.raises(NodeInputError, match="HeatmapOverlay › image: 3 images for maps of 2"):
+        HeatmapOverlay.execute(torch.zeros(3, 64, 64, 3), maps, 0.5, "plasma", True)
+
+
+# Sampler errors and hygiene
+
+def sample(model, concepts, layers="default", timesteps="all", size=(16, 16), steps=4):
+    return ConceptAttentionSampler.execute(model, 0, steps, 1.0, "euler", "simple", conditioning(1), conditioning(2),
+                                           latent(1, *size), 1.0, concepts, layers, timesteps)
+
+
+@pytest.fixture(scope="module")
+def tiny_sdxl():
+    config = {"model_channels": 32, "use_linear_in_transformer": True, "transformer_depth": [0, 1], "context_dim": 64,
+              "adm_in_channels": 2816, "use_temporal_attention": False, "in_channels": 4, "out_channels": 4,
+              "num_res_blocks": [1, 1], "channel_mult": [1, 2], "transformer_depth_output": [0, 0, 1, 1],
+              "num_head_channels": 16, "transformer_depth_middle": 1, "use_spatial_transformer": True,
+              "legacy": False, "num_classes": "sequential", "image_size": 32}
+    model = comfy.supported_models.SDXL(config).get_model({})
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+
+
+def test_unsupported_model_lists_the_supported_families(tiny_sdxl, concepts):
+    with pytest.raises(NodeInputError, match=r"ConceptAttentionSampler › model: SDXL \(UNetModel\) is not a supported model; .*Flux 1"):
+        sample(tiny_sdxl, concepts)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(layers="3"), "ConceptAttentionSampler › layers: layer 3 is out of range: valid layers are 0-2 .*3 joint-attention blocks"),
+    (dict(layers="1-x"), "ConceptAttentionSampler › layers: '1-x' is not a layer index or range"),
+    (dict(timesteps="4"), r"ConceptAttentionSampler › timesteps: timestep 4 is out of range: valid timesteps are 0-3 .*runs 4 steps"),
+    (dict(size=(16, 15)), "ConceptAttentionSampler › latent_image: latent size 15x16 is not a multiple of the model's 2x2 patch; .*multiples of 16 px"),
+    (dict(concepts=None), "ConceptAttentionSampler › concepts: connect the output of a Concept Encode node"),
+])
+def test_sampler_rejects_bad_input(flux_dev, concepts, kwargs, message):
+    kwargs = {"concepts": concepts, **kwargs}
+    with pytest.raises(NodeInputError, match=message):
+        sample(flux_dev, **kwargs)
+
+
+def patch_state(model):
+    options = model.model_options
+    return (repr(options), repr(model.wrappers), repr(model.callbacks), repr(model.object_patches),
+            [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.model.modules()])
+
+
+def test_no_patch_remains_after_run_error_or_interrupt(flux_dev, concepts):
+    before = patch_state(flux_dev)
+    sample(flux_dev, concepts)
+    assert patch_state(flux_dev) == before
+    with pytest.raises(NodeInputError):
+        sample(flux_dev, concepts, layers="99")
+    assert patch_state(flux_dev) == before
+    comfy.model_management.interrupt_current_processing(True)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            sample(flux_dev, concepts)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    assert patch_state(flux_dev) == before
+    # and the model samples exactly as before
+    plain = comfy_nodes.common_ksampler(flux_dev, 0, 4, 1.0, "euler", "simple", conditioning(1), conditioning(2), latent())[0]
+    assert torch.equal(plain["samples"], sample(flux_dev, concepts).args[0]["samples"])
