@@ -48,8 +48,9 @@ class _Call:
         count = len(rows)
         embeddings = spec.concepts.embeddings.to(device=x.device, dtype=context.dtype)
         embeddings = embeddings.unsqueeze(0).expand(count, -1, -1)
-        if dm.txt_norm is not None:
-            embeddings = dm.txt_norm(embeddings)
+        txt_norm = getattr(dm, "txt_norm", None)      # ComfyUI 0.3.75 has no txt_norm
+        if txt_norm is not None:
+            embeddings = txt_norm(embeddings)
         self.stream = dm.txt_in(embeddings)                                  # [R, C, hidden]
         self.vec = self._modulation_vector(dm, x, timestep, guidance)         # [R, hidden]
         ids = torch.zeros(count, embeddings.shape[1], len(dm.params.axes_dim), device=x.device, dtype=torch.float32)

@@ -5,6 +5,7 @@ Standard library only for the HTTP side (urllib, json, subprocess, socket).
 """
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -73,7 +74,7 @@ def _write_scratch(root: Path) -> Path:
     custom_nodes = root / "custom_nodes"
     custom_nodes.mkdir()
     (custom_nodes / "ConceptAttention").symlink_to(REPO, target_is_directory=True)
-    for d in ("user", "output", "temp"):
+    for d in ("user", "input", "output", "temp"):
         (root / d).mkdir()
     config = root / "extra_model_paths.yaml"
     config.write_text(
@@ -97,7 +98,8 @@ def server(tmp_path_factory):
     log = root / "server.log"
     cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
            "--extra-model-paths-config", str(config),
-           "--output-directory", str(root / "output"), "--temp-directory", str(root / "temp"),
+           "--input-directory", str(root / "input"), "--output-directory", str(root / "output"),
+           "--temp-directory", str(root / "temp"),
            "--user-directory", str(root / "user"), "--database-url", f"sqlite:///{root / 'comfy.db'}",
            "--disable-api-nodes", "--disable-auto-launch"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -128,6 +130,8 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        # pytest keeps the last three base temps; the CLIP-L alone is 247 MB. The log stays.
+        shutil.rmtree(root / "models", ignore_errors=True)
 
 
 def test_object_info_lists_the_nodes(server):
