@@ -30,8 +30,13 @@ def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step
     except ValueError as e:
         raise NodeInputError(node, "timesteps", f"{e} (the sampler runs {step_count} steps)") from None
     spec = CaptureSpec(concepts=concepts, family=family.NAME, layers=chosen, steps=steps,
-                       pixels_per_latent=model.model.latent_format.spacial_downscale_ratio)
+                       pixels_per_latent=pixels_per_latent(model))
     return attach(model, family, spec)
+
+
+def pixels_per_latent(model) -> int:
+    # ComfyUI 0.3.75's latent formats do not state their downscale; it was 8 for every image VAE.
+    return getattr(model.model.latent_format, "spacial_downscale_ratio", 8)
 
 
 def check_latent_size(node: str, input_name: str, model, latent: dict):
@@ -39,6 +44,6 @@ def check_latent_size(node: str, input_name: str, model, latent: dict):
     patch = hooks.family_of(model).patch_size(model.model.diffusion_model)
     height, width = latent["samples"].shape[-2:]
     if height % patch or width % patch:
-        pixels = patch * model.model.latent_format.spacial_downscale_ratio
+        pixels = patch * pixels_per_latent(model)
         raise NodeInputError(node, input_name, f"latent size {width}x{height} is not a multiple of the model's "
                                                f"{patch}x{patch} patch; use an image width and height that are multiples of {pixels} px")

@@ -107,6 +107,7 @@ def server(tmp_path_factory):
         proc = subprocess.Popen(cmd, cwd=COMFYUI, stdout=log_file, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env)
     srv = Server(f"http://127.0.0.1:{port}", root / "output", log)
+    srv.unet = root / "models" / "diffusion_models" / UNET_NAME
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -182,6 +183,8 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_flux1_heatmaps_workflow(server):
+    if not tiny_models.stock_loader_fits(server.unet):
+        pytest.skip("this ComfyUI's UNETLoader builds Flux only at full size (24 heads), not the tiny test model")
     prompt = json.loads(WORKFLOW.read_text())
     by_type = {}
     for node_id, node in prompt.items():

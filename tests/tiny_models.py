@@ -8,6 +8,7 @@ Sizes respect what comfy/model_detection.py fixes for Flux: head dim 128
 context_in_dim / vec_in_dim are 64 to match the tiny text encoder below.
 """
 
+import dataclasses
 import types
 from pathlib import Path
 
@@ -64,9 +65,12 @@ def build_flux1(path, guidance=True, seed=0, config=None):
     import comfy.ldm.flux.model
     import safetensors.torch
 
+    # Older hosts (0.3.75) lack some parameters (txt_ids_dims); pass only those the host knows.
+    known = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
+    config = {k: v for k, v in (FLUX1_CONFIG if config is None else config).items() if k in known}
     torch.manual_seed(seed)
     model = comfy.ldm.flux.model.Flux(operations=_TORCH_OPS, dtype=torch.float32, device="cpu",
-                                      guidance_embed=guidance, **(FLUX1_CONFIG if config is None else config))
+                                      guidance_embed=guidance, **config)
     _init_uninitialised_(model, torch.Generator().manual_seed(seed))
     sd = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
     bad = [k for k, v in sd.items() if not torch.isfinite(v).all()]
@@ -84,13 +88,49 @@ def load_model(path, expect=None):
     """
     import comfy.sd
 
-    # fp32 explicitly: on CPU the loader would otherwise follow the stored/"optimal" dtype.
-    model = comfy.sd.load_diffusion_model(str(path), model_options={"dtype": torch.float32})
+    fits, sd, unet_config = _detect(path)
+    if fits:
+        # fp32 explicitly: on CPU the loader would otherwise follow the stored/"optimal" dtype.
+        model = comfy.sd.load_diffusion_model(str(path), model_options={"dtype": torch.float32})
+    else:
+        heads = unet_config["hidden_size"] // sum(unet_config["axes_dim"])
+        model = _load_at_tiny_size(sd, {**unet_config, "num_heads": heads})
     dm = model.model.diffusion_model
     assert next(dm.parameters()).dtype == torch.float32, next(dm.parameters()).dtype
     if expect is not None:
         assert model_kind(model) == expect, f"{path} detected as {model_kind(model)}, expected {expect}"
     return model
+
+
+def stock_loader_fits(path) -> bool:
+    """Whether the host's own loader (UNETLoader) builds this tiny Flux at its real
+    size: 0.33 derives the head count from the weights, 0.3.75 fixes it at 24."""
+    return _detect(path)[0]
+
+
+def _detect(path):
+    import comfy.model_detection
+    import comfy.utils
+
+    sd = comfy.utils.load_torch_file(str(path))
+    unet_config = comfy.model_detection.detect_unet_config(sd, "")
+    fits = unet_config["num_heads"] * sum(unet_config["axes_dim"]) == unet_config["hidden_size"]
+    return fits, sd, unet_config
+
+
+def _load_at_tiny_size(sd, unet_config):
+    """ComfyUI 0.3.75 detects Flux but fixes it at 24 heads (full size): build the
+    class it detects with the checkpoint's own head count, then load the weights."""
+    import comfy.model_detection
+    import comfy.model_management
+    import comfy.model_patcher
+
+    model_config = comfy.model_detection.model_config_from_unet_config(unet_config, sd)
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model(sd, "")
+    model.load_model_weights(sd, "")
+    cpu = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
 
 
 def model_kind(model) -> str:

