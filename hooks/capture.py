@@ -46,7 +46,7 @@ class Recorder:
         self.grid = None
         self.image_size = None
 
-    def step_of(self, sigma: torch.Tensor) -> int:
+    def step_of(self, sigma: float) -> int:
         """The sampler step an evaluation at `sigma` belongs to: the last schedule
         entry at or above it. Extra evaluations of multi-stage samplers count
         toward the step of their noise level (Heun's correction at sigma_i+1
@@ -54,25 +54,24 @@ class Recorder:
         if self.sample_sigmas is None:
             return 0
         schedule = self.sample_sigmas[:-1]
-        value = float(sigma.detach().flatten()[0])
-        at_or_above = int((schedule >= value * (1 - 1e-5)).sum())
+        at_or_above = int((schedule >= sigma * (1 - 1e-5)).sum())
         return min(max(at_or_above - 1, 0), len(schedule) - 1)
 
     def wants(self, step: int) -> bool:
         return self.spec.steps is None or step in self.spec.steps
 
     def add(self, step: int, sigma: float, grid: tuple, image_size: tuple, chunks: int, scores: dict):
-        """scores: {method: [L, chunks * B, C, P]} on any device (moved here, once per call).
+        """scores: {method: [L, chunks * B, C, P]} on the model's device.
         Several conditional chunks in one call (combined conditioning) are averaged."""
         if self.grid is None:
             self.grid, self.image_size = grid, image_size
         elif grid != self.grid:
             # Area conditioning runs the model on a crop: its patches are not the image's.
             return
-        moved = {}
-        for method, s in scores.items():
-            s = s.reshape(s.shape[0], chunks, -1, *s.shape[2:]).mean(dim=1)
-            moved[method] = s.to("cpu", torch.float32)
+        methods = list(scores)
+        stacked = torch.stack([scores[m] for m in methods])                  # [M, L, R, C, P]
+        stacked = stacked.reshape(*stacked.shape[:2], chunks, -1, *stacked.shape[3:]).mean(dim=2)
+        moved = dict(zip(methods, stacked.to("cpu", torch.float32).unbind()))  # one transfer per call
         self.entries.append((step, sigma, moved))
 
     def finish(self, result: ConceptAttention) -> ConceptAttention:

@@ -138,8 +138,11 @@ def diffusion_model_wrapper(spec: CaptureSpec):
                 transformer_options={}, **kwargs):
         recorder = transformer_options.get(KEY)
         rows, chunks = conditional_rows(transformer_options, x.shape[0]) if recorder else (None, 0)
-        step = recorder.step_of(transformer_options["sigmas"]) if rows is not None else None
-        if rows is None or not recorder.wants(step):
+        if rows is None:
+            return executor(x, timestep, context, y, guidance, ref_latents, control, transformer_options, **kwargs)
+        sigma = float(transformer_options["sigmas"].flatten()[0])
+        step = recorder.step_of(sigma)
+        if not recorder.wants(step):
             return executor(x, timestep, context, y, guidance, ref_latents, control, transformer_options, **kwargs)
         call = _Call(executor.class_obj, spec, rows, x, timestep, context, guidance)
         options = {**transformer_options, CALL_KEY: call}

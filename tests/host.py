@@ -72,6 +72,24 @@ def comfyui_version(path) -> str:
     return "unknown"
 
 
+def prepare(cpu: bool = True) -> Path:
+    """Make the host importable (ComfyUI's CPU mode unless cpu=False) and load this
+    extension as the package `concept_attention`, as tests and benchmarks use it."""
+    host = find_comfyui()
+    if str(host) not in sys.path:
+        sys.path.insert(0, str(host))
+    from comfy.cli_args import args
+    args.cpu = cpu
+    if "concept_attention" not in sys.modules:
+        # ComfyUI imports a custom node from its folder, whatever the folder is called.
+        spec = importlib.util.spec_from_file_location("concept_attention", REPO_ROOT / "__init__.py",
+                                                      submodule_search_locations=[str(REPO_ROOT)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["concept_attention"] = module
+        spec.loader.exec_module(module)
+    return host
+
+
 if __name__ == "__main__":
     try:
         host = find_comfyui()
