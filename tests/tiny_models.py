@@ -63,7 +63,6 @@ def build_flux1(path, guidance=True, seed=0, config=None):
     `config`: the Flux constructor arguments; FLUX1_CONFIG when None.
     """
     import comfy.ldm.flux.model
-    import safetensors.torch
 
     # Older hosts (0.3.75) lack some parameters (txt_ids_dims); pass only those the host knows.
     known = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
@@ -72,9 +71,16 @@ def build_flux1(path, guidance=True, seed=0, config=None):
     model = comfy.ldm.flux.model.Flux(operations=_TORCH_OPS, dtype=torch.float32, device="cpu",
                                       guidance_embed=guidance, **config)
     _init_uninitialised_(model, torch.Generator().manual_seed(seed))
-    sd = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
+    return _save(model.state_dict(), path, torch.float32)
+
+
+def _save(state_dict, path, dtype) -> Path:
+    """Save finite weights as safetensors in `dtype`."""
+    import safetensors.torch
+
+    sd = {k: v.detach().to(dtype).contiguous() for k, v in state_dict.items()}
     bad = [k for k, v in sd.items() if not torch.isfinite(v).all()]
-    assert not bad, f"non-finite tiny Flux weights: {bad}"
+    assert not bad, f"non-finite weights: {bad}"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     safetensors.torch.save_file(sd, str(path))
@@ -197,21 +203,15 @@ def build_clip_l(path, seed=0):
     Loads with the stock CLIPLoader, type "stable_diffusion"; cond (1, 77, 768), pooled (1, 768).
     Deterministic in `seed`; the global torch RNG is left as it was.
     """
-    import safetensors.torch
     import transformers
 
     config = transformers.CLIPTextConfig(**CLIP_L_CONFIG)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = transformers.CLIPTextModelWithProjection(config)
-    sd = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
-          if k != "text_model.embeddings.position_ids"}
-    bad = [k for k, v in sd.items() if not torch.isfinite(v).all()]
-    assert not bad, f"non-finite CLIP-L weights: {bad}"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file(sd, str(path))
-    return path
+    sd = model.state_dict()
+    sd.pop("text_model.embeddings.position_ids", None)
+    return _save(sd, path, torch.float16)
 
 
 def build_taef1(directory, seed=0):
@@ -221,7 +221,6 @@ def build_taef1(directory, seed=0):
     Returns (encoder path, decoder path).
     """
     import comfy.taesd.taesd
-    import safetensors.torch
 
     taesd = comfy.taesd.taesd.TAESD(latent_channels=16)
     gen = torch.Generator().manual_seed(seed)
@@ -232,8 +231,5 @@ def build_taef1(directory, seed=0):
         # comfy.ops layers skip init (torch.empty), so every parameter is filled, in name order.
         for name, p in sorted(module.named_parameters()):
             _fill_(p, name.rsplit(".", 1)[-1], gen)
-        sd = {k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}
-        path = directory / f"taef1_{part}.safetensors"
-        safetensors.torch.save_file(sd, str(path))
-        paths.append(path)
+        paths.append(_save(module.state_dict(), directory / f"taef1_{part}.safetensors", torch.float16))
     return tuple(paths)
