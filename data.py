@@ -20,11 +20,13 @@ class ConceptSet:
     """Concept words and one embedding per word, in the text encoder's output space.
 
     embeddings: [C, D] fp32 on the CPU, one row per word (the word's first token,
-    or the mean of its tokens, as `pooling` says).
+    or the mean of its tokens, as `pooling` says). empty_prompt: the same text
+    encoder's CONDITIONING of "", the prompt with which existing images are read.
     """
     words: tuple
     embeddings: torch.Tensor = field(repr=False)
     pooling: str = "first_token"
+    empty_prompt: list = field(default=None, repr=False)
 
     def __len__(self):
         return len(self.words)
@@ -59,6 +61,17 @@ class ConceptAttention:
     @property
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.scores.values())
+
+    @classmethod
+    def concatenate(cls, captures: list) -> "ConceptAttention":
+        """One capture holding the evaluations of several runs (e.g. noise samples)."""
+        first = captures[0]
+        out = cls(concepts=first.concepts, family=first.family, layers=first.layers, grid=first.grid,
+                  image_size=first.image_size, batch_size=first.batch_size)
+        out.steps = tuple(s for c in captures for s in c.steps)
+        out.sigmas = tuple(s for c in captures for s in c.sigmas)
+        out.scores = {m: torch.cat([c.scores[m] for c in captures]) for m in first.scores}
+        return out
 
     def replace_with(self, other: "ConceptAttention"):
         """Take over another capture's content (a re-run replaces the maps)."""

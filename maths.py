@@ -68,6 +68,44 @@ def argmax_masks(maps: torch.Tensor) -> torch.Tensor:
     return F.one_hot(winner, maps.shape[1]).movedim(-1, 1).to(maps.dtype)
 
 
+def blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of [B, C, H, W] maps with standard deviation `sigma` pixels
+    (separable, edges reflected); sigma <= 0 returns the maps unchanged."""
+    if sigma <= 0:
+        return maps
+    radius = max(1, min(int(3 * sigma + 0.5), min(maps.shape[-2:]) - 1))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=maps.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    batch, count, height, width = maps.shape
+    flat = maps.float().reshape(batch * count, 1, height, width)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
+    return flat.reshape(batch, count, height, width)
+
+
+def threshold_masks(maps: torch.Tensor, value=None) -> torch.Tensor:
+    """{0, 1} masks: map > value, or map > its own mean when value is None
+    (the paper's binary segmentation). maps: [B, C, H, W]."""
+    cut = maps.mean(dim=(-2, -1), keepdim=True) if value is None else value
+    return (maps > cut).to(maps.dtype)
+
+
+def grow(masks: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Dilate {0, 1} masks [B, C, H, W] by `pixels` (a square neighbourhood);
+    negative values erode. 0 returns the masks unchanged."""
+    if pixels == 0:
+        return masks
+    size = 2 * abs(pixels) + 1
+    batch, count, height, width = masks.shape
+    flat = masks.reshape(batch * count, 1, height, width)
+    if pixels > 0:
+        flat = F.max_pool2d(flat, size, stride=1, padding=abs(pixels))
+    else:
+        flat = -F.max_pool2d(-flat, size, stride=1, padding=abs(pixels))
+    return flat.reshape(batch, count, height, width)
+
+
 # Colour maps as evenly spaced anchor colours (matplotlib's, sampled at 9 points),
 # linearly interpolated: close to the originals and free of any plotting dependency.
 _COLORMAPS = {

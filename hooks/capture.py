@@ -21,6 +21,7 @@ KEY = "concept_attention"
 # transformer_options key of the per-model-call state a family module sets up.
 CALL_KEY = "concept_attention_call"
 OUTER_SAMPLE = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
+PREDICT_NOISE = comfy.patcher_extension.WrappersMP.PREDICT_NOISE
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,27 @@ class Recorder:
         self.entries = []   # (step, sigma, {method: [L, B, C, P]})
         self.grid = None
         self.image_size = None
+        # Only the sampler's own conditional pass of each prediction is recorded, not
+        # the extra passes of guidance tricks (skip-layer guidance, PAG) that follow it.
+        self.awaiting_pass = False
+
+    def begin_prediction(self):
+        self.awaiting_pass = True
+
+    def claim(self, transformer_options: dict, batch: int):
+        """(rows, chunks, step, sigma) when this model call is the conditional pass
+        to record, else None. rows: indices of the conditional batch rows."""
+        if not self.awaiting_pass:
+            return None
+        rows, chunks = conditional_rows(transformer_options, batch)
+        if rows is None:
+            return None
+        sigma = float(transformer_options["sigmas"].flatten()[0])
+        step = self.step_of(sigma)
+        if self.spec.steps is not None and step not in self.spec.steps:
+            return None
+        self.awaiting_pass = False
+        return rows, chunks, step, sigma
 
     def step_of(self, sigma: float) -> int:
         """The sampler step an evaluation at `sigma` belongs to: the last schedule
@@ -56,9 +78,6 @@ class Recorder:
         schedule = self.sample_sigmas[:-1]
         at_or_above = int((schedule >= sigma * (1 - 1e-5)).sum())
         return min(max(at_or_above - 1, 0), len(schedule) - 1)
-
-    def wants(self, step: int) -> bool:
-        return self.spec.steps is None or step in self.spec.steps
 
     def add(self, step: int, sigma: float, grid: tuple, image_size: tuple, chunks: int, scores: dict):
         """scores: {method: [L, chunks * B, C, P]} on the model's device.
@@ -132,6 +151,13 @@ def outer_sample_wrapper(spec: CaptureSpec, result: ConceptAttention):
     return wrapper
 
 
+def predict_noise_wrapper(executor, x, timestep, model_options={}, seed=None):
+    recorder = model_options.get("transformer_options", {}).get(KEY)
+    if recorder is not None:
+        recorder.begin_prediction()
+    return executor(x, timestep, model_options, seed)
+
+
 def attach(model, family, spec: CaptureSpec) -> tuple:
     """A clone of `model` that captures ConceptAttention while any sampler runs
     it, and the CONCEPT_ATTN object that each run fills."""
@@ -139,5 +165,7 @@ def attach(model, family, spec: CaptureSpec) -> tuple:
     patched = model.clone()
     patched.remove_wrappers_with_key(OUTER_SAMPLE, KEY)
     patched.add_wrapper_with_key(OUTER_SAMPLE, KEY, outer_sample_wrapper(spec, result))
+    patched.remove_wrappers_with_key(PREDICT_NOISE, KEY)
+    patched.add_wrapper_with_key(PREDICT_NOISE, KEY, predict_noise_wrapper)
     family.attach(patched, spec)
     return patched, result

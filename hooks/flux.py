@@ -14,7 +14,7 @@ from comfy.ldm.flux.layers import apply_mod, timestep_embedding
 from comfy.ldm.modules.attention import attention_pytorch
 
 from .. import maths
-from .capture import CALL_KEY, KEY, CaptureSpec, conditional_rows, with_attention_tap
+from .capture import CALL_KEY, KEY, CaptureSpec, with_attention_tap
 
 DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
 NAME = "Flux 1"
@@ -137,18 +137,14 @@ def diffusion_model_wrapper(spec: CaptureSpec):
     def wrapper(executor, x, timestep, context, y=None, guidance=None, ref_latents=None, control=None,
                 transformer_options={}, **kwargs):
         recorder = transformer_options.get(KEY)
-        rows, chunks = conditional_rows(transformer_options, x.shape[0]) if recorder else (None, 0)
-        if rows is None:
+        claim = recorder.claim(transformer_options, x.shape[0]) if recorder is not None else None
+        if claim is None:
             return executor(x, timestep, context, y, guidance, ref_latents, control, transformer_options, **kwargs)
-        sigma = float(transformer_options["sigmas"].flatten()[0])
-        step = recorder.step_of(sigma)
-        if not recorder.wants(step):
-            return executor(x, timestep, context, y, guidance, ref_latents, control, transformer_options, **kwargs)
+        rows, chunks, step, sigma = claim
         call = _Call(executor.class_obj, spec, rows, x, timestep, context, guidance)
         options = {**transformer_options, CALL_KEY: call}
         out = executor(x, timestep, context, y, guidance, ref_latents, control, options, **kwargs)
         image_size = (x.shape[-2] * spec.pixels_per_latent, x.shape[-1] * spec.pixels_per_latent)
-        sigma = float(transformer_options["sigmas"].flatten()[0])
         recorder.add(step, sigma, call.grid, image_size, chunks, call.stacked_scores())
         return out
     return wrapper

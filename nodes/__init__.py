@@ -2,11 +2,14 @@
 from comfy_api.latest import ComfyExtension, io
 
 from .aggregate import HeatmapAggregate
+from .apply import ConceptAttentionApply
 from .encode import ConceptEncode
+from .encode_image import ConceptAttentionEncodeImage
 from .overlay import HeatmapOverlay
 from .sampler import ConceptAttentionSampler
 
-NODES = [ConceptEncode, ConceptAttentionSampler, HeatmapAggregate, HeatmapOverlay]
+NODES = [ConceptEncode, ConceptAttentionSampler, ConceptAttentionApply, ConceptAttentionEncodeImage,
+         HeatmapAggregate, HeatmapOverlay]
 
 
 class ConceptAttentionExtension(ComfyExtension):

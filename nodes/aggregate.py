@@ -9,6 +9,7 @@ from .types import CATEGORY, ConceptAttn, ConceptMaps as ConceptMapsType
 
 NODE = "HeatmapAggregate"
 OUTPUT_SIZES = ("image", "latent_grid")
+THRESHOLD_MODES = ("mean", "fixed")
 LAYOUT = "Batches are image-major: image 0's concepts in order, then image 1's, and so on."
 
 
@@ -36,6 +37,19 @@ class HeatmapAggregate(io.ComfyNode):
                 io.Combo.Input("output_size", options=OUTPUT_SIZES, default="image",
                                tooltip="image: the decoded image's size, upsampled bilinearly. latent_grid: one pixel per patch."),
                 io.Combo.Input("colormap", options=maths.COLORMAPS, default="plasma", tooltip="Colours of the heatmap images."),
+                io.Float.Input("blur", default=0.0, min=0.0, max=64.0, step=0.5,
+                               tooltip="Gaussian blur of the maps, in output pixels (standard deviation), before the masks "
+                                       "are made. 0: none."),
+                io.Combo.Input("threshold_mode", options=THRESHOLD_MODES, default="mean",
+                               tooltip="threshold_masks: mean keeps pixels above the map's own mean (the paper's binary "
+                                       "segmentation); fixed keeps pixels above `threshold`."),
+                io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="The cut for threshold_mode fixed, on the normalised 0..1 maps."),
+                io.Int.Input("grow", default=0, min=-256, max=256,
+                             tooltip="Grow (positive) or shrink (negative) the argmax and threshold masks by this many pixels."),
+                io.Latent.Input("after", optional=True,
+                                tooltip="Connect the sampler's LATENT here when the maps come from ConceptAttention Apply, "
+                                        "so that this node runs after the sampler that fills them."),
             ],
             outputs=[
                 io.Image.Output(display_name="heatmaps", tooltip="Coloured heatmaps, one per (image, concept). " + LAYOUT),
@@ -43,13 +57,16 @@ class HeatmapAggregate(io.ComfyNode):
                 io.Mask.Output(display_name="argmax_masks",
                                tooltip="Segmentation: each pixel belongs to the concept with the highest map, so the masks "
                                        "of an image do not overlap and cover it. " + LAYOUT),
+                io.Mask.Output(display_name="threshold_masks",
+                               tooltip="Binary masks: each map above its mean or a fixed threshold. " + LAYOUT),
                 io.String.Output(display_name="labels", tooltip="The concept of each map, one per line, in batch order."),
                 ConceptMapsType.Output(display_name="maps", tooltip="The normalised maps with their words, for Heatmap Overlay."),
             ],
         )
 
     @classmethod
-    def execute(cls, concept_attn, layers, timesteps, method, normalization, output_size, colormap) -> io.NodeOutput:
+    def execute(cls, concept_attn, layers, timesteps, method, normalization, output_size, colormap,
+                blur=0.0, threshold_mode="mean", threshold=0.5, grow=0, after=None) -> io.NodeOutput:
         capture = concept_attn
         try:
             layer_subset = _subset(layers, capture.layers, "layer")
@@ -64,20 +81,22 @@ class HeatmapAggregate(io.ComfyNode):
         except SelectionError as e:
             raise NodeInputError(NODE, "layers" if e.what == "layer" else "timesteps", str(e)) from None
         except ValueError as e:
-            raise NodeInputError(NODE, "concept_attn", str(e)) from None
+            raise NodeInputError(NODE, "concept_attn", f"{e}. With ConceptAttention Apply, connect the sampler's "
+                                                       "LATENT to `after` so that this node runs after it") from None
         if output_size == "image":
             maps = maths.resize(maps, capture.image_size)
+        maps = maths.blur(maps, blur)
         soft = maths.normalize(maps, normalization)
-        argmax = maths.argmax_masks(maps)
+        argmax = maths.grow(maths.argmax_masks(maps), grow)
+        thresholded = maths.grow(maths.threshold_masks(soft, threshold if threshold_mode == "fixed" else None), grow)
         batch, concepts, height, width = maps.shape
         labels = "\n".join(w for _ in range(batch) for w in capture.concepts)
-        return io.NodeOutput(
-            maths.colorize(soft, colormap).reshape(batch * concepts, height, width, 3),
-            soft.reshape(batch * concepts, height, width),
-            argmax.reshape(batch * concepts, height, width),
-            labels,
-            ConceptMaps(words=tuple(capture.concepts), maps=soft),
-        )
+
+        def as_batch(t):
+            return t.reshape(batch * concepts, height, width, *t.shape[4:])
+
+        return io.NodeOutput(as_batch(maths.colorize(soft, colormap)), as_batch(soft), as_batch(argmax),
+                             as_batch(thresholded), labels, ConceptMaps(words=tuple(capture.concepts), maps=soft))
 
 
 def _subset(text: str, captured: tuple, what: str):

@@ -42,7 +42,9 @@ class ConceptEncode(io.ComfyNode):
         if clip is None:
             raise NodeInputError(NODE, "clip", "no text encoder is connected; load one with a CLIP loader")
         embeddings = torch.stack([_encode_word(clip, word, pooling) for word in words])
-        return io.NodeOutput(ConceptSet(words=words, embeddings=embeddings, pooling=pooling))
+        # The paper reads existing images with an empty prompt and guidance 0.
+        empty_prompt = clip.encode_from_tokens_scheduled(clip.tokenize(""), add_dict={"guidance": 0.0})
+        return io.NodeOutput(ConceptSet(words=words, embeddings=embeddings, pooling=pooling, empty_prompt=empty_prompt))
 
 
 def _encode_word(clip, word: str, pooling: str) -> torch.Tensor:

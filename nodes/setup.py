@@ -11,8 +11,13 @@ TIMESTEPS_TOOLTIP = ("Sampler steps to capture: \"all\", a range \"2-5\" or a li
                      "(0 is the first, noisiest step).")
 
 
-def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step_count: int):
-    """Check the inputs against the model and return (patched clone, CONCEPT_ATTN)."""
+# Without a known step count (a patched model for any sampler), indices up to this are accepted.
+MAX_STEPS = 10000
+
+
+def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step_count: int = None):
+    """Check the inputs against the model (and the sampler's step count, when
+    known) and return (patched clone, CONCEPT_ATTN)."""
     try:
         family = hooks.family_of(model)
     except hooks.UnsupportedModelError as e:
@@ -26,9 +31,10 @@ def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step
     except ValueError as e:
         raise NodeInputError(node, "layers", f"{e} ({family.NAME} model with {count} joint-attention blocks)") from None
     try:
-        steps = None if timesteps.strip().lower() == "all" else parse_indices(timesteps, step_count, "timestep")
+        steps = None if timesteps.strip().lower() == "all" else parse_indices(timesteps, step_count or MAX_STEPS, "timestep")
     except ValueError as e:
-        raise NodeInputError(node, "timesteps", f"{e} (the sampler runs {step_count} steps)") from None
+        runs = f" (the sampler runs {step_count} steps)" if step_count else ""
+        raise NodeInputError(node, "timesteps", f"{e}{runs}") from None
     spec = CaptureSpec(concepts=concepts, family=family.NAME, layers=chosen, steps=steps,
                        pixels_per_latent=pixels_per_latent(model))
     return attach(model, family, spec)
@@ -39,11 +45,15 @@ def pixels_per_latent(model) -> int:
     return getattr(model.model.latent_format, "spacial_downscale_ratio", 8)
 
 
+def pixels_per_patch(model) -> int:
+    return hooks.family_of(model).patch_size(model.model.diffusion_model) * pixels_per_latent(model)
+
+
 def check_latent_size(node: str, input_name: str, model, latent: dict):
     """Maps need whole patches: refuse latents whose size is not a multiple of the patch."""
     patch = hooks.family_of(model).patch_size(model.model.diffusion_model)
     height, width = latent["samples"].shape[-2:]
     if height % patch or width % patch:
-        pixels = patch * pixels_per_latent(model)
         raise NodeInputError(node, input_name, f"latent size {width}x{height} is not a multiple of the model's "
-                                               f"{patch}x{patch} patch; use an image width and height that are multiples of {pixels} px")
+                                               f"{patch}x{patch} patch; use an image width and height that are "
+                                               f"multiples of {pixels_per_patch(model)} px")

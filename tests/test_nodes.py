@@ -26,8 +26,10 @@ def capture(flux_dev, concepts):
     return run_capture(flux_dev, concepts, batch=2, size=(16, 12))[1]
 
 
-def aggregate(capture, layers="all", timesteps="all", method="concept_attention", normalization="per_concept", size="image"):
-    return HeatmapAggregate.execute(capture, layers, timesteps, method, normalization, size, "plasma").args
+def aggregate(capture, layers="all", timesteps="all", method="concept_attention", normalization="per_concept",
+              size="image", **masks):
+    """(heatmaps, soft_masks, argmax_masks, threshold_masks, labels, maps)"""
+    return HeatmapAggregate.execute(capture, layers, timesteps, method, normalization, size, "plasma", **masks).args
 
 
 # ConceptEncode
@@ -71,7 +73,7 @@ def test_encode_needs_a_working_text_encoder(flux_clip):
 # HeatmapAggregate and HeatmapOverlay
 
 def test_aggregate_outputs_are_image_major_batches(capture):
-    heatmaps, soft, argmax, labels, maps = aggregate(capture)
+    heatmaps, soft, argmax, _, labels, maps = aggregate(capture)
     assert heatmaps.shape == (6, 128, 96, 3) and soft.shape == argmax.shape == (6, 128, 96)
     assert labels.splitlines() == ["dragon", "rock", "sky"] * 2
     assert soft.min() >= 0 and soft.max() <= 1
@@ -79,7 +81,7 @@ def test_aggregate_outputs_are_image_major_batches(capture):
     assert torch.allclose(maps.maps[1, 2].mean(), soft[5].mean())
     # per-concept normalisation stretches every map to the full 0..1 range
     assert torch.allclose(soft.flatten(1).amax(dim=1), torch.ones(6))
-    _, joint, argmax, _, _ = aggregate(capture, normalization="joint", size="latent_grid")
+    _, joint, argmax, _, _, _ = aggregate(capture, normalization="joint", size="latent_grid")
     assert joint.shape == argmax.shape == (6, 8, 6)
     # joint normalisation keeps the ranking of concepts; argmax follows the raw maps
     assert torch.equal(joint.reshape(2, 3, 8, 6).argmax(dim=1), expected.argmax(dim=1))
@@ -110,7 +112,7 @@ def test_aggregate_rejects_uncaptured_selections(capture, layers, timesteps, mes
 
 
 def test_overlay_labels_each_concept(capture):
-    maps = aggregate(capture)[4]
+    maps = aggregate(capture)[5]
     image = torch.full((2, 128, 96, 3), 0.5)
     plain = HeatmapOverlay.execute(image, maps, 0.5, "plasma", False).args[0]
     labelled = HeatmapOverlay.execute(image, maps, 0.5, "plasma", True).args[0]
@@ -122,7 +124,7 @@ def test_overlay_labels_each_concept(capture):
 
 
 def test_overlay_rejects_a_mismatched_batch(capture):
-    maps = aggregate(capture)[4]
+    maps = aggregate(capture)[5]
     with pytest.raises(NodeInputError, match="HeatmapOverlay › image: 3 images for maps of 2"):
         HeatmapOverlay.execute(torch.zeros(3, 64, 64, 3), maps, 0.5, "plasma", True)
 

@@ -1,0 +1,36 @@
+"""ConceptAttentionApply: a patched MODEL for any sampler node, and the CONCEPT_ATTN it fills."""
+from comfy_api.latest import io
+
+from .setup import LAYERS_TOOLTIP, TIMESTEPS_TOOLTIP, attach_capture
+from .types import CATEGORY, ConceptAttn, Concepts
+
+NODE = "ConceptAttentionApply"
+
+
+class ConceptAttentionApply(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=NODE,
+            display_name="ConceptAttention Apply",
+            category=CATEGORY,
+            description="Patches a model so that whichever sampler runs it (KSampler, KSamplerAdvanced, "
+                        "SamplerCustomAdvanced, ...) records ConceptAttention maps. Connect that sampler's LATENT "
+                        "to Heatmap Aggregate's `after` input so the maps are read after they are made.",
+            inputs=[
+                io.Model.Input("model", tooltip="A Flux 1 model. It is not changed: the patch goes on a clone."),
+                Concepts.Input("concepts", tooltip="Concepts from a Concept Encode node."),
+                io.String.Input("layers", default="default", tooltip=LAYERS_TOOLTIP),
+                io.String.Input("timesteps", default="all", tooltip=TIMESTEPS_TOOLTIP),
+            ],
+            outputs=[
+                io.Model.Output(display_name="MODEL", tooltip="The model with the capture; sample with it as usual."),
+                ConceptAttn.Output(display_name="concept_attn",
+                                   tooltip="Filled by each sampling run of the MODEL output (a new run replaces it)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, concepts, layers, timesteps) -> io.NodeOutput:
+        patched, capture = attach_capture(NODE, model, concepts, layers, timesteps)
+        return io.NodeOutput(patched, capture)

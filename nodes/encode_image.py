@@ -1,0 +1,80 @@
+"""ConceptAttentionEncodeImage: maps for an existing image, from one noised forward pass per sample."""
+import dataclasses
+
+import torch
+
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+from comfy_api.latest import io
+
+from ..data import ConceptAttention
+from ..errors import NodeInputError
+from .setup import LAYERS_TOOLTIP, attach_capture, pixels_per_patch
+from .types import CATEGORY, ConceptAttn, Concepts
+
+NODE = "ConceptAttentionEncodeImage"
+
+
+class ConceptAttentionEncodeImage(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=NODE,
+            display_name="ConceptAttention Encode Image",
+            category=CATEGORY,
+            description="Heatmaps for an image you already have: the image is encoded, noised to the chosen level "
+                        "and read by the model in one forward pass per noise sample (no sampling loop).",
+            inputs=[
+                io.Model.Input("model", tooltip="A Flux 1 model. It is not changed."),
+                io.Vae.Input("vae", tooltip="The model's VAE, to encode the image."),
+                io.Image.Input("image", tooltip="The images to read; any size and aspect ratio. Each gets its own maps."),
+                Concepts.Input("concepts", tooltip="Concepts from a Concept Encode node."),
+                io.Float.Input("noise_level", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="How much noise is mixed in before the pass (flow models: x = t*noise + (1-t)*image). "
+                                       "0.5 is the middle of a 4-step schedule, as the paper."),
+                io.Int.Input("noise_samples", default=1, min=1, max=64,
+                             tooltip="Forward passes with different noise; their maps are averaged."),
+                io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
+                             tooltip="Seed of the first noise sample (the others use seed+1, seed+2, ...)."),
+                io.String.Input("layers", default="default", tooltip=LAYERS_TOOLTIP),
+                io.Conditioning.Input("positive", optional=True,
+                                      tooltip="A prompt describing the image. Empty (the paper's setting) when not connected."),
+            ],
+            outputs=[ConceptAttn.Output(display_name="concept_attn",
+                                        tooltip="The captured scores; turn them into heatmaps and masks with Heatmap Aggregate.")],
+        )
+
+    @classmethod
+    def execute(cls, model, vae, image, concepts, noise_level, noise_samples, seed, layers, positive=None) -> io.NodeOutput:
+        patched, capture = attach_capture(NODE, model, concepts, layers, "all", step_count=1)
+        if positive is None:
+            if concepts.empty_prompt is None:
+                raise NodeInputError(NODE, "positive", "these concepts carry no empty-prompt conditioning; "
+                                                       "connect a prompt conditioning here")
+            positive = concepts.empty_prompt
+        latent = vae.encode(_fit_to_patches(image[..., :3], pixels_per_patch(model)))
+        guider = comfy.samplers.CFGGuider(patched)
+        guider.inner_set_conds({"positive": positive})
+        guider.set_cfg(1.0)
+        sampler = comfy.samplers.sampler_object("euler")
+        # One euler step from noise_level to 0 is exactly one model evaluation at noise_level.
+        sigmas = torch.tensor([noise_level, 0.0])
+        samples = []
+        for n in range(noise_samples):
+            noise = comfy.sample.prepare_noise(latent, seed + n)
+            guider.sample(noise, latent, sampler, sigmas, disable_pbar=True, seed=seed + n)
+            samples.append(dataclasses.replace(capture))
+        capture.replace_with(ConceptAttention.concatenate(samples))
+        capture.image_size = tuple(image.shape[1:3])
+        return io.NodeOutput(capture)
+
+
+def _fit_to_patches(pixels: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Resize [B, H, W, 3] to the nearest multiple of `multiple` on each side (at least
+    one patch): the aspect ratio is kept up to half a patch, never squashed to a square."""
+    height, width = pixels.shape[1:3]
+    target = [max(multiple, round(side / multiple) * multiple) for side in (height, width)]
+    if target == [height, width]:
+        return pixels
+    return comfy.utils.common_upscale(pixels.movedim(-1, 1), target[1], target[0], "bilinear", "disabled").movedim(1, -1)
