@@ -40,9 +40,9 @@ class CaptureSpec:
 class Recorder:
     """Collects one sampling run's scores, evaluation by evaluation, on the CPU."""
 
-    def __init__(self, spec: CaptureSpec, sample_sigmas: torch.Tensor = None):
+    def __init__(self, spec: CaptureSpec, sample_sigmas: torch.Tensor):
         self.spec = spec
-        self.sample_sigmas = None if sample_sigmas is None else sample_sigmas.detach().float().cpu()
+        self.sample_sigmas = sample_sigmas.detach().float().cpu()
         self.entries = []   # (step, sigma, {method: [L, B, C, P]})
         self.grid = None
         self.image_size = None
@@ -73,8 +73,6 @@ class Recorder:
         entry at or above it. Extra evaluations of multi-stage samplers count
         toward the step of their noise level (Heun's correction at sigma_i+1
         toward step i+1)."""
-        if self.sample_sigmas is None:
-            return 0
         schedule = self.sample_sigmas[:-1]
         at_or_above = int((schedule >= sigma * (1 - 1e-5)).sum())
         return min(max(at_or_above - 1, 0), len(schedule) - 1)
@@ -93,9 +91,9 @@ class Recorder:
         moved = dict(zip(methods, stacked.to("cpu", torch.float32).unbind()))  # one transfer per call
         self.entries.append((step, sigma, moved))
 
-    def finish(self, result: ConceptAttention) -> ConceptAttention:
-        """Fill a fresh ConceptAttention like `result` with what was recorded."""
-        out = ConceptAttention(concepts=result.concepts, family=result.family, layers=self.spec.layers)
+    def finish(self) -> ConceptAttention:
+        """What was recorded, as a CONCEPT_ATTN."""
+        out = new_capture(self.spec)
         if not self.entries:
             return out
         out.grid, out.image_size = self.grid, self.image_size
@@ -104,6 +102,10 @@ class Recorder:
         out.scores = {m: torch.stack([e[2][m] for e in self.entries]) for m in self.entries[0][2]}
         out.batch_size = next(iter(out.scores.values())).shape[2]
         return out
+
+
+def new_capture(spec: CaptureSpec) -> ConceptAttention:
+    return ConceptAttention(concepts=spec.concepts.words, family=spec.family, layers=spec.layers)
 
 
 def conditional_rows(transformer_options: dict, batch: int):
@@ -146,7 +148,7 @@ def outer_sample_wrapper(spec: CaptureSpec, result: ConceptAttention):
             out = executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
         finally:
             guider.model_options = original
-        result.replace_with(recorder.finish(result))
+        result.replace_with(recorder.finish())
         return out
     return wrapper
 
@@ -161,7 +163,7 @@ def predict_noise_wrapper(executor, x, timestep, model_options={}, seed=None):
 def attach(model, family, spec: CaptureSpec) -> tuple:
     """A clone of `model` that captures ConceptAttention while any sampler runs
     it, and the CONCEPT_ATTN object that each run fills."""
-    result = ConceptAttention(concepts=spec.concepts.words, family=spec.family, layers=spec.layers)
+    result = new_capture(spec)
     patched = model.clone()
     patched.remove_wrappers_with_key(OUTER_SAMPLE, KEY)
     patched.add_wrapper_with_key(OUTER_SAMPLE, KEY, outer_sample_wrapper(spec, result))
