@@ -3,13 +3,14 @@ from comfy_api.latest import ComfyExtension, io
 
 from .aggregate import HeatmapAggregate
 from .apply import ConceptAttentionApply
+from .demo import ConceptAttentionDemoModel
 from .encode import ConceptEncode
 from .encode_image import ConceptAttentionEncodeImage
 from .overlay import HeatmapOverlay
 from .sampler import ConceptAttentionSampler
 
 NODES = [ConceptEncode, ConceptAttentionSampler, ConceptAttentionApply, ConceptAttentionEncodeImage,
-         HeatmapAggregate, HeatmapOverlay]
+         HeatmapAggregate, HeatmapOverlay, ConceptAttentionDemoModel]
 
 
 class ConceptAttentionExtension(ComfyExtension):

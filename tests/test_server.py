@@ -1,5 +1,6 @@
 """End to end through a real ComfyUI server: the extension loads from outside the
-ComfyUI tree, and workflows/api/flux1_heatmaps.json runs over HTTP on tiny models.
+ComfyUI tree, workflows/api/flux1_heatmaps.json and every UI-format example workflow
+in workflows/ run over HTTP on tiny models.
 
 Standard library only for the HTTP side (urllib, json, subprocess, socket).
 """
@@ -12,15 +13,22 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 import host
 import tiny_models
+import workflow_format
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+import make_workflows  # noqa: E402
+import render_thumbnails  # noqa: E402
+
 COMFYUI = host.find_comfyui()  # the same host conftest puts on sys.path
 WORKFLOW = REPO / "workflows" / "api" / "flux1_heatmaps.json"
 NODES = ("ConceptEncode", "ConceptAttentionSampler", "HeatmapAggregate", "HeatmapOverlay")
@@ -92,7 +100,12 @@ def _write_scratch(root: Path) -> Path:
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("comfy_server")
     started = time.monotonic()
-    config = _write_scratch(root)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the server below
+    try:
+        config = _write_scratch(root)
+    finally:
+        torch.set_num_threads(threads)
     built = time.monotonic()
     port = _free_port()
     log = root / "server.log"
@@ -102,12 +115,15 @@ def server(tmp_path_factory):
            "--temp-directory", str(root / "temp"),
            "--user-directory", str(root / "user"), "--database-url", f"sqlite:///{root / 'comfy.db'}",
            "--disable-api-nodes", "--disable-auto-launch"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # One thread unless told otherwise: the models are tiny, and on a busy CPU (a training job)
+    # torch's threads wait on each other. This module on 2 busy cores: 19 s, against 82 s with 2 threads.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(cmd, cwd=COMFYUI, stdout=log_file, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env)
     srv = Server(f"http://127.0.0.1:{port}", root / "output", log)
     srv.unet = root / "models" / "diffusion_models" / UNET_NAME
+    srv.input = root / "input"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -209,3 +225,200 @@ def test_flux1_heatmaps_workflow(server):
     assert on_disk["concept_heatmaps"] == sorted(heatmaps) and on_disk["concept_overlays"] == sorted(overlays)
     for path in heatmaps + overlays + decoded:
         assert _png_size(path) == (WIDTH, HEIGHT), path
+
+
+# ---------------------------------------------------------------------------
+# The UI-format example workflows (workflows/*.json, written by tools/make_workflows.py).
+
+# Images each output node (by title) gives for one generated image and the workflow's concepts.
+UI_OUTPUTS = {
+    "flux1_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3, "Preview Segmentation": 3},
+    "flux1_heatmaps_of_an_image": {"Save Overlays": 4, "Save Heatmaps": 4},
+    "flux1_mask_the_sky_and_inpaint": {"Save Original": 1, "Preview Sky Mask": 1, "Save New Sky": 1},
+    "flux1_apply_with_sampler_custom_advanced": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3},
+}
+UI_WORKFLOWS = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
+# Small and short: the module has to stay quick on a 2-core CPU that may be busy.
+UI_WIDTH, UI_HEIGHT, UI_STEPS = 128, 96, 2
+INPUT_SIZE = (120, 88)  # the picture given to LoadImage: not a multiple of 16 on purpose
+
+
+def test_every_ui_workflow_has_expectations_and_a_thumbnail():
+    assert set(UI_WORKFLOWS) == set(UI_OUTPUTS) == set(make_workflows.WORKFLOWS), UI_WORKFLOWS
+    for name in UI_WORKFLOWS:
+        ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
+        assert ui["version"] == 0.4 and ui["nodes"] and ui["links"], name
+        assert (REPO / "workflows" / f"{name}.jpg").is_file(), f"{name}.jpg: run tools/render_thumbnails.py"
+        # The fields the frontend's schema requires, and links that agree with both of their ends.
+        nodes = {n["id"]: n for n in ui["nodes"]}
+        for node in nodes.values():
+            assert {"id", "type", "pos", "size", "flags", "order", "mode", "properties"} <= set(node), node
+            assert len(node["pos"]) == len(node["size"]) == 2 and node["mode"] == 0, node
+        for link_id, origin, origin_slot, target, target_slot, kind in ui["links"]:
+            assert link_id in nodes[origin]["outputs"][origin_slot]["links"], (name, link_id)
+            assert nodes[target]["inputs"][target_slot]["link"] == link_id, (name, link_id)
+            assert nodes[origin]["outputs"][origin_slot]["type"] == kind == nodes[target]["inputs"][target_slot]["type"]
+        assert ui["last_node_id"] == max(nodes) and ui["last_link_id"] == max(link[0] for link in ui["links"])
+
+
+def _write_png(path: Path, size) -> None:
+    from PIL import Image
+
+    width, height = size
+    image = Image.new("RGB", size)
+    image.putdata([(x * 255 // width, y * 255 // height, 128) for y in range(height) for x in range(width)])
+    image.save(path)
+
+
+def _view_size(server, image: dict) -> tuple[int, int]:
+    """Size of an output or temp image, fetched as the frontend does (/view)."""
+    query = urllib.parse.urlencode({k: image[k] for k in ("filename", "subfolder", "type")})
+    with urllib.request.urlopen(f"{server.url}/view?{query}", timeout=10) as r:
+        head = r.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", image
+    return struct.unpack(">II", head[16:24])
+
+
+@pytest.mark.parametrize("name", list(UI_OUTPUTS))
+def test_ui_workflow(server, name):
+    if not tiny_models.stock_loader_fits(server.unet):
+        pytest.skip("this ComfyUI's UNETLoader builds Flux only at full size (24 heads), not the tiny test model")
+    ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
+    prompt = workflow_format.ui_to_api(ui, server.object_info)
+    fresh = workflow_format.ui_to_api(make_workflows.build(name, server.object_info), server.object_info)
+    assert prompt == fresh, f"workflows/{name}.json is out of date with the nodes: run tools/make_workflows.py"
+
+    rules = render_thumbnails.tiny_substitutions(UNET_NAME, CLIP_NAME, UI_WIDTH, UI_HEIGHT, UI_STEPS)
+    rules["*"]["inputs"]["noise_samples"] = 1
+    prompt = workflow_format.substitute(prompt, rules)
+    assert not workflow_format.nodes_of(prompt, "DualCLIPLoader")
+    loads = workflow_format.nodes_of(prompt, "LoadImage")
+    for node in loads.values():
+        _write_png(server.input / node["inputs"]["image"], INPUT_SIZE)
+
+    started = time.monotonic()
+    entry = _run(server, prompt)
+    print(f"{name} ran in {time.monotonic() - started:.1f} s")
+
+    outputs = {n["_meta"]["title"]: node_id for node_id, n in prompt.items()
+               if n["class_type"] in ("SaveImage", "PreviewImage")}
+    assert set(outputs) == set(UI_OUTPUTS[name]), outputs
+    size = INPUT_SIZE if loads else (UI_WIDTH, UI_HEIGHT)  # maps and overlays take the size of the image they read
+    for title, node_id in outputs.items():
+        images = entry["outputs"].get(node_id, {}).get("images", [])
+        assert len(images) == UI_OUTPUTS[name][title], (title, images)
+        kind = "output" if prompt[node_id]["class_type"] == "SaveImage" else "temp"
+        for image in images:
+            assert image["type"] == kind, image
+            assert _view_size(server, image) == size, (title, image)
+        if kind == "output":
+            prefix = prompt[node_id]["inputs"]["filename_prefix"]
+            assert sorted(server.output.glob(f"{prefix}_*.png")) == sorted(_saved(server, entry, node_id)), prefix
+
+
+# ---------------------------------------------------------------------------
+# The UI -> API converter on hand-made graphs (no server needed).
+
+OBJECT_INFO = {
+    "Loader": {"input": {"required": {"name": [["a.safetensors", "b.safetensors"], {}]}}, "input_order": {"required": ["name"]},
+               "output": ["MODEL"], "output_name": ["MODEL"], "display_name": "Loader"},
+    "Sampler": {"input": {"required": {"model": ["MODEL", {}], "seed": ["INT", {"default": 0}],
+                                       "cfg": ["FLOAT", {"default": 1.0}], "mode": ["COMBO", {"options": ["x", "y"]}]},
+                          "optional": {"extra": ["LATENT", {}], "count": ["INT", {"forceInput": True}]}},
+                "input_order": {"required": ["model", "seed", "cfg", "mode"], "optional": ["extra", "count"]},
+                "output": ["LATENT"], "output_name": ["LATENT"], "display_name": "Sampler"},
+    "Patch": {"input": {"required": {"model": ["MODEL", {}], "strength": ["FLOAT", {}]}},
+              "input_order": {"required": ["model", "strength"]}, "output": ["MODEL"], "output_name": ["MODEL"],
+              "display_name": "Patch"},
+    "Load": {"input": {"required": {"image": [["x.png"], {"image_upload": True}]}}, "input_order": {"required": ["image"]},
+             "output": ["IMAGE"], "output_name": ["IMAGE"], "display_name": "Load"},
+}
+
+
+def _node(node_id, kind, inputs=(), widgets=(), outputs=(), mode=0, **extra):
+    return {"id": node_id, "type": kind, "mode": mode, "inputs": [dict(i) for i in inputs],
+            "outputs": [dict(o) for o in outputs], "widgets_values": list(widgets), **extra}
+
+
+def _graph(*nodes, links=()):
+    return {"nodes": list(nodes), "links": [list(link) for link in links], "version": 0.4}
+
+
+def test_widget_layout_follows_the_frontend():
+    layout = workflow_format.widget_layout
+    assert layout(OBJECT_INFO["Sampler"]) == ["seed", ("control", "seed"), "cfg", "mode"]  # forceInput: a socket
+    assert layout(OBJECT_INFO["Load"]) == ["image", ("upload", "image")]
+    no_control = {"input": {"required": {"seed": ["INT", {"control_after_generate": False}]}}}
+    assert layout(no_control) == ["seed"]
+    combo_control = {"input": {"required": {"pick": [["a", "b"], {"control_after_generate": True}]}}}
+    assert layout(combo_control) == ["pick", ("control", "pick"), ("filter", "pick")]
+
+
+def test_ui_to_api_links_widgets_and_virtual_nodes():
+    model_out = {"name": "MODEL", "type": "MODEL"}
+    ui = _graph(
+        _node(1, "Loader", widgets=["b.safetensors"], outputs=[model_out]),
+        _node(2, "Reroute", inputs=[{"name": "", "type": "*", "link": 1}], outputs=[{"name": "", "type": "*"}]),
+        _node(3, "Patch", inputs=[{"name": "model", "type": "MODEL", "link": 2}], widgets=[0.5], outputs=[model_out],
+              mode=4),
+        _node(4, "PrimitiveNode", widgets=[1.5, "fixed"], outputs=[{"name": "FLOAT", "type": "FLOAT"}]),
+        _node(5, "Sampler", title="My sampler", widgets=[7, "randomize", 3.0, "y"],
+              inputs=[{"name": "model", "type": "MODEL", "link": 3},
+                      {"name": "extra", "type": "LATENT", "link": None, "shape": 7},
+                      {"name": "count", "type": "INT", "link": None},
+                      {"name": "cfg", "type": "FLOAT", "widget": {"name": "cfg"}, "link": 4}]),
+        _node(6, "Note", widgets=["a note"]),
+        links=[(1, 1, 0, 2, 0, "MODEL"), (2, 2, 0, 3, 0, "*"), (3, 3, 0, 5, 0, "MODEL"), (4, 4, 0, 5, 3, "FLOAT")],
+    )
+    prompt = workflow_format.ui_to_api(ui, OBJECT_INFO)
+    assert prompt == {
+        "1": {"class_type": "Loader", "inputs": {"name": "b.safetensors"}, "_meta": {"title": "Loader"}},
+        # The bypassed Patch passes the loader through the reroute; the primitive's value replaces the widget.
+        "5": {"class_type": "Sampler", "inputs": {"seed": 7, "cfg": 1.5, "mode": "y", "model": ["1", 0]},
+              "_meta": {"title": "My sampler"}},
+    }
+
+
+def test_ui_to_api_muted_nodes_feed_nothing():
+    ui = _graph(
+        _node(1, "Loader", widgets=["a.safetensors"], outputs=[{"name": "MODEL", "type": "MODEL"}], mode=2),
+        _node(2, "Sampler", widgets=[1, "fixed", 2.0, "x"], inputs=[{"name": "model", "type": "MODEL", "link": 1}]),
+        links=[(1, 1, 0, 2, 0, "MODEL")],
+    )
+    assert workflow_format.ui_to_api(ui, OBJECT_INFO) == {
+        "2": {"class_type": "Sampler", "inputs": {"seed": 1, "cfg": 2.0, "mode": "x"}, "_meta": {"title": "Sampler"}}}
+
+
+@pytest.mark.parametrize("widgets, message", [
+    ([1, 2.0, "x"], "3 widget values"),           # saved without the seed's control value
+    ([1, 2.0, "x", "fixed"], "control"),          # values in another order
+])
+def test_ui_to_api_refuses_misaligned_widgets(widgets, message):
+    ui = _graph(_node(1, "Sampler", widgets=widgets, inputs=[{"name": "model", "type": "MODEL", "link": None}]))
+    with pytest.raises(ValueError, match=message):
+        workflow_format.ui_to_api(ui, OBJECT_INFO)
+
+
+def test_substitute_swaps_nodes_and_remaps_outputs():
+    prompt = {
+        "1": {"class_type": "Loader", "inputs": {"name": "a"}, "_meta": {"title": "L"}},
+        "2": {"class_type": "Sampler", "inputs": {"model": ["1", 0], "steps": 20}, "_meta": {"title": "S"}},
+    }
+    out = workflow_format.substitute(prompt, {"Loader": {"class_type": "AllInOne", "inputs": {"ckpt": "c"},
+                                                         "output_map": {"0": 2}},
+                                              "*": {"inputs": {"steps": 3, "model": "not a link"}}})
+    assert out["1"]["class_type"] == "AllInOne" and out["1"]["inputs"] == {"ckpt": "c"}
+    assert out["2"]["inputs"] == {"model": ["1", 2], "steps": 3}
+    assert prompt["2"]["inputs"]["steps"] == 20  # the original is left as it was
+
+
+def test_workflow_templates_are_served(server):
+    """ComfyUI lists workflows/*.json of an extension as templates and serves them with their thumbnails."""
+    listed = server.get("/workflow_templates")
+    assert sorted(listed.get("ConceptAttention", [])) == UI_WORKFLOWS, listed
+    for name in UI_WORKFLOWS:
+        for suffix in (".json", ".jpg"):
+            route = f"{server.url}/api/workflow_templates/ConceptAttention/{name}{suffix}"
+            with urllib.request.urlopen(route, timeout=10) as r:
+                body = r.read()
+            assert body == (REPO / "workflows" / f"{name}{suffix}").read_bytes(), route

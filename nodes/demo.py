@@ -1,0 +1,28 @@
+"""ConceptAttentionDemoModel: the bundled small model, so the extension runs out of the box."""
+from comfy_api.latest import io
+
+from ..demo_model import load_demo
+from .types import CATEGORY
+
+
+class ConceptAttentionDemoModel(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ConceptAttentionDemoModel",
+            display_name="ConceptAttention Demo Model",
+            category=CATEGORY,
+            description="Loads the extension's own small Flux 1-architecture model, trained on 128x128 scenes of "
+                        "coloured shapes (circle, square, triangle, cross, star, heart) on sky, grass or a wooden floor. "
+                        "It knows only those words; use your own Flux loaders for real images.",
+            inputs=[],
+            outputs=[
+                io.Model.Output(display_name="MODEL", tooltip="The demo DiT (ComfyUI's Flux class)."),
+                io.Clip.Output(display_name="CLIP", tooltip="Its small text encoder (ComfyUI's Flux CLIP-L + T5 classes)."),
+                io.Vae.Output(display_name="VAE", tooltip="Its small autoencoder (TAESD architecture, 128 px images)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        return io.NodeOutput(*load_demo())

@@ -1,0 +1,507 @@
+"""Write the example workflows in workflows/*.json (ComfyUI's UI format, LiteGraph 0.4).
+
+Each graph is described below in Python; the widget order of every node comes from
+a server's /object_info, so `widgets_values` match what the frontend would save.
+
+    python tools/make_workflows.py                      # starts a temporary ComfyUI (--cpu) for /object_info
+    python tools/make_workflows.py --object-info http://127.0.0.1:8188
+    python tools/make_workflows.py --check              # exit 1 if a committed file differs
+
+The ComfyUI host is the one the tests use ($COMFYUI_PATH, else ~/comfy/ComfyUI, ...).
+Thumbnails (workflows/<name>.jpg) are made by tools/render_thumbnails.py.
+"""
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+import host  # noqa: E402  (tests/host.py: finds the ComfyUI host, standard library only)
+from workflow_format import socket_inputs, widget_layout  # noqa: E402
+
+OUT = REPO / "workflows"
+EXTENSION_DIR = "ConceptAttention"
+
+# Download links the frontend offers when a model is missing (those of ComfyUI's own Flux templates).
+MODELS = {
+    "flux1-dev.safetensors":
+        ("diffusion_models", "https://huggingface.co/Comfy-Org/flux1-dev/resolve/main/flux1-dev.safetensors"),
+    "clip_l.safetensors":
+        ("text_encoders", "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors"),
+    "t5xxl_fp16.safetensors":
+        ("text_encoders",
+         "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors"),
+    "ae.safetensors":
+        ("vae", "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors"),
+}
+
+# Layout, in canvas pixels.
+X0, Y0 = 0, 0
+COLUMN_GAP, ROW_GAP = 60, 50
+TITLE_H, GROUP_HEADER, GROUP_PAD = 30, 40, 15
+WIDTH = 320
+SLOT_H, WIDGET_H = 22, 30
+IMAGE_NODES = {"SaveImage": 340, "PreviewImage": 340, "LoadImage": 340}  # extra height for the picture
+GROUP_COLORS = {"models": "#3f789e", "prompt": "#3f789e", "sample": "#8A8", "maps": "#a1309b", "edit": "#b06634",
+                "output": "#444"}
+
+
+class Out:
+    """An output socket of a node, to pass as an input value."""
+
+    def __init__(self, node, slot):
+        self.node, self.slot = node, slot
+
+    @property
+    def type(self):
+        return self.node.definition["output"][self.slot]
+
+
+class Node:
+    def __init__(self, graph, node_id, kind, column, title, size):
+        self.graph, self.id, self.type, self.column, self.title, self.size = graph, node_id, kind, column, title, size
+        self.definition = graph.object_info[kind]
+        self.links_in = {}   # input name -> link id
+        self.links_out = {}  # output slot -> [link ids]
+        self.widgets = []
+        self.pos = None
+
+    def __getitem__(self, output):
+        """An output by name (as /object_info's output_name) or index."""
+        if isinstance(output, int):
+            return Out(self, output)
+        names = self.definition["output_name"]
+        if output not in names:
+            raise KeyError(f"{self.type} has no output {output!r}; outputs: {names}")
+        return Out(self, names.index(output))
+
+
+class Graph:
+    """A UI-format workflow under construction. Nodes are placed in columns, left to
+    right, stacked top to bottom in the order they are added."""
+
+    def __init__(self, name, object_info):
+        self.name, self.object_info = name, object_info
+        self.nodes, self.links, self.groups = [], [], []
+
+    def add(self, kind, column, /, title=None, box_width=WIDTH, control="fixed", **values):
+        """Add a node in `column` (`box_width`: its width on the canvas; a column is as wide
+        as its widest node). `values`: widget values and links (an `Out`) by input name;
+        widgets left out take the node's default. `control`: the value of any
+        control_after_generate widget ("fixed" keeps the seed, so changing a heatmap
+        setting does not sample again)."""
+        if kind not in self.object_info:
+            raise KeyError(f"{kind} is not on this server")
+        node = Node(self, len(self.nodes) + 1, kind, column, title, None)
+        sockets = socket_inputs(node.definition)
+        layout = widget_layout(node.definition)
+        known = {n for n, _, _ in sockets} | {n for n in layout if isinstance(n, str)}
+        unknown = set(values) - known
+        if unknown:
+            raise KeyError(f"{kind} has no inputs {sorted(unknown)}; inputs: {sorted(known)}")
+        specs = {**node.definition["input"].get("required", {}), **node.definition["input"].get("optional", {})}
+        for entry in layout:
+            if isinstance(entry, str):
+                options = specs[entry][1] if len(specs[entry]) > 1 else {}
+                value = values.get(entry, options.get("default"))
+                choices = specs[entry][0] if isinstance(specs[entry][0], list) else options.get("options")
+                if value is None and choices:  # a combo without a default starts at its first option
+                    value = choices[0]
+                if value is None:
+                    raise ValueError(f"{kind}.{entry}: no value given and no default")
+                if isinstance(value, Out):
+                    raise ValueError(f"{kind}.{entry}: linking widgets is not supported here")
+                node.widgets.append(value)
+            elif entry[0] == "control":
+                node.widgets.append(control)
+            elif entry[0] == "filter":
+                node.widgets.append("")
+            else:  # the upload button
+                node.widgets.append("image")
+        self.nodes.append(node)
+        for name, socket_type, optional in sockets:
+            source = values.get(name)
+            if source is None:
+                if not optional:
+                    raise ValueError(f"{kind}: required input {name!r} is not connected")
+                continue
+            if not isinstance(source, Out):
+                raise ValueError(f"{kind}.{name}: connect an output (node[...]), not {source!r}")
+            if not _fits(source.type, socket_type):
+                raise TypeError(f"{kind}.{name} takes {socket_type}, not {source.type} from {source.node.type}")
+            link_id = len(self.links) + 1
+            target_slot = [n for n, _, _ in sockets].index(name)
+            self.links.append([link_id, source.node.id, source.slot, node.id, target_slot, source.type])
+            node.links_in[name] = link_id
+            source.node.links_out.setdefault(source.slot, []).append(link_id)
+        node.size = [box_width, _height(node, sockets, layout)]
+        return node
+
+    def group(self, title, nodes, color=None):
+        self.groups.append((title, list(nodes), color or "#3f789e"))
+
+    def to_ui(self) -> dict:
+        self._place()
+        order = _execution_order(self)
+        nodes = [_serialise(node, order[node.id]) for node in self.nodes]
+        groups = []
+        for i, (title, members, color) in enumerate(self.groups, 1):
+            left = min(n.pos[0] for n in members) - GROUP_PAD
+            top = min(n.pos[1] for n in members) - TITLE_H - GROUP_HEADER
+            right = max(n.pos[0] + n.size[0] for n in members) + GROUP_PAD
+            bottom = max(n.pos[1] + n.size[1] for n in members) + GROUP_PAD
+            groups.append({"id": i, "title": title, "bounding": [left, top, right - left, bottom - top],
+                           "color": color, "font_size": 24, "flags": {}})
+        right = max(n.pos[0] + n.size[0] for n in self.nodes)
+        return {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"concept-attention/workflows/{self.name}")),
+            "revision": 0,
+            "last_node_id": len(self.nodes),
+            "last_link_id": len(self.links),
+            "nodes": nodes,
+            "links": self.links,
+            "groups": groups,
+            "config": {},
+            "extra": {"ds": {"scale": round(min(1.0, 1800 / (right + 100)), 2), "offset": [50, 80]}},
+            "version": 0.4,
+        }
+
+    def _place(self):
+        """Columns left to right; in a column, nodes top to bottom; group headers get room."""
+        group_of = {}
+        for i, (_, members, _) in enumerate(self.groups):
+            for n in members:
+                group_of.setdefault(n.id, i)
+        x = X0
+        for column in sorted({n.column for n in self.nodes}):
+            members = [n for n in self.nodes if n.column == column]
+            width = max(n.size[0] for n in members)
+            y = Y0 + TITLE_H + GROUP_HEADER
+            for previous, node in zip([None] + members, members):
+                if previous is not None:
+                    y += previous.size[1] + TITLE_H + ROW_GAP
+                    if group_of.get(previous.id) != group_of.get(node.id):
+                        y += GROUP_HEADER + 2 * GROUP_PAD
+                node.pos = [x, y]
+                node.size[0] = width
+            x += width + COLUMN_GAP + 2 * GROUP_PAD
+
+
+def _fits(output_type, input_type):
+    return output_type == input_type or "*" in (output_type, input_type)
+
+
+def _height(node, sockets, layout):
+    outputs = len(node.definition["output"])
+    height = 10 + SLOT_H * max(len(sockets), outputs, 1) + WIDGET_H * len(layout)
+    specs = {**node.definition["input"].get("required", {}), **node.definition["input"].get("optional", {})}
+    for name in layout:
+        if isinstance(name, str) and len(specs[name]) > 1 and specs[name][1].get("multiline"):
+            height += 90
+    return height + IMAGE_NODES.get(node.type, 0)
+
+
+def _execution_order(graph):
+    """LiteGraph's `order`: a topological order of the nodes (sources first)."""
+    order, done = {}, set()
+    pending = list(graph.nodes)
+    sources = {n.id: {link[1] for link in graph.links if link[3] == n.id} for n in graph.nodes}
+    while pending:
+        ready = [n for n in pending if sources[n.id] <= done]
+        for node in ready:
+            order[node.id] = len(order)
+            done.add(node.id)
+        pending = [n for n in pending if n.id not in done]
+    return order
+
+
+def _serialise(node, order):
+    sockets = socket_inputs(node.definition)
+    inputs = []
+    for name, socket_type, optional in sockets:
+        slot = {"name": name, "type": socket_type}
+        if optional:
+            slot["shape"] = 7
+        slot["link"] = node.links_in.get(name)
+        inputs.append(slot)
+    outputs = []
+    for slot, (output_type, name) in enumerate(zip(node.definition["output"], node.definition["output_name"])):
+        outputs.append({"name": name, "type": output_type, "links": node.links_out.get(slot, []), "slot_index": slot})
+    properties = {"Node name for S&R": node.type}
+    models = [{"name": v, "url": MODELS[v][1], "directory": MODELS[v][0]} for v in node.widgets if v in MODELS]
+    if models:
+        properties["models"] = models
+    serialised = {"id": node.id, "type": node.type, "pos": node.pos, "size": node.size, "flags": {}, "order": order,
+                  "mode": 0, "inputs": inputs, "outputs": outputs}
+    if node.title:
+        serialised["title"] = node.title
+    serialised["properties"] = properties
+    serialised["widgets_values"] = node.widgets
+    return serialised
+
+
+# ---------------------------------------------------------------------------
+# The workflows.
+
+PROMPT = "a green dragon standing on a rock under a blue sky, fantasy illustration, detailed"
+CONCEPTS = "dragon, rock, sky"
+
+
+def _flux_models(g, column=0):
+    unet = g.add("UNETLoader", column, unet_name="flux1-dev.safetensors", weight_dtype="default")
+    clip = g.add("DualCLIPLoader", column, clip_name1="clip_l.safetensors", clip_name2="t5xxl_fp16.safetensors",
+                 type="flux", device="default")
+    vae = g.add("VAELoader", column, vae_name="ae.safetensors")
+    g.group("Flux 1 dev", [unet, clip, vae], GROUP_COLORS["models"])
+    return unet, clip, vae
+
+
+def _flux_prompt(g, clip, column, text, title="Prompt", guidance=3.5, negative=True):
+    encode = g.add("CLIPTextEncode", column, title=title, box_width=400, clip=clip["CLIP"], text=text)
+    positive = g.add("FluxGuidance", column, conditioning=encode["CONDITIONING"], guidance=guidance)
+    if negative:
+        negative = g.add("ConditioningZeroOut", column, title="Negative (unused at cfg 1)",
+                         conditioning=encode["CONDITIONING"])
+    return encode, positive, negative
+
+
+def generate_with_heatmaps(g):
+    unet, clip, vae = _flux_models(g)
+    encode, positive, negative = _flux_prompt(g, clip, 1, PROMPT)
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
+    latent = g.add("EmptySD3LatentImage", 1, width=1024, height=1024, batch_size=1)
+    g.group("Prompt and concepts", [encode, positive, negative, concepts, latent], GROUP_COLORS["prompt"])
+    sampler = g.add("ConceptAttentionSampler", 2, model=unet["MODEL"], seed=42, steps=20, cfg=1.0, sampler_name="euler",
+                    scheduler="simple", positive=positive["CONDITIONING"], negative=negative["CONDITIONING"],
+                    latent_image=latent["LATENT"], denoise=1.0, concepts=concepts["concepts"], layers="default",
+                    timesteps="all")
+    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae["VAE"])
+    aggregate = g.add("HeatmapAggregate", 2, concept_attn=sampler["concept_attn"])
+    g.group("Sample and read the maps", [sampler, decode, aggregate], GROUP_COLORS["sample"])
+    overlay = g.add("HeatmapOverlay", 3, image=decode["IMAGE"], heatmaps=aggregate["maps"], opacity=0.5,
+                    colormap="plasma", label=True)
+    segmentation = g.add("MaskToImage", 3, title="Segmentation (argmax masks)", mask=aggregate["argmax_masks"])
+    g.add("SaveImage", 4, title="Save Image", images=decode["IMAGE"], filename_prefix="ConceptAttention/generate_image")
+    g.add("SaveImage", 4, title="Save Overlays", images=overlay["overlays"],
+          filename_prefix="ConceptAttention/generate_overlays")
+    g.add("SaveImage", 5, title="Save Heatmaps", images=aggregate["heatmaps"],
+          filename_prefix="ConceptAttention/generate_heatmaps")
+    g.add("PreviewImage", 5, title="Preview Segmentation", images=segmentation["IMAGE"])
+    g.group("Overlays and masks", [overlay, segmentation], GROUP_COLORS["maps"])
+
+
+def heatmaps_of_an_image(g):
+    unet, clip, vae = _flux_models(g)
+    image = g.add("LoadImage", 1, image="example.png")
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts="girl, dress, sky, grass",
+                     pooling="first_token")
+    g.group("Image and concepts", [image, concepts], GROUP_COLORS["prompt"])
+    read = g.add("ConceptAttentionEncodeImage", 2, model=unet["MODEL"], vae=vae["VAE"], image=image["IMAGE"],
+                 concepts=concepts["concepts"], noise_level=0.5, noise_samples=4, seed=0, layers="default")
+    aggregate = g.add("HeatmapAggregate", 2, concept_attn=read["concept_attn"])
+    overlay = g.add("HeatmapOverlay", 2, image=image["IMAGE"], heatmaps=aggregate["maps"], opacity=0.5,
+                    colormap="plasma", label=True)
+    g.group("Read the image", [read, aggregate, overlay], GROUP_COLORS["sample"])
+    g.add("SaveImage", 3, title="Save Overlays", images=overlay["overlays"],
+          filename_prefix="ConceptAttention/image_overlays")
+    g.add("SaveImage", 3, title="Save Heatmaps", images=aggregate["heatmaps"],
+          filename_prefix="ConceptAttention/image_heatmaps")
+
+
+NEW_SKY = "a dramatic orange and purple sunset sky with glowing clouds"
+SKY_INDEX = 2  # "sky" is the third concept of CONCEPTS; with a batch of n images, image i's sky is 3*i + 2
+
+
+def mask_the_sky_and_inpaint(g):
+    unet, clip, vae = _flux_models(g)
+    encode, positive, negative = _flux_prompt(g, clip, 1, PROMPT)
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
+    latent = g.add("EmptySD3LatentImage", 1, width=1024, height=1024, batch_size=1)
+    g.group("Prompt and concepts", [encode, positive, negative, concepts, latent], GROUP_COLORS["prompt"])
+    sampler = g.add("ConceptAttentionSampler", 2, model=unet["MODEL"], seed=42, steps=20, cfg=1.0, sampler_name="euler",
+                    scheduler="simple", positive=positive["CONDITIONING"], negative=negative["CONDITIONING"],
+                    latent_image=latent["LATENT"], denoise=1.0, concepts=concepts["concepts"], layers="default",
+                    timesteps="all")
+    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae["VAE"])
+    aggregate = g.add("HeatmapAggregate", 2, title="Heatmap Aggregate (blur 4, grow 8)",
+                      concept_attn=sampler["concept_attn"], blur=4.0, grow=8)
+    g.group("Generate and segment", [sampler, decode, aggregate], GROUP_COLORS["sample"])
+    as_images = g.add("MaskToImage", 3, mask=aggregate["argmax_masks"])
+    pick = g.add("ImageFromBatch", 3, title=f"Pick the sky (concept {SKY_INDEX})", image=as_images["IMAGE"],
+                 batch_index=SKY_INDEX, length=1)
+    feather = g.add("ImageBlur", 3, title="Feather the edge", image=pick["IMAGE"], blur_radius=15, sigma=5.0)
+    mask = g.add("ImageToMask", 3, image=feather["IMAGE"], channel="red")
+    g.group("Sky mask", [as_images, pick, feather, mask], GROUP_COLORS["maps"])
+    sky_text, sky_positive, sky_negative = _flux_prompt(g, clip, 4, NEW_SKY, title="New sky")
+    pixels = g.add("VAEEncode", 4, pixels=decode["IMAGE"], vae=vae["VAE"])
+    masked = g.add("SetLatentNoiseMask", 4, samples=pixels["LATENT"], mask=mask["MASK"])
+    inpaint = g.add("KSampler", 4, model=unet["MODEL"], seed=7, steps=20, cfg=1.0, sampler_name="euler",
+                    scheduler="simple", positive=sky_positive["CONDITIONING"], negative=sky_negative["CONDITIONING"],
+                    latent_image=masked["LATENT"], denoise=1.0)
+    inpainted = g.add("VAEDecode", 4, samples=inpaint["LATENT"], vae=vae["VAE"])
+    g.group("Repaint the sky", [sky_text, sky_positive, sky_negative, pixels, masked, inpaint, inpainted],
+            GROUP_COLORS["edit"])
+    g.add("SaveImage", 5, title="Save Original", images=decode["IMAGE"],
+          filename_prefix="ConceptAttention/inpaint_original")
+    g.add("PreviewImage", 5, title="Preview Sky Mask", images=feather["IMAGE"])
+    g.add("SaveImage", 5, title="Save New Sky", images=inpainted["IMAGE"],
+          filename_prefix="ConceptAttention/inpaint_new_sky")
+
+
+def apply_with_sampler_custom_advanced(g):
+    unet, clip, vae = _flux_models(g)
+    encode, positive, _ = _flux_prompt(g, clip, 1, PROMPT, negative=False)  # BasicGuider: no negative
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
+    latent = g.add("EmptySD3LatentImage", 1, width=1024, height=1024, batch_size=1)
+    g.group("Prompt and concepts", [encode, positive, concepts, latent], GROUP_COLORS["prompt"])
+    apply = g.add("ConceptAttentionApply", 2, model=unet["MODEL"], concepts=concepts["concepts"], layers="default",
+                  timesteps="all")
+    guider = g.add("BasicGuider", 2, model=apply["MODEL"], conditioning=positive["CONDITIONING"])
+    noise = g.add("RandomNoise", 2, noise_seed=42)
+    sampler_select = g.add("KSamplerSelect", 2, sampler_name="euler")
+    scheduler = g.add("BasicScheduler", 2, model=apply["MODEL"], scheduler="simple", steps=20, denoise=1.0)
+    g.group("Patched model and sampler parts", [apply, guider, noise, sampler_select, scheduler], GROUP_COLORS["sample"])
+    sample = g.add("SamplerCustomAdvanced", 3, noise=noise["NOISE"], guider=guider["GUIDER"],
+                   sampler=sampler_select["SAMPLER"], sigmas=scheduler["SIGMAS"], latent_image=latent["LATENT"])
+    decode = g.add("VAEDecode", 3, samples=sample["output"], vae=vae["VAE"])
+    aggregate = g.add("HeatmapAggregate", 3, title="Heatmap Aggregate (after the sampler)",
+                      concept_attn=apply["concept_attn"], after=sample["output"])
+    overlay = g.add("HeatmapOverlay", 3, image=decode["IMAGE"], heatmaps=aggregate["maps"], opacity=0.5,
+                    colormap="plasma", label=True)
+    g.group("Sample, then read the maps", [sample, decode, aggregate, overlay], GROUP_COLORS["maps"])
+    g.add("SaveImage", 4, title="Save Image", images=decode["IMAGE"], filename_prefix="ConceptAttention/custom_image")
+    g.add("SaveImage", 4, title="Save Overlays", images=overlay["overlays"],
+          filename_prefix="ConceptAttention/custom_overlays")
+    g.add("SaveImage", 5, title="Save Heatmaps", images=aggregate["heatmaps"],
+          filename_prefix="ConceptAttention/custom_heatmaps")
+
+
+# name -> (builder, titles of the output nodes whose images make the thumbnail, in order)
+WORKFLOWS = {
+    "flux1_generate_with_heatmaps": (generate_with_heatmaps, ["Save Image", "Save Overlays"]),
+    "flux1_heatmaps_of_an_image": (heatmaps_of_an_image, ["Save Overlays"]),
+    "flux1_mask_the_sky_and_inpaint": (mask_the_sky_and_inpaint, ["Save Original", "Preview Sky Mask", "Save New Sky"]),
+    "flux1_apply_with_sampler_custom_advanced": (apply_with_sampler_custom_advanced, ["Save Image", "Save Overlays"]),
+}
+
+
+def build(name, object_info) -> dict:
+    graph = Graph(name, object_info)
+    WORKFLOWS[name][0](graph)
+    return graph.to_ui()
+
+
+def dumps(ui: dict) -> str:
+    return json.dumps(ui, indent=2) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# A server for /object_info.
+
+def get_json(url, timeout=30):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def temporary_server(models=None, python=sys.executable, timeout=120):
+    """Start ComfyUI (`main.py --cpu`) with this extension in a scratch folder; yields its URL.
+
+    `models`: {folder name (e.g. "diffusion_models"): directory} added to its model paths."""
+    comfyui = host.find_comfyui()
+    root = Path(tempfile.mkdtemp(prefix="concept_attention_server_"))
+    (root / "custom_nodes").mkdir()
+    (root / "custom_nodes" / EXTENSION_DIR).symlink_to(REPO, target_is_directory=True)
+    for d in ("user", "input", "output", "temp"):
+        (root / d).mkdir()
+    config = root / "extra_model_paths.yaml"
+    lines = ["concept_attention:", f"    base_path: {root}", "    custom_nodes: custom_nodes"]
+    lines += [f"    {folder}: {path}" for folder, path in (models or {}).items()]
+    config.write_text("\n".join(lines) + "\n")
+    port = _free_port()
+    log = root / "server.log"
+    cmd = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+           "--extra-model-paths-config", str(config), "--input-directory", str(root / "input"),
+           "--output-directory", str(root / "output"), "--temp-directory", str(root / "temp"),
+           "--user-directory", str(root / "user"), "--database-url", f"sqlite:///{root / 'comfy.db'}",
+           "--disable-api-nodes", "--disable-auto-launch"]
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(cmd, cwd=comfyui, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited ({proc.returncode}); log: {log.read_text()[-3000:]}")
+            try:
+                get_json(url + "/system_stats", timeout=5)
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"ComfyUI did not start in {timeout} s; log: {log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def load_object_info(source):
+    """/object_info from a server URL or a saved JSON file."""
+    if source.startswith(("http://", "https://")):
+        return get_json(source.rstrip("/") + "/object_info", timeout=60)
+    return json.loads(Path(source).read_text())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--object-info", help="server URL or /object_info JSON file (default: start a temporary server)")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the workflows (default: workflows/)")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
+    args = parser.parse_args(argv)
+    if args.object_info:
+        object_info = load_object_info(args.object_info)
+    else:
+        with temporary_server() as url:
+            object_info = load_object_info(url)
+    stale = []
+    for name in WORKFLOWS:
+        path = args.out / f"{name}.json"
+        text = dumps(build(name, object_info))
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(path)
+            continue
+        path.write_text(text)
+        print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    if stale:
+        print("out of date: " + ", ".join(str(p) for p in stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Render workflows/<name>.jpg, the thumbnail ComfyUI shows next to each example workflow.
+
+Each workflow in workflows/*.json is converted to the API format with the server's
+/object_info, adapted to the models that server has (substitutions), run, and the
+images of its chosen output nodes (make_workflows.WORKFLOWS) are put on one sheet.
+
+    # tiny random test models on a temporary CPU server (the pictures are noise):
+    python tools/render_thumbnails.py --tiny
+    # a running server, with substitutions for its models:
+    python tools/render_thumbnails.py --server http://127.0.0.1:8188 --substitutions subs.json --size 512x512 --steps 20
+
+A substitutions file is JSON, as tests/workflow_format.substitute takes it: a class_type
+(or "*") maps to inputs to set, or to a replacement node. For example:
+
+    {"UNETLoader": {"inputs": {"unet_name": "my_flux.safetensors"}},
+     "DualCLIPLoader": {"class_type": "CLIPLoader",
+                        "inputs": {"clip_name": "clip_l.safetensors", "type": "stable_diffusion"}},
+     "VAELoader": {"inputs": {"vae_name": "taef1"}},
+     "*": {"inputs": {"steps": 8}}}
+
+A loader with several outputs can replace single loaders: {"class_type": "MyLoader",
+"inputs": {...}, "output_map": {"0": 1}} sends links from output 0 to output 1.
+"""
+import argparse
+import io
+import json
+import math
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_workflows  # noqa: E402  (also puts tests/ on sys.path)
+from make_workflows import OUT, REPO, WORKFLOWS, get_json, temporary_server  # noqa: E402
+from workflow_format import nodes_of, substitute, ui_to_api  # noqa: E402
+
+SHEET_WIDTH = 512
+GAP = 4
+BACKGROUND = (24, 24, 24)
+RUN_TIMEOUT_S = 1800
+TINY_UNET = "tiny_flux1_dev.safetensors"
+TINY_CLIP = "tiny_clip_l.safetensors"
+
+
+def size_rules(width=None, height=None, steps=None) -> dict:
+    """Substitutions for the image size of the empty latents and the step count of every sampler."""
+    rules = {}
+    if width and height:
+        for latent in ("EmptySD3LatentImage", "EmptyLatentImage"):
+            rules[latent] = {"inputs": {"width": width, "height": height}}
+    if steps:
+        rules["*"] = {"inputs": {"steps": steps}}
+    return rules
+
+
+def tiny_substitutions(unet_name=TINY_UNET, clip_name=TINY_CLIP, width=256, height=256, steps=4) -> dict:
+    """The stock Flux 1 loaders of the workflows swapped for the tiny test models
+    (tests/tiny_models.py): a tiny Flux dev in diffusion_models, a CLIP-L text encoder
+    loaded as stable_diffusion (its 768-wide output feeds that Flux), and taef1."""
+    return {
+        "UNETLoader": {"inputs": {"unet_name": unet_name}},
+        "DualCLIPLoader": {"class_type": "CLIPLoader", "inputs": {"clip_name": clip_name, "type": "stable_diffusion"}},
+        "VAELoader": {"inputs": {"vae_name": "taef1"}},
+        **size_rules(width, height, steps),
+    }
+
+
+class Client:
+    def __init__(self, url):
+        self.url = url.rstrip("/")
+
+    def post_json(self, route, body):
+        req = urllib.request.Request(self.url + route, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"POST {route} -> {e.code}: {e.read().decode(errors='replace')}") from None
+
+    def upload_image(self, path: Path, name: str) -> str:
+        """Upload to the server's input folder (overwriting `name`); returns the LoadImage value."""
+        boundary = uuid.uuid4().hex
+        body = b"".join([
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
+            f"Content-Type: image/png\r\n\r\n".encode(), path.read_bytes(), b"\r\n",
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"overwrite\"\r\n\r\ntrue\r\n".encode(),
+            f"--{boundary}--\r\n".encode(),
+        ])
+        req = urllib.request.Request(self.url + "/upload/image", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            answer = json.loads(r.read())
+        return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
+
+    def run(self, prompt, timeout=RUN_TIMEOUT_S) -> dict:
+        """Queue the prompt, wait for it, return its history entry (RuntimeError if it failed)."""
+        queued = self.post_json("/prompt", {"prompt": prompt, "client_id": "concept-attention-thumbnails"})
+        if queued.get("node_errors"):
+            raise RuntimeError(f"node errors: {queued['node_errors']}")
+        prompt_id = queued["prompt_id"]
+        deadline = time.monotonic() + timeout
+        while True:
+            entry = get_json(f"{self.url}/history/{prompt_id}").get(prompt_id)
+            status = (entry or {}).get("status", {})
+            if status.get("completed") or status.get("status_str") == "error":
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prompt {prompt_id} did not finish in {timeout} s")
+            time.sleep(0.5)
+        if status.get("status_str") != "success":
+            errors = [m[1] for m in status.get("messages", []) if m[0] == "execution_error"]
+            raise RuntimeError("; ".join(f"{e.get('node_type')}: {e.get('exception_message')}" for e in errors) or status)
+        return entry
+
+    def image(self, item: dict):
+        from PIL import Image
+
+        query = urllib.parse.urlencode({k: item[k] for k in ("filename", "subfolder", "type")})
+        with urllib.request.urlopen(f"{self.url}/view?{query}", timeout=60) as r:
+            return Image.open(io.BytesIO(r.read())).convert("RGB")
+
+
+def contact_sheet(images, width=SHEET_WIDTH):
+    """The images on a grid `width` px wide: one, a row of two or three, else two or more columns."""
+    from PIL import Image
+
+    count = len(images)
+    columns = count if count <= 3 else math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    tile_w = (width - GAP * (columns - 1)) // columns
+    tile_h = max(round(tile_w * im.height / im.width) for im in images)
+    sheet = Image.new("RGB", (width, rows * tile_h + GAP * (rows - 1)), BACKGROUND)
+    for i, im in enumerate(images):
+        h = round(tile_w * im.height / im.width)
+        tile = im.resize((tile_w, h), Image.LANCZOS)
+        x = (i % columns) * (tile_w + GAP)
+        y = (i // columns) * (tile_h + GAP) + (tile_h - h) // 2
+        sheet.paste(tile, (x, y))
+    return sheet
+
+
+def render(client, name, object_info, rules, image=None, out=OUT, width=SHEET_WIDTH) -> Path:
+    ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
+    prompt = substitute(ui_to_api(ui, object_info), rules)
+    for node in nodes_of(prompt, "LoadImage").values():
+        if image is not None:
+            node["inputs"]["image"] = client.upload_image(image, f"concept_attention_{Path(node['inputs']['image']).name}")
+    entry = client.run(prompt)
+    by_title = {node["_meta"]["title"]: node_id for node_id, node in prompt.items()}
+    images = []
+    for title in WORKFLOWS[name][1]:
+        images += [client.image(item) for item in entry["outputs"].get(by_title[title], {}).get("images", [])]
+    if not images:
+        raise RuntimeError(f"{name}: no images from {WORKFLOWS[name][1]}")
+    path = out / f"{name}.jpg"
+    contact_sheet(images, width).save(path, "JPEG", quality=88, optimize=True)
+    return path
+
+
+def _default_image():
+    """ComfyUI's own input/example.png, which the image workflow loads."""
+    try:
+        path = make_workflows.host.find_comfyui() / "input" / "example.png"
+    except RuntimeError:
+        return None
+    return path if path.is_file() else None
+
+
+def _build_tiny_models(root: Path) -> dict:
+    make_workflows.host.prepare()
+    import tiny_models
+
+    tiny_models.build_flux1_for_clip_l(root / "diffusion_models" / TINY_UNET)
+    tiny_models.build_clip_l(root / "text_encoders" / TINY_CLIP)
+    tiny_models.build_taef1(root / "vae_approx")
+    return {folder: root / folder for folder in ("diffusion_models", "text_encoders", "vae_approx")}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--server", help="URL of a running ComfyUI with this extension and the models")
+    where.add_argument("--tiny", action="store_true", help="start a temporary CPU server with the tiny test models")
+    parser.add_argument("--substitutions", help="JSON file (or inline JSON) of substitutions; with --tiny, added to its own")
+    parser.add_argument("--size", help="WxH of the generated images, e.g. 512x512 (default: the workflow's; 256x256 with --tiny)")
+    parser.add_argument("--steps", type=int, help="sampling steps of every sampler (default: the workflow's; 4 with --tiny)")
+    parser.add_argument("--image", type=Path, default=_default_image(),
+                        help="image for LoadImage, uploaded to the server (default: ComfyUI's input/example.png)")
+    parser.add_argument("--only", nargs="+", choices=list(WORKFLOWS), help="render only these workflows")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the .jpg files (default: workflows/)")
+    parser.add_argument("--width", type=int, default=SHEET_WIDTH, help="thumbnail width in px")
+    args = parser.parse_args(argv)
+
+    width, height = (int(v) for v in args.size.lower().split("x")) if args.size else (None, None)
+    if args.tiny:
+        rules = tiny_substitutions(width=width or 256, height=height or 256, steps=args.steps or 4)
+    else:
+        rules = size_rules(width, height, args.steps)
+    if args.substitutions:
+        text = args.substitutions
+        extra = json.loads(text if text.lstrip().startswith("{") else Path(text).read_text())
+        for key, rule in extra.items():
+            if key == "*" and "*" in rules:
+                rule = {"inputs": {**rules["*"]["inputs"], **rule.get("inputs", {})}}
+            rules[key] = rule
+
+    def render_all(url):
+        client = Client(url)
+        object_info = get_json(client.url + "/object_info", timeout=60)
+        for name in args.only or WORKFLOWS:
+            started = time.monotonic()
+            path = render(client, name, object_info, rules, args.image, args.out, args.width)
+            print(f"wrote {path} ({time.monotonic() - started:.1f} s)")
+
+    if args.tiny:
+        with tempfile.TemporaryDirectory(prefix="concept_attention_tiny_") as root:
+            with temporary_server(models=_build_tiny_models(Path(root))) as url:
+                render_all(url)
+    else:
+        render_all(args.server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
