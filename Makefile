@@ -1,6 +1,10 @@
 PYTHON ?= $(HOME)/comfy/venv/bin/python
 
-.PHONY: test
+.PHONY: test demo
 test:
 	PYTHON="$(PYTHON)" bash tools/bootstrap.sh
 	"$(PYTHON)" -m pytest -q tests
+
+demo:
+	PYTHON="$(PYTHON)" bash tools/bootstrap.sh
+	"$(PYTHON)" tools/demo.py

@@ -1,0 +1,36 @@
+"""The localization benchmark: its metrics on synthetic maps, and a fast subset on
+the demo model whose floor fails if localization breaks."""
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import localization  # noqa: E402
+
+
+def test_binary_metrics_of_a_perfect_and_an_inverted_map():
+    target = torch.zeros(1, 4, 4, dtype=torch.bool)
+    target[0, :2] = True
+    perfect = localization.binary_metrics(target.float(), target)
+    assert torch.allclose(perfect, torch.ones(1, 3))
+    accuracy, miou, average_precision = localization.binary_metrics((~target).float(), target)[0]
+    assert accuracy == 0 and miou == 0
+    # the 8 object pixels rank 9th to 16th
+    assert average_precision.item() == pytest.approx(sum(k / (8 + k) for k in range(1, 9)) / 8)
+
+
+def test_average_precision_ranks_pixels():
+    target = torch.tensor([[[True, False, True, False]]])
+    soft = torch.tensor([[[0.9, 0.8, 0.7, 0.1]]])
+    # ranks: hit (1/1), miss, hit (2/3), miss -> AP = (1 + 2/3) / 2
+    assert localization.binary_metrics(soft, target)[0, 2].item() == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_multiclass_metrics():
+    target = torch.tensor([[[0, 0, 1, 1]]])
+    predicted = torch.tensor([[[0, 1, 1, 1]]])
+    accuracy, miou = localization.multiclass_metrics(predicted, target)[0]
+    assert accuracy.item() == pytest.approx(0.75)
+    assert miou.item() == pytest.approx((1 / 2 + 2 / 3) / 2)
