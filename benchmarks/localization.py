@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import host  # noqa: E402
 
 NOISE_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)

@@ -1,8 +1,12 @@
 """Test bootstrap: put the real ComfyUI host on sys.path (CPU mode), load this
 extension as the package `concept_attention`, and share tiny models."""
+import sys
+from pathlib import Path
+
 import pytest
 
-import host
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # tests use the tools: host, comfy_server, ...
+import host  # noqa: E402
 
 COMFYUI = host.prepare()
 

@@ -2,32 +2,24 @@
 ComfyUI tree, workflows/api/flux1_heatmaps.json and every UI-format example workflow
 in workflows/ run over HTTP on tiny models.
 
-Standard library only for the HTTP side (urllib, json, subprocess, socket).
+The server and its HTTP side are tools/comfy_server.py.
 """
 import json
 import os
 import shutil
-import socket
 import struct
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 
 import host
+import make_workflows
+import render_thumbnails
 import tiny_models
 import workflow_format
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
-import make_workflows  # noqa: E402
-import render_thumbnails  # noqa: E402
+from comfy_server import REPO, ComfyServer
 
 COMFYUI = host.find_comfyui()  # the same host conftest puts on sys.path
 WORKFLOW = REPO / "workflows" / "api" / "flux1_heatmaps.json"
@@ -41,165 +33,63 @@ START_TIMEOUT_S = 90
 RUN_TIMEOUT_S = 120
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as e:
-        return f"(no log: {e})"
-
-
-class Server:
-    def __init__(self, url: str, output: Path, log: Path):
-        self.url, self.output, self.log = url, output, log
-
-    def get(self, route: str, timeout: float = 10):
-        with urllib.request.urlopen(self.url + route, timeout=timeout) as r:
-            return json.loads(r.read())
-
-    def post(self, route: str, body: dict, timeout: float = 10):
-        req = urllib.request.Request(self.url + route, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            pytest.fail(f"POST {route} -> {e.code}: {e.read().decode(errors='replace')}\n"
-                        f"--- server log ---\n{_tail(self.log)}")
-
-
-def _write_scratch(root: Path) -> Path:
-    """Tiny models, an extra_model_paths.yaml and a custom_nodes folder linking to this repo."""
-    models = root / "models"
-    tiny_models.build_flux1_for_clip_l(models / "diffusion_models" / UNET_NAME)
-    tiny_models.build_clip_l(models / "text_encoders" / CLIP_NAME)
-    tiny_models.build_taef1(models / "vae_approx")
-    custom_nodes = root / "custom_nodes"
-    custom_nodes.mkdir()
-    (custom_nodes / "ConceptAttention").symlink_to(REPO, target_is_directory=True)
-    for d in ("user", "input", "output", "temp"):
-        (root / d).mkdir()
-    config = root / "extra_model_paths.yaml"
-    config.write_text(
-        "concept_attention_test:\n"
-        f"    base_path: {root}\n"
-        "    diffusion_models: models/diffusion_models\n"
-        "    text_encoders: models/text_encoders\n"
-        "    vae_approx: models/vae_approx\n"
-        "    custom_nodes: custom_nodes\n"
-    )
-    return config
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    """A server with the tiny models and this extension; its log stays in the pytest temp folder."""
     root = tmp_path_factory.mktemp("comfy_server")
+    models = root / "models"
     started = time.monotonic()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the server below
     try:
-        config = _write_scratch(root)
+        tiny_models.build_flux1_for_clip_l(models / "diffusion_models" / UNET_NAME)
+        tiny_models.build_clip_l(models / "text_encoders" / CLIP_NAME)
+        tiny_models.build_taef1(models / "vae_approx")
     finally:
         torch.set_num_threads(threads)
     built = time.monotonic()
-    port = _free_port()
-    log = root / "server.log"
-    cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-           "--extra-model-paths-config", str(config),
-           "--input-directory", str(root / "input"), "--output-directory", str(root / "output"),
-           "--temp-directory", str(root / "temp"),
-           "--user-directory", str(root / "user"), "--database-url", f"sqlite:///{root / 'comfy.db'}",
-           "--disable-api-nodes", "--disable-auto-launch"]
     # One thread unless told otherwise: the models are tiny, and on a busy CPU (a training job)
     # torch's threads wait on each other. This module on 2 busy cores: 19 s, against 82 s with 2 threads.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(cmd, cwd=COMFYUI, stdout=log_file, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env)
-    srv = Server(f"http://127.0.0.1:{port}", root / "output", log)
-    srv.unet = root / "models" / "diffusion_models" / UNET_NAME
-    srv.input = root / "input"
+    srv = ComfyServer(COMFYUI, root, {folder.name: folder for folder in models.iterdir()},
+                      env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"ComfyUI exited with code {proc.returncode}\n--- server log ---\n{_tail(log)}")
-            try:
-                srv.object_info = srv.get("/object_info", timeout=30)
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"ComfyUI did not answer /object_info within {START_TIMEOUT_S} s\n"
-                            f"--- server log ---\n{_tail(log)}")
-            time.sleep(0.5)
+        srv.start(timeout=START_TIMEOUT_S)
         print(f"tiny models built in {built - started:.1f} s; server answered in {time.monotonic() - built:.1f} s")
         yield srv
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        srv.stop()
         # pytest keeps the last three base temps; the CLIP-L alone is 247 MB. The log stays.
-        shutil.rmtree(root / "models", ignore_errors=True)
+        shutil.rmtree(models, ignore_errors=True)
+
+
+def _stock_loader_fits(server) -> bool:
+    return tiny_models.stock_loader_fits(server.model_folders["diffusion_models"] / UNET_NAME)
 
 
 def test_object_info_lists_the_nodes(server):
     info = server.object_info
     missing = [n for n in NODES if n not in info]
-    assert not missing, f"nodes not loaded: {missing}\n--- server log ---\n{_tail(server.log)}"
+    assert not missing, f"nodes not loaded: {missing}\n{server.log_tail()}"
     for name in NODES:
         assert info[name]["category"] == "ConceptAttention", (name, info[name]["category"])
     assert info["ConceptAttentionSampler"]["output"] == ["LATENT", "CONCEPT_ATTN"]
 
 
-def _run(server, prompt: dict) -> dict:
-    """POST the prompt and wait for its history entry; fails with the node error if it did not succeed."""
-    queued = server.post("/prompt", {"prompt": prompt, "client_id": "concept-attention-test"})
-    assert not queued.get("node_errors"), queued["node_errors"]
-    prompt_id = queued["prompt_id"]
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    while True:
-        entry = server.get(f"/history/{prompt_id}").get(prompt_id)
-        if entry and entry.get("status", {}).get("completed") is not None and (
-                entry["status"]["completed"] or entry["status"].get("status_str") == "error"):
-            break
-        if time.monotonic() > deadline:
-            pytest.fail(f"prompt {prompt_id} did not finish within {RUN_TIMEOUT_S} s\n"
-                        f"--- server log ---\n{_tail(server.log)}")
-        time.sleep(0.25)
-    status = entry["status"]
-    if status.get("status_str") != "success":
-        errors = [m[1] for m in status.get("messages", []) if m[0] == "execution_error"]
-        detail = "\n".join(f"{e.get('node_type')} (node {e.get('node_id')}): {e.get('exception_type')}: "
-                           f"{e.get('exception_message')}\n{''.join(e.get('traceback', []))}" for e in errors)
-        pytest.fail(f"prompt failed: {status.get('status_str')}\n{detail}\n--- server log ---\n{_tail(server.log)}")
-    return entry
-
-
 def _saved(server, entry: dict, node_id: str) -> list[Path]:
     images = entry["outputs"].get(node_id, {}).get("images", [])
-    paths = [server.output / img["subfolder"] / img["filename"] for img in images]
+    paths = server.saved_files(entry, node_id)
     assert all(img["type"] == "output" for img in images), images
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths), paths
     return paths
 
 
-def _png_size(path: Path) -> tuple[int, int]:
-    head = path.read_bytes()[:24]
-    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", path
-    return struct.unpack(">II", head[16:24])
+def _png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR", png[:24]
+    return struct.unpack(">II", png[16:24])
 
 
 def test_flux1_heatmaps_workflow(server):
-    if not tiny_models.stock_loader_fits(server.unet):
+    if not _stock_loader_fits(server):
         pytest.skip("this ComfyUI's UNETLoader builds Flux only at full size (24 heads), not the tiny test model")
     prompt = json.loads(WORKFLOW.read_text())
     by_type = {}
@@ -211,7 +101,7 @@ def test_flux1_heatmaps_workflow(server):
     assert prompt[clip]["inputs"]["type"] == "stable_diffusion"
 
     started = time.monotonic()
-    entry = _run(server, prompt)
+    entry = server.run(prompt, timeout=RUN_TIMEOUT_S)
     print(f"workflow ran in {time.monotonic() - started:.1f} s")
 
     saves = {prompt[n]["inputs"]["filename_prefix"]: n for n in by_type["SaveImage"]}
@@ -224,7 +114,7 @@ def test_flux1_heatmaps_workflow(server):
     on_disk = {prefix: sorted(server.output.glob(f"{prefix}_*.png")) for prefix in saves}
     assert on_disk["concept_heatmaps"] == sorted(heatmaps) and on_disk["concept_overlays"] == sorted(overlays)
     for path in heatmaps + overlays + decoded:
-        assert _png_size(path) == (WIDTH, HEIGHT), path
+        assert _png_size(path.read_bytes()) == (WIDTH, HEIGHT), path
 
 
 # ---------------------------------------------------------------------------
@@ -270,18 +160,9 @@ def _write_png(path: Path, size) -> None:
     image.save(path)
 
 
-def _view_size(server, image: dict) -> tuple[int, int]:
-    """Size of an output or temp image, fetched as the frontend does (/view)."""
-    query = urllib.parse.urlencode({k: image[k] for k in ("filename", "subfolder", "type")})
-    with urllib.request.urlopen(f"{server.url}/view?{query}", timeout=10) as r:
-        head = r.read(24)
-    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", image
-    return struct.unpack(">II", head[16:24])
-
-
 @pytest.mark.parametrize("name", list(UI_OUTPUTS))
 def test_ui_workflow(server, name):
-    if not tiny_models.stock_loader_fits(server.unet):
+    if not _stock_loader_fits(server):
         pytest.skip("this ComfyUI's UNETLoader builds Flux only at full size (24 heads), not the tiny test model")
     ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
     prompt = workflow_format.ui_to_api(ui, server.object_info)
@@ -297,7 +178,7 @@ def test_ui_workflow(server, name):
         _write_png(server.input / node["inputs"]["image"], INPUT_SIZE)
 
     started = time.monotonic()
-    entry = _run(server, prompt)
+    entry = server.run(prompt, timeout=RUN_TIMEOUT_S)
     print(f"{name} ran in {time.monotonic() - started:.1f} s")
 
     outputs = {n["_meta"]["title"]: node_id for node_id, n in prompt.items()
@@ -310,7 +191,7 @@ def test_ui_workflow(server, name):
         kind = "output" if prompt[node_id]["class_type"] == "SaveImage" else "temp"
         for image in images:
             assert image["type"] == kind, image
-            assert _view_size(server, image) == size, (title, image)
+            assert _png_size(server.view(image)) == size, (title, image)
         if kind == "output":
             prefix = prompt[node_id]["inputs"]["filename_prefix"]
             assert sorted(server.output.glob(f"{prefix}_*.png")) == sorted(_saved(server, entry, node_id)), prefix
@@ -418,7 +299,5 @@ def test_workflow_templates_are_served(server):
     assert sorted(listed.get("ConceptAttention", [])) == UI_WORKFLOWS, listed
     for name in UI_WORKFLOWS:
         for suffix in (".json", ".jpg"):
-            route = f"{server.url}/api/workflow_templates/ConceptAttention/{name}{suffix}"
-            with urllib.request.urlopen(route, timeout=10) as r:
-                body = r.read()
-            assert body == (REPO / "workflows" / f"{name}{suffix}").read_bytes(), route
+            route = f"/api/workflow_templates/ConceptAttention/{name}{suffix}"
+            assert server.read(route) == (REPO / "workflows" / f"{name}{suffix}").read_bytes(), route

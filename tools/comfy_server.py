@@ -1,8 +1,9 @@
 """Start a real ComfyUI server with this extension, post prompts, collect outputs.
 
-Standard library only. Used by the demo command and the server tests: the
-extension is linked into a scratch custom_nodes folder named in an
-extra_model_paths.yaml, so it loads from outside the ComfyUI tree.
+Standard library only. Used by the demo command, tools/make_workflows.py,
+tools/render_thumbnails.py and the server tests: the extension is linked into a
+scratch custom_nodes folder named in an extra_model_paths.yaml, so it loads from
+outside the ComfyUI tree.
 """
 import json
 import os
@@ -11,7 +12,9 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,20 +24,85 @@ class ServerError(RuntimeError):
     pass
 
 
-class ComfyServer:
+class ComfyClient:
+    """The HTTP side of a ComfyUI server at `url`: one ComfyServer started, or any running one."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+
+    def read(self, route: str, timeout: float = 10) -> bytes:
+        """The body of GET `route`."""
+        with urllib.request.urlopen(self.url + route, timeout=timeout) as response:
+            return response.read()
+
+    def get(self, route: str, timeout: float = 10):
+        return json.loads(self.read(route, timeout))
+
+    def post(self, route: str, data: bytes, content_type: str, timeout: float = 60):
+        request = urllib.request.Request(self.url + route, data=data, headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            body = e.read().decode(errors="replace")
+            raise ServerError(f"POST {route} -> {e.code}: {body}\n{self.log_tail()}") from None
+
+    def run(self, prompt: dict, timeout: float = 300.0) -> dict:
+        """Post an API-format prompt and wait for it; returns its /history entry.
+        Raises ServerError with each failing node's message when it does not succeed."""
+        queued = self.post("/prompt", json.dumps({"prompt": prompt}).encode(), "application/json")
+        # ComfyUI still queues a prompt some of whose outputs are invalid, to run the others.
+        if queued.get("node_errors"):
+            raise ServerError(f"node errors: {json.dumps(queued['node_errors'], indent=1)}")
+        prompt_id = queued["prompt_id"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entry = self.get(f"/history/{prompt_id}").get(prompt_id)
+            if entry and entry.get("status", {}).get("completed") is not None:
+                if entry["status"].get("status_str") != "success":
+                    raise ServerError(f"prompt failed:\n{_failures(entry)}\n{self.log_tail()}")
+                return entry
+            time.sleep(0.2)
+        raise ServerError(f"prompt did not finish within {timeout:.0f} s\n{self.log_tail()}")
+
+    def upload_image(self, path: Path, name: str) -> str:
+        """Upload to the server's input folder (overwriting `name`); returns the LoadImage value."""
+        boundary = uuid.uuid4().hex
+        body = b"".join([
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
+            f"Content-Type: image/png\r\n\r\n".encode(), Path(path).read_bytes(), b"\r\n",
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"overwrite\"\r\n\r\ntrue\r\n".encode(),
+            f"--{boundary}--\r\n".encode(),
+        ])
+        answer = self.post("/upload/image", body, f"multipart/form-data; boundary={boundary}")
+        return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
+
+    def view(self, image: dict) -> bytes:
+        """The file of an image of a /history entry, fetched as the frontend does (its type may be temp)."""
+        query = urllib.parse.urlencode({key: image[key] for key in ("filename", "subfolder", "type")})
+        return self.read(f"/view?{query}", timeout=60)
+
+    def log_tail(self) -> str:
+        return ""  # the log of a server this process did not start is out of reach
+
+
+class ComfyServer(ComfyClient):
     """A ComfyUI process on a free loopback port, with scratch folders under `root`.
 
     model_folders: {"diffusion_models": Path, ...} folders to add to ComfyUI's search paths.
+    env: variables to set for the process on top of this one's.
     """
 
-    def __init__(self, host: Path, root: Path, model_folders: dict, python: str = sys.executable):
+    def __init__(self, host: Path, root: Path, model_folders: dict = None, python: str = sys.executable,
+                 env: dict = None):
         self.host, self.root, self.python = Path(host), Path(root), python
-        self.model_folders = model_folders
+        self.model_folders = model_folders or {}
+        self.env = env or {}
         self.output = self.root / "output"
         self.input = self.root / "input"
         self.log = self.root / "server.log"
         self.process = None
-        self.url = None
+        self.url = None  # known once started
 
     def _write_config(self) -> Path:
         custom_nodes = self.root / "custom_nodes"
@@ -62,19 +130,21 @@ class ComfyServer:
                "--disable-api-nodes", "--disable-auto-launch"]
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(cmd, cwd=self.host, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                            stdin=subprocess.DEVNULL,
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise ServerError(f"ComfyUI exited with code {self.process.returncode}\n{self.log_tail()}")
+        while self.process.poll() is None:
             try:
                 self.object_info = self.get("/object_info", timeout=30)
                 return self
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
+                # A `with` block whose __enter__ raises never calls __exit__.
+                self.stop()
                 raise ServerError(f"ComfyUI did not answer within {timeout:.0f} s\n{self.log_tail()}")
             time.sleep(0.5)
+        raise ServerError(f"ComfyUI exited with code {self.process.returncode}\n{self.log_tail()}")
 
     def stop(self):
         if self.process is None:
@@ -92,30 +162,6 @@ class ComfyServer:
 
     def __exit__(self, *exc):
         self.stop()
-
-    def get(self, route: str, timeout: float = 10):
-        with urllib.request.urlopen(self.url + route, timeout=timeout) as response:
-            return json.loads(response.read())
-
-    def run(self, prompt: dict, timeout: float = 300.0) -> dict:
-        """Post an API-format prompt and wait for it; returns its /history entry.
-        Raises ServerError with each failing node's message when it does not succeed."""
-        request = urllib.request.Request(self.url + "/prompt", data=json.dumps({"prompt": prompt}).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                prompt_id = json.loads(response.read())["prompt_id"]
-        except urllib.error.HTTPError as e:
-            raise ServerError(f"POST /prompt -> {e.code}: {e.read().decode(errors='replace')}") from None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            entry = self.get(f"/history/{prompt_id}").get(prompt_id)
-            if entry and entry.get("status", {}).get("completed") is not None:
-                if entry["status"].get("status_str") != "success":
-                    raise ServerError(f"prompt failed:\n{_failures(entry)}\n{self.log_tail()}")
-                return entry
-            time.sleep(0.2)
-        raise ServerError(f"prompt did not finish within {timeout:.0f} s\n{self.log_tail()}")
 
     def saved_files(self, entry: dict, node_id: str) -> list:
         """Paths of the images a SaveImage node wrote."""

@@ -7,14 +7,12 @@ real ComfyUI server, and copy the image, heatmaps, overlays and masks to a folde
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import host  # noqa: E402
-from comfy_server import REPO, ComfyServer  # noqa: E402
+import host
+from comfy_server import REPO, ComfyServer
 
 WORKFLOW = REPO / "workflows" / "api" / "demo.json"
 # SaveImage node ids of workflows/api/demo.json and what they hold.
@@ -41,7 +39,7 @@ def main():
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as scratch, ComfyServer(host.find_comfyui(), Path(scratch), {}) as server:
+    with tempfile.TemporaryDirectory() as scratch, ComfyServer(host.find_comfyui(), Path(scratch)) as server:
         print(f"ComfyUI answered in {time.monotonic() - started:.1f} s; running {WORKFLOW.relative_to(REPO)}")
         entry = server.run(prompt)
         ids = {node["_meta"]["title"]: node_id for node_id, node in prompt.items()}

@@ -11,27 +11,19 @@ The ComfyUI host is the one the tests use ($COMFYUI_PATH, else ~/comfy/ComfyUI, 
 Thumbnails (workflows/<name>.jpg) are made by tools/render_thumbnails.py.
 """
 import argparse
-import contextlib
 import json
-import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import host
+from comfy_server import REPO, ComfyClient, ComfyServer
+
 sys.path.insert(0, str(REPO / "tests"))
-import host  # noqa: E402  (tests/host.py: finds the ComfyUI host, standard library only)
 from workflow_format import socket_inputs, widget_layout  # noqa: E402
 
 OUT = REPO / "workflows"
-EXTENSION_DIR = "ConceptAttention"
 
 # Download links the frontend offers when a model is missing (those of ComfyUI's own Flux templates).
 MODELS = {
@@ -406,73 +398,10 @@ def dumps(ui: dict) -> str:
     return json.dumps(ui, indent=2) + "\n"
 
 
-# ---------------------------------------------------------------------------
-# A server for /object_info.
-
-def get_json(url, timeout=30):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def temporary_server(models=None, python=sys.executable, timeout=120):
-    """Start ComfyUI (`main.py --cpu`) with this extension in a scratch folder; yields its URL.
-
-    `models`: {folder name (e.g. "diffusion_models"): directory} added to its model paths."""
-    comfyui = host.find_comfyui()
-    root = Path(tempfile.mkdtemp(prefix="concept_attention_server_"))
-    (root / "custom_nodes").mkdir()
-    (root / "custom_nodes" / EXTENSION_DIR).symlink_to(REPO, target_is_directory=True)
-    for d in ("user", "input", "output", "temp"):
-        (root / d).mkdir()
-    config = root / "extra_model_paths.yaml"
-    lines = ["concept_attention:", f"    base_path: {root}", "    custom_nodes: custom_nodes"]
-    lines += [f"    {folder}: {path}" for folder, path in (models or {}).items()]
-    config.write_text("\n".join(lines) + "\n")
-    port = _free_port()
-    log = root / "server.log"
-    cmd = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-           "--extra-model-paths-config", str(config), "--input-directory", str(root / "input"),
-           "--output-directory", str(root / "output"), "--temp-directory", str(root / "temp"),
-           "--user-directory", str(root / "user"), "--database-url", f"sqlite:///{root / 'comfy.db'}",
-           "--disable-api-nodes", "--disable-auto-launch"]
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(cmd, cwd=comfyui, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited ({proc.returncode}); log: {log.read_text()[-3000:]}")
-            try:
-                get_json(url + "/system_stats", timeout=5)
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"ComfyUI did not start in {timeout} s; log: {log.read_text()[-3000:]}")
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def load_object_info(source):
     """/object_info from a server URL or a saved JSON file."""
     if source.startswith(("http://", "https://")):
-        return get_json(source.rstrip("/") + "/object_info", timeout=60)
+        return ComfyClient(source).get("/object_info", timeout=60)
     return json.loads(Path(source).read_text())
 
 
@@ -485,8 +414,9 @@ def main(argv=None):
     if args.object_info:
         object_info = load_object_info(args.object_info)
     else:
-        with temporary_server() as url:
-            object_info = load_object_info(url)
+        with tempfile.TemporaryDirectory(prefix="concept_attention_server_") as root, \
+                ComfyServer(host.find_comfyui(), Path(root)) as server:
+            object_info = server.object_info
     stale = []
     for name in WORKFLOWS:
         path = args.out / f"{name}.json"

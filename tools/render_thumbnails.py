@@ -28,15 +28,12 @@ import math
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
-import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import make_workflows  # noqa: E402  (also puts tests/ on sys.path)
-from make_workflows import OUT, REPO, WORKFLOWS, get_json, temporary_server  # noqa: E402
-from workflow_format import nodes_of, substitute, ui_to_api  # noqa: E402
+import host
+from comfy_server import ComfyClient, ComfyServer
+from make_workflows import OUT, REPO, WORKFLOWS  # also puts tests/ on sys.path, for workflow_format
+from workflow_format import nodes_of, substitute, ui_to_api
 
 SHEET_WIDTH = 512
 GAP = 4
@@ -69,62 +66,6 @@ def tiny_substitutions(unet_name=TINY_UNET, clip_name=TINY_CLIP, width=256, heig
     }
 
 
-class Client:
-    def __init__(self, url):
-        self.url = url.rstrip("/")
-
-    def post_json(self, route, body):
-        req = urllib.request.Request(self.url + route, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            raise RuntimeError(f"POST {route} -> {e.code}: {e.read().decode(errors='replace')}") from None
-
-    def upload_image(self, path: Path, name: str) -> str:
-        """Upload to the server's input folder (overwriting `name`); returns the LoadImage value."""
-        boundary = uuid.uuid4().hex
-        body = b"".join([
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-            f"Content-Type: image/png\r\n\r\n".encode(), path.read_bytes(), b"\r\n",
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"overwrite\"\r\n\r\ntrue\r\n".encode(),
-            f"--{boundary}--\r\n".encode(),
-        ])
-        req = urllib.request.Request(self.url + "/upload/image", data=body,
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            answer = json.loads(r.read())
-        return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
-
-    def run(self, prompt, timeout=RUN_TIMEOUT_S) -> dict:
-        """Queue the prompt, wait for it, return its history entry (RuntimeError if it failed)."""
-        queued = self.post_json("/prompt", {"prompt": prompt, "client_id": "concept-attention-thumbnails"})
-        if queued.get("node_errors"):
-            raise RuntimeError(f"node errors: {queued['node_errors']}")
-        prompt_id = queued["prompt_id"]
-        deadline = time.monotonic() + timeout
-        while True:
-            entry = get_json(f"{self.url}/history/{prompt_id}").get(prompt_id)
-            status = (entry or {}).get("status", {})
-            if status.get("completed") or status.get("status_str") == "error":
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prompt {prompt_id} did not finish in {timeout} s")
-            time.sleep(0.5)
-        if status.get("status_str") != "success":
-            errors = [m[1] for m in status.get("messages", []) if m[0] == "execution_error"]
-            raise RuntimeError("; ".join(f"{e.get('node_type')}: {e.get('exception_message')}" for e in errors) or status)
-        return entry
-
-    def image(self, item: dict):
-        from PIL import Image
-
-        query = urllib.parse.urlencode({k: item[k] for k in ("filename", "subfolder", "type")})
-        with urllib.request.urlopen(f"{self.url}/view?{query}", timeout=60) as r:
-            return Image.open(io.BytesIO(r.read())).convert("RGB")
-
-
 def contact_sheet(images, width=SHEET_WIDTH):
     """The images on a grid `width` px wide: one, a row of two or three, else two or more columns."""
     from PIL import Image
@@ -145,16 +86,19 @@ def contact_sheet(images, width=SHEET_WIDTH):
 
 
 def render(client, name, object_info, rules, image=None, out=OUT, width=SHEET_WIDTH) -> Path:
+    from PIL import Image
+
     ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
     prompt = substitute(ui_to_api(ui, object_info), rules)
     for node in nodes_of(prompt, "LoadImage").values():
         if image is not None:
             node["inputs"]["image"] = client.upload_image(image, f"concept_attention_{Path(node['inputs']['image']).name}")
-    entry = client.run(prompt)
+    entry = client.run(prompt, timeout=RUN_TIMEOUT_S)
     by_title = {node["_meta"]["title"]: node_id for node_id, node in prompt.items()}
     images = []
     for title in WORKFLOWS[name][1]:
-        images += [client.image(item) for item in entry["outputs"].get(by_title[title], {}).get("images", [])]
+        items = entry["outputs"].get(by_title[title], {}).get("images", [])
+        images += [Image.open(io.BytesIO(client.view(item))).convert("RGB") for item in items]
     if not images:
         raise RuntimeError(f"{name}: no images from {WORKFLOWS[name][1]}")
     path = out / f"{name}.jpg"
@@ -165,14 +109,14 @@ def render(client, name, object_info, rules, image=None, out=OUT, width=SHEET_WI
 def _default_image():
     """ComfyUI's own input/example.png, which the image workflow loads."""
     try:
-        path = make_workflows.host.find_comfyui() / "input" / "example.png"
+        path = host.find_comfyui() / "input" / "example.png"
     except RuntimeError:
         return None
     return path if path.is_file() else None
 
 
 def _build_tiny_models(root: Path) -> dict:
-    make_workflows.host.prepare()
+    host.prepare()
     import tiny_models
 
     tiny_models.build_flux1_for_clip_l(root / "diffusion_models" / TINY_UNET)
@@ -209,20 +153,19 @@ def main(argv=None):
                 rule = {"inputs": {**rules["*"]["inputs"], **rule.get("inputs", {})}}
             rules[key] = rule
 
-    def render_all(url):
-        client = Client(url)
-        object_info = get_json(client.url + "/object_info", timeout=60)
+    def render_all(client):
+        object_info = client.get("/object_info", timeout=60)
         for name in args.only or WORKFLOWS:
             started = time.monotonic()
             path = render(client, name, object_info, rules, args.image, args.out, args.width)
             print(f"wrote {path} ({time.monotonic() - started:.1f} s)")
 
     if args.tiny:
-        with tempfile.TemporaryDirectory(prefix="concept_attention_tiny_") as root:
-            with temporary_server(models=_build_tiny_models(Path(root))) as url:
-                render_all(url)
+        with tempfile.TemporaryDirectory(prefix="concept_attention_tiny_") as root, \
+                ComfyServer(host.find_comfyui(), Path(root), _build_tiny_models(Path(root) / "models")) as server:
+            render_all(server)
     else:
-        render_all(args.server)
+        render_all(ComfyClient(args.server))
     return 0
 
 

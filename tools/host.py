@@ -1,6 +1,6 @@
-"""Find the ComfyUI host the tests run against (standard library only; no torch needed).
+"""Find the ComfyUI host for the tests, benchmarks and tools (standard library only; no torch needed).
 
-Usage: python tests/host.py [--version]
+Usage: python tools/host.py [--version]
 """
 
 import importlib.util
