@@ -9,6 +9,7 @@ import comfy.supported_models
 import nodes as comfy_nodes
 
 from concept_attention.errors import NodeInputError
+from concept_attention.nodes import NODES
 from concept_attention.nodes.aggregate import HeatmapAggregate
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.overlay import HeatmapOverlay
@@ -30,6 +31,17 @@ def aggregate(capture, layers="all", timesteps="all", method="concept_attention"
               size="image", **masks):
     """(heatmaps, soft_masks, argmax_masks, threshold_masks, labels, maps)"""
     return HeatmapAggregate.execute(capture, layers, timesteps, method, normalization, size, "plasma", **masks).args
+
+
+# Every node
+
+@pytest.mark.parametrize("node", NODES, ids=lambda n: n.__name__)
+def test_every_input_and_output_has_a_tooltip(node):
+    schema = node.define_schema()
+    assert schema.display_name and schema.category == "ConceptAttention" and schema.description
+    undocumented = [i.id for i in schema.inputs if not i.tooltip] + \
+                   [o.display_name for o in schema.outputs if not o.tooltip]
+    assert not undocumented
 
 
 # ConceptEncode

@@ -23,7 +23,8 @@ from comfy_server import REPO, ComfyServer
 
 COMFYUI = host.find_comfyui()  # the same host conftest puts on sys.path
 WORKFLOW = REPO / "workflows" / "api" / "flux1_heatmaps.json"
-NODES = ("ConceptEncode", "ConceptAttentionSampler", "HeatmapAggregate", "HeatmapOverlay")
+NODES = ("ConceptEncode", "ConceptAttentionSampler", "ConceptAttentionApply", "ConceptAttentionEncodeImage",
+         "HeatmapAggregate", "HeatmapOverlay", "ConceptAttentionDemoModel")
 CONCEPTS = ("dragon", "rock", "sky")
 BATCH = 1
 WIDTH, HEIGHT = 256, 192  # EmptySD3LatentImage in the workflow; non-square on purpose
