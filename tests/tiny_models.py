@@ -155,20 +155,9 @@ def build_flux_clip(seed=0):
     In ComfyUI 0.33 a word id numbers a weighted segment, not a word: "a red dragon" is
     all id 1, "a (red:1.2) dragon" gives ids 1, 1, 2, 3 (t5 tokens "▁", "a", "red", "dragon").
     """
-    import comfy.sd
-    import comfy.text_encoders.flux
+    from concept_attention.demo_model import build_clip
 
-    target = types.SimpleNamespace(
-        params={},
-        clip=comfy.text_encoders.flux.flux_clip(dtype_t5=torch.float32),
-        tokenizer=comfy.text_encoders.flux.FluxTokenizer,
-    )
-    model_options = {
-        "dtype": torch.float32,
-        "clip_l_model_config": dict(CLIP_L_TINY),
-        "t5xxl_model_config": dict(T5_TINY),
-    }
-    clip = comfy.sd.CLIP(target=target, model_options=model_options)
+    clip = build_clip({"clip_l_model_config": CLIP_L_TINY, "t5xxl_model_config": T5_TINY})
     # comfy.ops.manual_cast skips init, so every parameter is filled here, by name order.
     gen = torch.Generator().manual_seed(seed)
     for name, p in sorted(clip.cond_stage_model.named_parameters()):

@@ -268,7 +268,8 @@ def _flux_prompt(g, clip, column, text, title="Prompt", guidance=3.5, negative=T
     return encode, positive, negative
 
 
-def generate_with_heatmaps(g):
+def _generate(g, group, aggregate_title=None, **aggregate_options):
+    """Prompt, concepts and ConceptAttentionSampler, decoded and aggregated."""
     unet, clip, vae = _flux_models(g)
     encode, positive, negative = _flux_prompt(g, clip, 1, PROMPT)
     concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
@@ -279,8 +280,14 @@ def generate_with_heatmaps(g):
                     latent_image=latent["LATENT"], denoise=1.0, concepts=concepts["concepts"], layers="default",
                     timesteps="all")
     decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae["VAE"])
-    aggregate = g.add("HeatmapAggregate", 2, concept_attn=sampler["concept_attn"])
-    g.group("Sample and read the maps", [sampler, decode, aggregate], GROUP_COLORS["sample"])
+    aggregate = g.add("HeatmapAggregate", 2, title=aggregate_title, concept_attn=sampler["concept_attn"],
+                      **aggregate_options)
+    g.group(group, [sampler, decode, aggregate], GROUP_COLORS["sample"])
+    return unet, clip, vae, decode, aggregate
+
+
+def generate_with_heatmaps(g):
+    _, _, _, decode, aggregate = _generate(g, "Sample and read the maps")
     overlay = g.add("HeatmapOverlay", 3, image=decode["IMAGE"], heatmaps=aggregate["maps"], opacity=0.5,
                     colormap="plasma", label=True)
     segmentation = g.add("MaskToImage", 3, title="Segmentation (argmax masks)", mask=aggregate["argmax_masks"])
@@ -316,19 +323,8 @@ SKY_INDEX = 2  # "sky" is the third concept of CONCEPTS; with a batch of n image
 
 
 def mask_the_sky_and_inpaint(g):
-    unet, clip, vae = _flux_models(g)
-    encode, positive, negative = _flux_prompt(g, clip, 1, PROMPT)
-    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
-    latent = g.add("EmptySD3LatentImage", 1, width=1024, height=1024, batch_size=1)
-    g.group("Prompt and concepts", [encode, positive, negative, concepts, latent], GROUP_COLORS["prompt"])
-    sampler = g.add("ConceptAttentionSampler", 2, model=unet["MODEL"], seed=42, steps=20, cfg=1.0, sampler_name="euler",
-                    scheduler="simple", positive=positive["CONDITIONING"], negative=negative["CONDITIONING"],
-                    latent_image=latent["LATENT"], denoise=1.0, concepts=concepts["concepts"], layers="default",
-                    timesteps="all")
-    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae["VAE"])
-    aggregate = g.add("HeatmapAggregate", 2, title="Heatmap Aggregate (blur 4, grow 8)",
-                      concept_attn=sampler["concept_attn"], blur=4.0, grow=8)
-    g.group("Generate and segment", [sampler, decode, aggregate], GROUP_COLORS["sample"])
+    unet, clip, vae, decode, aggregate = _generate(g, "Generate and segment", "Heatmap Aggregate (blur 4, grow 8)",
+                                                   blur=4.0, grow=8)
     as_images = g.add("MaskToImage", 3, mask=aggregate["argmax_masks"])
     pick = g.add("ImageFromBatch", 3, title=f"Pick the sky (concept {SKY_INDEX})", image=as_images["IMAGE"],
                  batch_index=SKY_INDEX, length=1)
