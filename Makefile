@@ -7,4 +7,4 @@ test:
 
 demo:
 	PYTHON="$(PYTHON)" bash tools/bootstrap.sh
-	"$(PYTHON)" tools/demo.py
+	"$(PYTHON)" tools/run_demo.py

@@ -2,7 +2,7 @@
 real ComfyUI server, and copy the image, heatmaps, overlays and masks to a folder.
 
     make demo                      # sets up what it needs, then runs this
-    python tools/demo.py [--out out/demo] [--prompt "..."] [--concepts "..."]
+    python tools/run_demo.py [--out out/demo] [--prompt "..."] [--concepts "..."]
 """
 import argparse
 import json
