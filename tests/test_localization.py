@@ -42,8 +42,8 @@ def bench():
 
 
 # Measured on these 20 scenes at t = 0.5 (benchmarks/localization.py --scenes 20):
-# ConceptAttention mIoU colour 0.382, shape 0.339; random maps 0.288 and 0.274.
-COLOUR_MIOU_FLOOR, SHAPE_MIOU_FLOOR = 0.35, 0.31
+# ConceptAttention mIoU colour 0.534, shape 0.330; random maps 0.288 and 0.274.
+COLOUR_MIOU_FLOOR, SHAPE_MIOU_FLOOR = 0.48, 0.30
 
 
 def test_concept_attention_localizes_on_held_out_scenes(bench):
@@ -51,5 +51,5 @@ def test_concept_attention_localizes_on_held_out_scenes(bench):
     shape = bench.score("shape", bench.maps("shape", 0.5))
     random_colour = bench.score("colour", bench.maps("colour", 0.5, random=True))
     random_shape = bench.score("shape", bench.maps("shape", 0.5, random=True))
-    assert colour["miou"] > COLOUR_MIOU_FLOOR and colour["miou"] > random_colour["miou"] + 0.05
+    assert colour["miou"] > COLOUR_MIOU_FLOOR and colour["miou"] > random_colour["miou"] + 0.15
     assert shape["miou"] > SHAPE_MIOU_FLOOR and shape["miou"] > random_shape["miou"] + 0.03
