@@ -18,7 +18,6 @@ Stages (each saves under --work, and a stage whose output exists is skipped):
 Seeded and reproducible for a given set of arguments (same steps, same batch).
 """
 import argparse
-import dataclasses
 import json
 import math
 import os

@@ -1,8 +1,8 @@
 """ConceptAttentionApply: a patched MODEL for any sampler node, and the CONCEPT_ATTN it fills."""
 from comfy_api.latest import io
 
-from .setup import LAYERS_TOOLTIP, TIMESTEPS_TOOLTIP, attach_capture
-from .types import CATEGORY, ConceptAttn, Concepts
+from .setup import attach_capture, concepts_input, layers_input, timesteps_input
+from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionApply"
 
@@ -19,9 +19,7 @@ class ConceptAttentionApply(io.ComfyNode):
                         "to Heatmap Aggregate's `after` input so the maps are read after they are made.",
             inputs=[
                 io.Model.Input("model", tooltip="A Flux 1 model. It is not changed: the patch goes on a clone."),
-                Concepts.Input("concepts", tooltip="Concepts from a Concept Encode node."),
-                io.String.Input("layers", default="default", tooltip=LAYERS_TOOLTIP),
-                io.String.Input("timesteps", default="all", tooltip=TIMESTEPS_TOOLTIP),
+                concepts_input(), layers_input(), timesteps_input(),
             ],
             outputs=[
                 io.Model.Output(display_name="MODEL", tooltip="The model with the capture; sample with it as usual."),

@@ -10,8 +10,8 @@ from comfy_api.latest import io
 
 from ..data import ConceptAttention
 from ..errors import NodeInputError
-from .setup import LAYERS_TOOLTIP, attach_capture, pixels_per_patch
-from .types import CATEGORY, ConceptAttn, Concepts
+from .setup import attach_capture, concepts_input, layers_input, pixels_per_patch
+from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionEncodeImage"
 
@@ -29,7 +29,7 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
                 io.Model.Input("model", tooltip="A Flux 1 model. It is not changed."),
                 io.Vae.Input("vae", tooltip="The model's VAE, to encode the image."),
                 io.Image.Input("image", tooltip="The images to read; any size and aspect ratio. Each gets its own maps."),
-                Concepts.Input("concepts", tooltip="Concepts from a Concept Encode node."),
+                concepts_input(),
                 io.Float.Input("noise_level", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="How much noise is mixed in before the pass (flow models: x = t*noise + (1-t)*image). "
                                        "0.5 is the middle of a 4-step schedule, as the paper."),
@@ -37,7 +37,7 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
                              tooltip="Forward passes with different noise; their maps are averaged."),
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
                              tooltip="Seed of the first noise sample (the others use seed+1, seed+2, ...)."),
-                io.String.Input("layers", default="default", tooltip=LAYERS_TOOLTIP),
+                layers_input(),
                 io.Conditioning.Input("positive", optional=True,
                                       tooltip="A prompt describing the image. Empty (the paper's setting) when not connected."),
             ],

@@ -3,8 +3,8 @@ import comfy.samplers
 import nodes as comfy_nodes
 from comfy_api.latest import io
 
-from .setup import LAYERS_TOOLTIP, TIMESTEPS_TOOLTIP, attach_capture, check_latent_size
-from .types import CATEGORY, ConceptAttn, Concepts
+from .setup import attach_capture, concepts_input, layers_input, timesteps_input, check_latent_size
+from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionSampler"
 
@@ -31,9 +31,7 @@ class ConceptAttentionSampler(io.ComfyNode):
                 io.Conditioning.Input("negative", tooltip="The negative conditioning (used when cfg > 1)."),
                 io.Latent.Input("latent_image", tooltip="The latent to denoise; each image of a batch gets its own maps."),
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="How much of the latent to replace."),
-                Concepts.Input("concepts", tooltip="Concepts from a Concept Encode node."),
-                io.String.Input("layers", default="default", tooltip=LAYERS_TOOLTIP),
-                io.String.Input("timesteps", default="all", tooltip=TIMESTEPS_TOOLTIP),
+                concepts_input(), layers_input(), timesteps_input(),
             ],
             outputs=[
                 io.Latent.Output(display_name="LATENT", tooltip="The sampled latent, identical to KSampler's."),

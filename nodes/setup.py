@@ -1,14 +1,29 @@
 """Input checks and capture set-up shared by the nodes that attach a capture."""
+from comfy_api.latest import io
+
 from .. import hooks
 from ..errors import NodeInputError
 from ..hooks.capture import CaptureSpec, attach
 from ..selection import parse_indices
+from .types import Concepts
 
 LAYERS_TOOLTIP = ("Joint-attention blocks to read maps from: \"default\" (Flux 1: double blocks 15-18, "
                   "or the last four of a smaller model), \"all\", a range \"15-18\" or a list \"0,3,7\". "
                   "Later blocks localise best.")
 TIMESTEPS_TOOLTIP = ("Sampler steps to capture: \"all\", a range \"2-5\" or a list \"0,3\" "
                      "(0 is the first, noisiest step).")
+
+
+def concepts_input():
+    return Concepts.Input("concepts", tooltip="Concepts from a Concept Encode node.")
+
+
+def layers_input():
+    return io.String.Input("layers", default="default", tooltip=LAYERS_TOOLTIP)
+
+
+def timesteps_input():
+    return io.String.Input("timesteps", default="all", tooltip=TIMESTEPS_TOOLTIP)
 
 
 # Without a known step count (a patched model for any sampler), indices up to this are accepted.

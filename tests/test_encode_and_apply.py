@@ -3,7 +3,6 @@ node (ConceptAttentionApply) and its caching semantics, and mask outputs."""
 import pytest
 import torch
 
-import comfy.patcher_extension
 import folder_paths
 import nodes as comfy_nodes
 from comfy_extras.nodes_custom_sampler import (BasicScheduler, CFGGuider, KSamplerSelect, RandomNoise,
@@ -135,7 +134,6 @@ def test_a_rerun_replaces_the_maps(flux_dev, concepts):
     ksampler(patched, seed=2)
     assert capture.steps == (0, 1, 2, 3)                # not 8 evaluations: runs never mix
     assert not torch.allclose(first, capture.maps())
-    _, fresh = run_capture(flux_dev, concepts, steps=STEPS, size=(16, 12))
     patched_fresh, capture_fresh = apply(flux_dev, concepts)
     ksampler(patched_fresh, seed=2)
     assert torch.equal(capture.maps(), capture_fresh.maps())
