@@ -1,10 +1,11 @@
+# The two commands of the README. Each first sets up what it needs (tools/bootstrap.py).
 PYTHON ?= $(HOME)/comfy/venv/bin/python
 
 .PHONY: test demo
 test:
-	PYTHON="$(PYTHON)" bash tools/bootstrap.sh
+	python3 tools/bootstrap.py --python "$(PYTHON)"
 	"$(PYTHON)" -m pytest -q tests
 
 demo:
-	PYTHON="$(PYTHON)" bash tools/bootstrap.sh
+	python3 tools/bootstrap.py --python "$(PYTHON)"
 	"$(PYTHON)" tools/run_demo.py

@@ -4,6 +4,10 @@ autoencoder and a small Flux text encoder, trained on procedural scenes
 
 `load_demo()` builds all three with ComfyUI's own classes and loaders. `comfy` is
 imported inside the functions, so this module imports without the host.
+
+The DiT is stored in the reference Flux layout (QK-norm scales named `*_norm.scale`,
+as in every published Flux checkpoint), which each ComfyUI version loads: 0.33 renames
+them to its own `*_norm.weight` on load, 0.3.75 uses them as they are.
 """
 import json
 import types
@@ -26,18 +30,70 @@ def load_config(directory=None) -> dict:
 def load_demo(directory=None):
     """(model_patcher, clip, vae) of the demo model in `directory` (models/demo by default).
 
-    MODEL: comfy.sd.load_diffusion_model, as UNETLoader (detected as FluxSchnell).
+    MODEL: as UNETLoader gives it (detected as FluxSchnell), see load_flux.
     VAE: comfy.sd.VAE from the taef1 encoder/decoder pair, as VAELoader("taef1").
     CLIP: comfy.sd.CLIP of the Flux CLIP-L + T5 classes at the sizes in config.json.
     """
-    import comfy.sd
-
     directory = Path(directory or DEFAULT_DIR)
     config = load_config(directory)
-    model = comfy.sd.load_diffusion_model(str(directory / FILES["model"]))
+    model = load_flux(directory / FILES["model"], config["dit"])
     vae = build_vae(directory, config)
     clip = build_clip(config["text_encoder"], directory / FILES["text_encoder"])
     return model, clip, vae
+
+
+def load_flux(path, dit_config: dict, model_options: dict = None):
+    """The ModelPatcher of a Flux 1 checkpoint whose constructor arguments are `dit_config`.
+
+    Through ComfyUI's own loader (what UNETLoader does) where the host detects the
+    checkpoint at its real size. ComfyUI 0.3.75 fixes Flux at 24 heads (full size), so
+    there ComfyUI's own model classes are built from `dit_config` instead, with the
+    model config, dtype and devices the loader would choose.
+    """
+    import dataclasses
+
+    import comfy.ldm.flux.model
+    import comfy.model_detection
+    import comfy.model_management as mm
+    import comfy.model_patcher
+    import comfy.sd
+    import comfy.utils
+
+    model_options = model_options or {}
+    sd = comfy.utils.load_torch_file(str(path))
+    if stock_loader_builds(sd, dit_config):
+        return comfy.sd.load_diffusion_model_state_dict(sd, model_options=model_options)
+    # An older host's Flux may lack later parameters (0.3.75: txt_ids_dims); pass those it has.
+    known = {field.name for field in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
+    unet_config = {"image_model": "flux", **{k: v for k, v in dit_config.items() if k in known}}
+    model_config = comfy.model_detection.model_config_from_unet_config(unet_config, sd)
+    if model_config is None:
+        raise RuntimeError(f"{path}: this ComfyUI has no Flux model for the config {unet_config}")
+    load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
+    supported = model_config.supported_inference_dtypes
+    dtype = model_options.get("dtype") or mm.unet_dtype(model_params=comfy.utils.calculate_parameters(sd),
+                                                        supported_dtypes=supported,
+                                                        weight_dtype=comfy.utils.weight_dtype(sd))
+    model_config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, supported))
+    model = model_config.get_model(sd, "")
+    model.load_model_weights(sd, "")
+    return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
+
+
+def stock_loader_builds(state_dict: dict, dit_config: dict) -> bool:
+    """Whether this host's own loader detects the Flux checkpoint `state_dict` with the
+    head count of `dit_config` (0.33 derives it from the weights; 0.3.75 fixes it at 24)."""
+    import comfy.model_detection
+
+    detected = comfy.model_detection.detect_unet_config(state_dict, "")
+    return detected is not None and detected.get("num_heads") == dit_config["num_heads"]
+
+
+def reference_layout(state_dict: dict) -> dict:
+    """A Flux state dict with its QK-norm scales under the reference names
+    (`*_norm.scale`); ComfyUI 0.33's modules call them `*_norm.weight`."""
+    suffix = "_norm.weight"
+    return {(k[:-len("weight")] + "scale" if k.endswith(suffix) else k): v for k, v in state_dict.items()}
 
 
 def build_vae(directory, config=None):

@@ -519,9 +519,11 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
 
 def export(work, out, dit, log, args, timings):
     import shutil
+
+    import demo_model
     work, out = Path(work), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_fp16(dit["ema"], out / "flux_demo.safetensors")
+    save_fp16(demo_model.reference_layout(dit["ema"]), out / "flux_demo.safetensors")
     for name in ("taef1_encoder.safetensors", "taef1_decoder.safetensors", "text_encoder.safetensors"):
         shutil.copyfile(work / name, out / name)
     losses = dit["losses"]
@@ -664,7 +666,6 @@ def generate(model, clip, vae, text, seed, batch=4, steps=20, cfg=4.0, sampler="
 
 
 def evaluate(out_dir, work, log, per_prompt=4, cfgs=(1.0, 4.0)):
-    import comfy.utils
     import demo_model
     out_dir = Path(out_dir)
     results = {}
@@ -683,8 +684,8 @@ def evaluate(out_dir, work, log, per_prompt=4, cfgs=(1.0, 4.0)):
                                           "a white heart and a purple cross in the sky", ""])
     with torch.no_grad():
         loaded = dm.float()(x, sigma, cond, y=pooled)
-        shipped = comfy.utils.load_torch_file(str(out_dir / "flux_demo.safetensors"))
-        trained.load_state_dict({k: v.float() for k, v in shipped.items()})
+        # The shipped fp16 weights, as the loader put them into ComfyUI's module.
+        trained.load_state_dict({k: v.float() for k, v in dm.state_dict().items()})
         results["max_diff_loaded_vs_flux_forward_fp16_weights"] = (loaded - flux_forward(trained, x, sigma, cond, pooled)).abs().max().item()
         if ema_path.exists():
             trained.load_state_dict(torch.load(ema_path)["ema"])

@@ -23,13 +23,15 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def flux_dev(model_dir):
     import tiny_models
-    return tiny_models.load_model(tiny_models.build_flux1(model_dir / "flux1_dev.safetensors", guidance=True), expect="Flux")
+    path = tiny_models.build_flux1(model_dir / "flux1_dev.safetensors", guidance=True)
+    return tiny_models.load_model(path, tiny_models.flux1_config(guidance=True), expect="Flux")
 
 
 @pytest.fixture(scope="session")
 def flux_schnell(model_dir):
     import tiny_models
-    return tiny_models.load_model(tiny_models.build_flux1(model_dir / "flux1_schnell.safetensors", guidance=False), expect="FluxSchnell")
+    path = tiny_models.build_flux1(model_dir / "flux1_schnell.safetensors", guidance=False)
+    return tiny_models.load_model(path, tiny_models.flux1_config(guidance=False), expect="FluxSchnell")
 
 
 @pytest.fixture(scope="session")

