@@ -44,6 +44,25 @@ def test_detected_as_flux_schnell(demo, config):
     assert not p.guidance_embed
 
 
+def test_built_from_config_where_the_stock_loader_cannot(demo, config, monkeypatch):
+    """ComfyUI 0.3.75's loader cannot build the demo DiT (it fixes Flux at 24 heads), so
+    load_flux builds ComfyUI's Flux from config.json there: the same model as the loader's."""
+    import concept_attention.demo_model as demo_model
+
+    stock, _, _ = demo
+    monkeypatch.setattr(demo_model, "stock_loader_builds", lambda *args: False)
+    built = demo_model.load_flux(DEFAULT_DIR / FILES["model"], config["dit"])
+    assert type(built.model.model_config).__name__ == type(stock.model.model_config).__name__ == "FluxSchnell"
+    assert torch.equal(built.model.model_sampling.sigmas, stock.model.model_sampling.sigmas)
+    gen = torch.Generator().manual_seed(0)
+    x, sigma = torch.randn(1, 16, 16, 16, generator=gen), torch.tensor([0.5])
+    cond, pooled = torch.randn(1, 32, 64, generator=gen), torch.randn(1, 64, generator=gen)
+    with torch.no_grad():
+        want = stock.model.apply_model(x, sigma, c_crossattn=cond, y=pooled)
+        got = built.model.apply_model(x, sigma, c_crossattn=cond, y=pooled)
+    assert torch.equal(got, want)
+
+
 def test_functional_forward_matches_flux(demo):
     """demo/train.py trains through flux_forward; it must equal Flux.forward."""
     from concept_attention.demo.train import flux_forward

@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import host
@@ -76,7 +77,7 @@ def clone_comfyui() -> str | None:
         return f"no clone within {CLONE_TIMEOUT_S} s"
     except subprocess.CalledProcessError as e:
         shutil.rmtree(partial, ignore_errors=True)
-        return (e.stderr.strip().splitlines() or [f"git exited with {e.returncode}"])[-1]
+        return (e.stderr.strip().splitlines() or [f"git exited with {e.returncode}"])[0]  # git's "fatal: ..." line
     partial.rename(target)
     return None
 
@@ -148,6 +149,7 @@ def main() -> int:
         log(f"Python 3.10 or newer is needed; {sys.executable} is {sys.version.split()[0]}")
         return 1
 
+    started = time.monotonic()
     python = interpreter(args.python)
     log(f"python {python}")
     comfy = provide_host(python)
@@ -163,7 +165,7 @@ def main() -> int:
     if missing:
         log(f"installing {len(missing)} missing requirements of ComfyUI and the tests: {' '.join(missing)}")
         pip_install(python, ["-r", str(path / "requirements.txt"), *EXTRA_PACKAGES])
-    log("ok")
+    log(f"ok ({time.monotonic() - started:.0f} s)")
     return 0
 
 
