@@ -32,26 +32,40 @@ class ConceptSet:
         return len(self.words)
 
 
+# What a capture keeps (CaptureSpec.keep, the capture nodes' `keep` input).
+KEEP_SUMS = "per_step_and_per_layer"
+KEEP_ALL = "every_step_and_layer"
+KEEPS = (KEEP_SUMS, KEEP_ALL)
+
+
 @dataclass
 class ConceptAttention:
-    """What one sampling run captured: raw per-(evaluation, layer) scores on the CPU.
+    """What one sampling run captured, on the CPU, in one of two forms (`keep`):
 
-    scores[method] is [E, L, B, C, P]: E captured model evaluations (their sampler
-    step indices in `steps`), L captured layers (`layers`), B images, C concepts,
-    P = frames * height * width patches of `grid`, image-major per row.
-    Only the conditional pass is recorded. A new run replaces the content.
+    KEEP_SUMS: for each method, the softmax-over-concepts maps summed two ways:
+      step_sums[method] [E, B, C, P], per evaluation summed over the captured layers;
+      layer_sums[method] [L, B, C, P], per layer summed over the evaluations.
+      A subset of steps or of layers can be chosen later, not both at once.
+    KEEP_ALL: scores[method] [E, L, B, C, P], the raw scores of every (evaluation,
+      layer): any subsets, and maps without the softmax.
+    E captured model evaluations (their sampler step indices in `steps`), L captured
+    layers (`layers`), B images, C concepts, P = frames * height * width patches of
+    `grid`. Only the conditional pass is recorded. A new run replaces the content.
 
-    >>> maps = capture.maps("concept_attention", layers=(15, 16), steps=range(2, 4))
+    >>> maps = capture.maps("concept_attention", layers=(15, 16))
     >>> maps.shape  # [B, C, height, width] (video: [B, C, frames, height, width])
     """
     concepts: tuple
     family: str
     layers: tuple = ()
+    keep: str = KEEP_SUMS
     grid: tuple = (1, 0, 0)            # (frames, height, width) in patches
     image_size: tuple = (0, 0)         # (height, width) in pixels of the decoded image
     batch_size: int = 0
     steps: tuple = ()
     sigmas: tuple = ()
+    step_sums: dict = field(default_factory=dict)
+    layer_sums: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict)
 
     @property
@@ -60,16 +74,19 @@ class ConceptAttention:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.scores.values())
+        stores = (self.step_sums, self.layer_sums, self.scores)
+        return sum(t.numel() * t.element_size() for store in stores for t in store.values())
 
     @classmethod
     def concatenate(cls, captures: list) -> "ConceptAttention":
         """One capture holding the evaluations of several runs (e.g. noise samples)."""
         first = captures[0]
-        out = cls(concepts=first.concepts, family=first.family, layers=first.layers, grid=first.grid,
-                  image_size=first.image_size, batch_size=first.batch_size)
+        out = cls(concepts=first.concepts, family=first.family, layers=first.layers, keep=first.keep,
+                  grid=first.grid, image_size=first.image_size, batch_size=first.batch_size)
         out.steps = tuple(s for c in captures for s in c.steps)
         out.sigmas = tuple(s for c in captures for s in c.sigmas)
+        out.step_sums = {m: torch.cat([c.step_sums[m] for c in captures]) for m in first.step_sums}
+        out.layer_sums = {m: sum(c.layer_sums[m] for c in captures) for m in first.layer_sums}
         out.scores = {m: torch.cat([c.scores[m] for c in captures]) for m in first.scores}
         return out
 
@@ -82,7 +99,8 @@ class ConceptAttention:
         concepts for every (evaluation, layer), then the mean over the chosen ones.
 
         layers: captured layer indices to use (None: all captured);
-        steps: sampler step indices to use (None: all captured).
+        steps: sampler step indices to use (None: all captured);
+        softmax=False (the paper's ablation) needs keep=KEEP_ALL.
         """
         if method not in maths.METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(maths.METHODS)}")
@@ -91,8 +109,19 @@ class ConceptAttention:
                              "or no conditional pass reached the chosen layers and timesteps")
         layer_rows = self._select(self.layers, layers, "layer")
         step_rows = self._select(self.steps, steps, "step")
-        scores = self.scores[method][step_rows][:, layer_rows]
-        flat = maths.reduce_scores(scores, softmax=softmax)
+        if self.keep == KEEP_ALL:
+            flat = maths.reduce_scores(self.scores[method][step_rows][:, layer_rows], softmax=softmax)
+        else:
+            if not softmax:
+                raise ValueError(f"maps without the softmax need the raw scores: capture with keep = {KEEP_ALL}")
+            some_layers, some_steps = len(layer_rows) < len(self.layers), len(step_rows) < len(self.steps)
+            if some_layers and some_steps:
+                raise SelectionError("layers and timesteps", f"this capture kept {KEEP_SUMS}: choose a subset of the layers or of "
+                                              f"the timesteps, not both; for both, capture with keep = {KEEP_ALL}")
+            if some_steps:
+                flat = self.step_sums[method][step_rows].sum(dim=0) / (len(step_rows) * len(self.layers))
+            else:
+                flat = self.layer_sums[method][layer_rows].sum(dim=0) / (len(self.steps) * len(layer_rows))
         frames, height, width = self.grid
         shape = (height, width) if frames == 1 else (frames, height, width)
         return flat.reshape(*flat.shape[:2], *shape)
@@ -112,7 +141,7 @@ class ConceptAttention:
         frames, height, width = self.grid
         return (f"ConceptAttention({self.family}, concepts={list(self.concepts)}, batch={self.batch_size}, "
                 f"grid={frames}x{height}x{width}, layers={list(self.layers)}, steps={list(self.captured_steps)}, "
-                f"{self.nbytes / 2**20:.1f} MiB)")
+                f"keep={self.keep}, {self.nbytes / 2**20:.1f} MiB)")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,12 @@ def cross_attention_scores(image_q: torch.Tensor, concept_k: torch.Tensor) -> to
     return torch.einsum("rhpd,rhcd->rcp", image_q.float(), concept_k.float()) / image_q.shape[1]
 
 
+def concept_softmax(scores: torch.Tensor) -> torch.Tensor:
+    """The paper's per-(evaluation, layer) maps: softmax over the concept axis (-2)
+    of raw scores [..., C, P], in fp32."""
+    return scores.float().softmax(dim=-2)
+
+
 def reduce_scores(scores: torch.Tensor, softmax: bool = True) -> torch.Tensor:
     """Maps from raw scores, as the paper: softmax over concepts for every
     (evaluation, layer), then the mean over evaluations and layers.
@@ -35,7 +41,7 @@ def reduce_scores(scores: torch.Tensor, softmax: bool = True) -> torch.Tensor:
     scores: [E, L, B, C, P] -> [B, C, P].
     """
     if softmax:
-        scores = scores.float().softmax(dim=-2)
+        scores = concept_softmax(scores)
     return scores.float().mean(dim=(0, 1))
 
 

@@ -76,7 +76,9 @@ class Benchmark:
         self._captures = {}
 
     def captures(self, task: str, noise: float) -> list:
-        """One CONCEPT_ATTN per batch of scenes, with every layer."""
+        """One CONCEPT_ATTN per batch of scenes, with every layer and the raw scores
+        (the no-softmax ablation needs them)."""
+        from concept_attention.data import KEEP_ALL
         from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 
         key = (task, noise)
@@ -85,7 +87,7 @@ class Benchmark:
             for start in range(0, len(self.scenes), BATCH):
                 images = torch.stack([torch.from_numpy(s.image) for s in self.scenes[start:start + BATCH]])
                 out.append(ConceptAttentionEncodeImage.execute(self.model, self.vae, images, self.tasks[task], noise, 1,
-                                                               start, "all").args[0])
+                                                               start, "all", KEEP_ALL).args[0])
             self._captures[key] = out
         return self._captures[key]
 

@@ -4,10 +4,13 @@ A capture is attached to a *clone* of a ModelPatcher under one key (KEY):
 - an OUTER_SAMPLE wrapper gives every sampling run a fresh Recorder (in a copy of
   the guider's model_options, restored in `finally`), and hands the finished
   capture to the CONCEPT_ATTN object only when the run succeeds;
-- the family module adds its own per-call wrapper and block patches, which read
-  the Recorder from transformer_options and do nothing without one.
+- the family module adds a per-call wrapper that, through record_model_call, puts a
+  ModelCall (the concept stream of that call) into transformer_options, and
+  ConceptBlockPatch entries in patches_replace that advance the stream beside each
+  real block; without a Recorder both do nothing.
 Nothing is patched outside the clone, so the caller's model never changes.
 """
+import math
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +18,8 @@ import torch
 import comfy.model_patcher
 import comfy.patcher_extension
 
-from ..data import ConceptAttention, ConceptSet
+from .. import maths
+from ..data import KEEP_ALL, KEEP_SUMS, ConceptAttention, ConceptSet
 
 KEY = "concept_attention"
 # transformer_options key of the per-model-call state a family module sets up.
@@ -31,6 +35,7 @@ class CaptureSpec:
     layers: tuple                 # block indices whose scores are kept
     steps: tuple = None           # sampler step indices to capture; None: all
     pixels_per_latent: int = 8    # the VAE's spatial downscale factor
+    keep: str = KEEP_SUMS         # what the CONCEPT_ATTN keeps (data.KEEPS)
 
     @property
     def last_layer(self) -> int:
@@ -38,12 +43,17 @@ class CaptureSpec:
 
 
 class Recorder:
-    """Collects one sampling run's scores, evaluation by evaluation, on the CPU."""
+    """Collects one sampling run's maps, evaluation by evaluation. Running sums stay
+    on the model's device until the run ends; raw scores (KEEP_ALL) move to the
+    CPU once per model call."""
 
     def __init__(self, spec: CaptureSpec, sample_sigmas: torch.Tensor):
         self.spec = spec
         self.sample_sigmas = sample_sigmas.detach().float().cpu()
-        self.entries = []   # (step, sigma, {method: [L, B, C, P]})
+        self.steps, self.sigmas = [], []
+        self.raw = []            # KEEP_ALL: per evaluation [M, L, B, C, P] on the CPU
+        self.step_sums = []      # KEEP_SUMS: per evaluation [M, B, C, P]
+        self.layer_sums = None   # KEEP_SUMS: [M, L, B, C, P]
         self.grid = None
         self.image_size = None
         # Only the sampler's own conditional pass of each prediction is recorded, not
@@ -77,35 +87,120 @@ class Recorder:
         at_or_above = int((schedule >= sigma * (1 - 1e-5)).sum())
         return min(max(at_or_above - 1, 0), len(schedule) - 1)
 
-    def add(self, step: int, sigma: float, grid: tuple, image_size: tuple, chunks: int, scores: dict):
-        """scores: {method: [L, chunks * B, C, P]} on the model's device.
-        Several conditional chunks in one call (combined conditioning) are averaged."""
+    def add(self, call: "ModelCall", step: int, sigma: float, chunks: int):
+        """Record one model call's scores (call.scores). Several conditional chunks in
+        one call (combined conditioning) are averaged."""
         if self.grid is None:
-            self.grid, self.image_size = grid, image_size
-        elif grid != self.grid:
+            self.grid, self.image_size = call.grid, call.image_size
+        elif call.grid != self.grid:
             # Area conditioning runs the model on a crop: its patches are not the image's.
             return
-        methods = list(scores)
-        stacked = torch.stack([scores[m] for m in methods])                  # [M, L, R, C, P]
+        stacked = torch.stack([torch.stack(call.scores[m]) for m in maths.METHODS])     # [M, L, R, C, P]
         stacked = stacked.reshape(*stacked.shape[:2], chunks, -1, *stacked.shape[3:]).mean(dim=2)
-        moved = dict(zip(methods, stacked.to("cpu", torch.float32).unbind()))  # one transfer per call
-        self.entries.append((step, sigma, moved))
+        if self.spec.keep == KEEP_ALL:
+            self.raw.append(stacked.to("cpu", torch.float32))
+        else:
+            maps = maths.concept_softmax(stacked)
+            self.step_sums.append(maps.sum(dim=1))
+            self.layer_sums = maps if self.layer_sums is None else self.layer_sums + maps
+        self.steps.append(step)
+        self.sigmas.append(sigma)
 
     def finish(self) -> ConceptAttention:
         """What was recorded, as a CONCEPT_ATTN."""
         out = new_capture(self.spec)
-        if not self.entries:
+        if not self.steps:
             return out
         out.grid, out.image_size = self.grid, self.image_size
-        out.steps = tuple(e[0] for e in self.entries)
-        out.sigmas = tuple(e[1] for e in self.entries)
-        out.scores = {m: torch.stack([e[2][m] for e in self.entries]) for m in self.entries[0][2]}
-        out.batch_size = next(iter(out.scores.values())).shape[2]
+        out.steps, out.sigmas = tuple(self.steps), tuple(self.sigmas)
+        if self.spec.keep == KEEP_ALL:
+            out.scores = dict(zip(maths.METHODS, torch.stack(self.raw, dim=1).unbind()))
+        else:
+            out.step_sums = dict(zip(maths.METHODS, torch.stack(self.step_sums, dim=1).cpu().unbind()))
+            out.layer_sums = dict(zip(maths.METHODS, self.layer_sums.cpu().unbind()))
+        out.batch_size = next(iter({**out.scores, **out.layer_sums}.values())).shape[-3]
         return out
 
 
+class ModelCall:
+    """The concept stream during one model call, which the block patches find in
+    transformer_options[CALL_KEY]. A family module sets `stream` ([R, C, hidden])
+    and keeps what else its blocks need on its own subclass."""
+
+    def __init__(self, spec: CaptureSpec, rows: torch.Tensor, grid: tuple, image_size: tuple):
+        self.spec, self.rows = spec, rows
+        self.grid = grid                    # (frames, height, width) in patches
+        self.image_size = image_size        # (height, width) in pixels
+        self.patches = math.prod(grid)
+        self.stream = None
+        self.scores = {method: [] for method in maths.METHODS}    # per chosen layer [R, C, P]
+
+    def record(self, concept_out, image_out, image_q, concept_k):
+        """Scores of one chosen layer, both methods. concept_out [R, C, H*D] and
+        image_out [R, P, H*D]: attention outputs before the output projection;
+        image_q [R, H, P, D] and concept_k [R, H, C, D]: before any RoPE."""
+        self.scores["concept_attention"].append(maths.output_space_scores(concept_out, image_out))
+        self.scores["cross_attention"].append(maths.cross_attention_scores(image_q, concept_k))
+
+
+def record_model_call(transformer_options: dict, batch: int, make_call, run):
+    """The body of a family's per-call wrapper. When this call is the conditional
+    pass to record, its blocks get the ModelCall make_call(rows) and its scores are
+    recorded; otherwise the call just runs. run(transformer_options) runs the model."""
+    recorder = transformer_options.get(KEY)
+    claim = recorder.claim(transformer_options, batch) if recorder is not None else None
+    if claim is None:
+        return run(transformer_options)
+    rows, chunks, step, sigma = claim
+    call = make_call(rows)
+    out = run({**transformer_options, CALL_KEY: call})
+    recorder.add(call, step, sigma, chunks)
+    return out
+
+
+class ConceptBlockPatch:
+    """patches_replace["dit"][("double_block", i)]: runs the real block (or the patch
+    that was there before, so other extensions keep working) and, while a ModelCall
+    needs this block, lets the family advance the concept stream beside it:
+    advance(index, call, args, run) returns the block's output, where run(options)
+    runs the block with those transformer_options."""
+
+    def __init__(self, index: int, advance, inner=None):
+        self.index, self.advance = index, advance
+        self.inner = inner.inner if isinstance(inner, ConceptBlockPatch) else inner
+
+    def _run_block(self, args, extra):
+        if self.inner is not None:
+            return self.inner(args, extra)
+        return extra["original_block"](args)
+
+    def __call__(self, args, extra):
+        call = args["transformer_options"].get(CALL_KEY)
+        if call is None or self.index > call.spec.last_layer:
+            return self._run_block(args, extra)
+
+        def run(transformer_options):
+            return self._run_block({**args, "transformer_options": transformer_options}, extra)
+
+        return self.advance(self.index, call, args, run)
+
+
+def patch_blocks(model, spec: CaptureSpec, advance):
+    """A ConceptBlockPatch on every block up to the last chosen one (the stream has
+    to pass through the earlier blocks), wrapping any patch already there."""
+    existing = model.model_options["transformer_options"].get("patches_replace", {}).get("dit", {})
+    for i in range(spec.last_layer + 1):
+        model.set_model_patch_replace(ConceptBlockPatch(i, advance, existing.get(("double_block", i))),
+                                      "dit", "double_block", i)
+
+
+def missing_joint_attention(index: int) -> RuntimeError:
+    return RuntimeError(f"ConceptAttention: block {index} ran without its joint attention; another patch on this "
+                        "model replaces it, which ConceptAttention cannot follow")
+
+
 def new_capture(spec: CaptureSpec) -> ConceptAttention:
-    return ConceptAttention(concepts=spec.concepts.words, family=spec.family, layers=spec.layers)
+    return ConceptAttention(concepts=spec.concepts.words, family=spec.family, layers=spec.layers, keep=spec.keep)
 
 
 def conditional_rows(transformer_options: dict, batch: int):

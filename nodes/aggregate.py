@@ -79,7 +79,7 @@ class HeatmapAggregate(io.ComfyNode):
         try:
             maps = capture.maps(method, layers=layer_subset, steps=step_subset)
         except SelectionError as e:
-            raise NodeInputError(NODE, "layers" if e.what == "layer" else "timesteps", str(e)) from None
+            raise NodeInputError(NODE, {"layer": "layers", "step": "timesteps"}.get(e.what, e.what), str(e)) from None
         except ValueError as e:
             raise NodeInputError(NODE, "concept_attn", f"{e}. With ConceptAttention Apply, connect the sampler's "
                                                        "LATENT to `after` so that this node runs after it") from None

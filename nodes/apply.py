@@ -1,7 +1,8 @@
 """ConceptAttentionApply: a patched MODEL for any sampler node, and the CONCEPT_ATTN it fills."""
 from comfy_api.latest import io
 
-from .setup import attach_capture, concepts_input, layers_input, timesteps_input
+from ..data import KEEP_SUMS
+from .setup import attach_capture, concepts_input, keep_input, layers_input, timesteps_input
 from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionApply"
@@ -19,7 +20,7 @@ class ConceptAttentionApply(io.ComfyNode):
                         "to Heatmap Aggregate's `after` input so the maps are read after they are made.",
             inputs=[
                 io.Model.Input("model", tooltip="A Flux 1 model. It is not changed: the patch goes on a clone."),
-                concepts_input(), layers_input(), timesteps_input(),
+                concepts_input(), layers_input(), timesteps_input(), keep_input(),
             ],
             outputs=[
                 io.Model.Output(display_name="MODEL", tooltip="The model with the capture; sample with it as usual."),
@@ -29,6 +30,6 @@ class ConceptAttentionApply(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, concepts, layers, timesteps) -> io.NodeOutput:
-        patched, capture = attach_capture(NODE, model, concepts, layers, timesteps)
+    def execute(cls, model, concepts, layers, timesteps, keep=KEEP_SUMS) -> io.NodeOutput:
+        patched, capture = attach_capture(NODE, model, concepts, layers, timesteps, keep=keep)
         return io.NodeOutput(patched, capture)

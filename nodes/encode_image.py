@@ -8,9 +8,9 @@ import comfy.samplers
 import comfy.utils
 from comfy_api.latest import io
 
-from ..data import ConceptAttention
+from ..data import KEEP_SUMS, ConceptAttention
 from ..errors import NodeInputError
-from .setup import attach_capture, concepts_input, layers_input, pixels_per_patch
+from .setup import attach_capture, concepts_input, keep_input, layers_input, pixels_per_patch
 from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionEncodeImage"
@@ -38,6 +38,7 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
                              tooltip="Seed of the first noise sample (the others use seed+1, seed+2, ...)."),
                 layers_input(),
+                keep_input(),
                 io.Conditioning.Input("positive", optional=True,
                                       tooltip="A prompt describing the image. Empty (the paper's setting) when not connected."),
             ],
@@ -46,8 +47,9 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, vae, image, concepts, noise_level, noise_samples, seed, layers, positive=None) -> io.NodeOutput:
-        patched, capture = attach_capture(NODE, model, concepts, layers, "all", step_count=1)
+    def execute(cls, model, vae, image, concepts, noise_level, noise_samples, seed, layers, keep=KEEP_SUMS,
+                positive=None) -> io.NodeOutput:
+        patched, capture = attach_capture(NODE, model, concepts, layers, "all", step_count=1, keep=keep)
         if positive is None:
             if concepts.empty_prompt is None:
                 raise NodeInputError(NODE, "positive", "these concepts carry no empty-prompt conditioning; "

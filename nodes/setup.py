@@ -2,6 +2,7 @@
 from comfy_api.latest import io
 
 from .. import hooks
+from ..data import KEEP_ALL, KEEP_SUMS, KEEPS
 from ..errors import NodeInputError
 from ..hooks.capture import CaptureSpec, attach
 from ..selection import parse_indices
@@ -26,11 +27,23 @@ def timesteps_input():
     return io.String.Input("timesteps", default="all", tooltip=TIMESTEPS_TOOLTIP)
 
 
+KEEP_TOOLTIP = (f"What the captured data keeps. {KEEP_SUMS}: each step's map summed over the layers and each "
+                f"layer's map summed over the steps, so Heatmap Aggregate can take a subset of the timesteps or of "
+                f"the layers (not both at once); small (SD3.5 large at 1024 px, 28 steps, 5 concepts: 11 MB). "
+                f"{KEEP_ALL}: the raw scores of every (step, layer), for any combination of subsets; "
+                f"steps x layers times larger (170 MB in the same case).")
+
+
+def keep_input():
+    return io.Combo.Input("keep", options=KEEPS, default=KEEP_SUMS, tooltip=KEEP_TOOLTIP)
+
+
 # Without a known step count (a patched model for any sampler), indices up to this are accepted.
 MAX_STEPS = 10000
 
 
-def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step_count: int = None):
+def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step_count: int = None,
+                   keep: str = KEEP_SUMS):
     """Check the inputs against the model (and the sampler's step count, when
     known) and return (patched clone, CONCEPT_ATTN)."""
     try:
@@ -51,7 +64,7 @@ def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step
         runs = f" (the sampler runs {step_count} steps)" if step_count else ""
         raise NodeInputError(node, "timesteps", f"{e}{runs}") from None
     spec = CaptureSpec(concepts=concepts, family=family.NAME, layers=chosen, steps=steps,
-                       pixels_per_latent=pixels_per_latent(model))
+                       pixels_per_latent=pixels_per_latent(model), keep=keep)
     return attach(model, family, spec)
 
 

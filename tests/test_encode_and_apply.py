@@ -12,6 +12,7 @@ from comfy_extras.nodes_slg import SkipLayerGuidanceDiT
 import paper_reference
 import tiny_models
 from concept_attention import maths
+from concept_attention.data import KEEP_ALL, KEEP_SUMS
 from concept_attention.errors import NodeInputError
 from concept_attention.nodes.apply import ConceptAttentionApply
 from concept_attention.nodes.encode import ConceptEncode
@@ -39,16 +40,16 @@ def images(batch=1, height=100, width=70):
     return torch.rand(batch, height, width, 3, generator=torch.Generator().manual_seed(batch * height + width))
 
 
-def encode(model, vae, image, concepts, noise_level=0.5, samples=1, seed=0, layers="all", positive=None):
+def encode(model, vae, image, concepts, noise_level=0.5, samples=1, seed=0, layers="all", positive=None, keep=KEEP_SUMS):
     return ConceptAttentionEncodeImage.execute(model, vae, image, concepts, noise_level, samples, seed, layers,
-                                               positive).args[0]
+                                               keep=keep, positive=positive).args[0]
 
 
 # Encode mode
 
 def test_encode_image_equals_the_paper_equations(flux_dev, vae, concepts):
     calls = []
-    capture = encode(recording_model(flux_dev, calls), vae, images(), concepts, noise_level=0.3)
+    capture = encode(recording_model(flux_dev, calls), vae, images(), concepts, noise_level=0.3, keep=KEEP_ALL)
     assert len(calls) == 1 and capture.steps == (0,) and capture.sigmas == pytest.approx((0.3,))
     call = calls[0]
     assert call["flags"] == [0] and call["x"].shape == (1, 16, 12, 8)   # 100x70 px -> 96x64 px -> 12x8 latent
@@ -124,7 +125,8 @@ def test_apply_with_any_sampler_matches_the_sampler_node(flux_dev, concepts, run
     assert torch.equal(samples, expected_latent)
     assert capture.steps == expected.steps
     for method in maths.METHODS:
-        assert torch.equal(capture.scores[method], expected.scores[method])
+        assert torch.equal(capture.step_sums[method], expected.step_sums[method])
+        assert torch.equal(capture.layer_sums[method], expected.layer_sums[method])
 
 
 def test_a_rerun_replaces_the_maps(flux_dev, concepts):

@@ -7,7 +7,7 @@ import comfy.patcher_extension
 import nodes as comfy_nodes
 
 import paper_reference
-from concept_attention.data import ConceptSet
+from concept_attention.data import KEEP_ALL, KEEP_SUMS, ConceptSet
 from concept_attention.nodes.sampler import ConceptAttentionSampler
 
 DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
@@ -28,9 +28,10 @@ def latent(batch=1, height=16, width=16):
     return {"samples": torch.zeros(batch, 16, height, width)}
 
 
-def run_capture(model, concepts, cfg=1.0, batch=1, sampler="euler", steps=4, layers="default", timesteps="all", size=(16, 16)):
+def run_capture(model, concepts, cfg=1.0, batch=1, sampler="euler", steps=4, layers="default", timesteps="all",
+                size=(16, 16), keep=KEEP_SUMS):
     out = ConceptAttentionSampler.execute(model, 5, steps, cfg, sampler, "simple", conditioning(1), conditioning(2),
-                                          latent(batch, *size), 1.0, concepts, layers, timesteps)
+                                          latent(batch, *size), 1.0, concepts, layers, timesteps, keep)
     return out.args[0]["samples"], out.args[1]
 
 
@@ -62,23 +63,50 @@ def recording_model(model, calls):
     return clone
 
 
+def reference_scores(model, calls, concepts, layers):
+    """The paper-equation scores ([L, B, C, P] per method) of every recorded call's conditional rows."""
+    expected = []
+    for call in calls:
+        size = call["x"].shape[0] // len(call["flags"])
+        cond = torch.cat([torch.arange(i * size, (i + 1) * size) for i, f in enumerate(call["flags"]) if f == 0])
+        expected.append(paper_reference.concept_attention_maps(
+            model.model.diffusion_model, *(call[k][cond] for k in ("x", "timestep", "context", "y", "guidance")),
+            concepts.embeddings, layers=layers))
+    return [torch.stack(method) for method in zip(*expected)]         # per method [E, L, B, C, P]
+
+
 @pytest.mark.parametrize("cfg, batch", [(1.0, 1), (3.0, 2)])
 def test_maps_equal_the_paper_equations(flux_dev, concepts, cfg, batch):
     calls = []
     _, capture = run_capture(recording_model(flux_dev, calls), concepts, cfg=cfg, batch=batch, steps=1,
-                             layers="all", size=(16, 12))
+                             layers="all", size=(16, 12), keep=KEEP_ALL)
     assert len(calls) == 1 and len(capture.steps) == 1
-    call = calls[0]
-    size = call["x"].shape[0] // len(call["flags"])
-    cond = torch.cat([torch.arange(i * size, (i + 1) * size) for i, f in enumerate(call["flags"]) if f == 0])
-    expected_output, expected_cross = paper_reference.concept_attention_maps(
-        flux_dev.model.diffusion_model, *(call[k][cond] for k in ("x", "timestep", "context", "y", "guidance")),
-        concepts.embeddings, layers=(0, 1, 2))
-    torch.testing.assert_close(capture.scores["concept_attention"][0], expected_output, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(capture.scores["cross_attention"][0], expected_cross, atol=1e-4, rtol=1e-4)
+    expected_output, expected_cross = reference_scores(flux_dev, calls, concepts, (0, 1, 2))
+    torch.testing.assert_close(capture.scores["concept_attention"], expected_output, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(capture.scores["cross_attention"], expected_cross, atol=1e-4, rtol=1e-4)
     maps = capture.maps("concept_attention")
     assert maps.shape == (batch, 3, 8, 6)
-    torch.testing.assert_close(maps.flatten(2), expected_output.softmax(dim=-2).mean(dim=0), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(maps.flatten(2), expected_output[0].softmax(dim=-2).mean(dim=0), atol=1e-5, rtol=1e-5)
+
+
+def test_kept_sums_give_the_paper_maps_of_every_step_or_layer_subset(flux_dev, concepts):
+    """keep=per_step_and_per_layer stores sums; its maps for all, a step subset and a
+    layer subset equal the softmax-then-mean of the paper-equation scores."""
+    calls = []
+    _, capture = run_capture(recording_model(flux_dev, calls), concepts, cfg=3.0, batch=2, steps=3,
+                             layers="all", size=(16, 12))
+    assert capture.keep == KEEP_SUMS and not capture.scores and len(calls) == 3
+    for method, expected in zip(("concept_attention", "cross_attention"), reference_scores(flux_dev, calls, concepts, (0, 1, 2))):
+        softmaxed = expected.softmax(dim=-2)                               # [E, L, B, C, P]
+        for layers, steps, want in [(None, None, softmaxed.mean(dim=(0, 1))),
+                                    (None, [0, 2], softmaxed[[0, 2]].mean(dim=(0, 1))),
+                                    ([1], None, softmaxed[:, [1]].mean(dim=(0, 1)))]:
+            got = capture.maps(method, layers=layers, steps=steps).flatten(2)
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="choose a subset of the layers or of the timesteps, not both"):
+        capture.maps(layers=[1], steps=[0])
+    with pytest.raises(ValueError, match="maps without the softmax need the raw scores"):
+        capture.maps(softmax=False)
 
 
 def test_batch_images_get_their_own_maps(flux_dev, concepts):
@@ -90,7 +118,7 @@ def test_batch_images_get_their_own_maps(flux_dev, concepts):
 
 
 def test_layers_and_timesteps_are_selected(flux_dev, concepts):
-    _, capture = run_capture(flux_dev, concepts, layers="1-2", timesteps="1,3")
+    _, capture = run_capture(flux_dev, concepts, layers="1-2", timesteps="1,3", keep=KEEP_ALL)
     assert capture.layers == (1, 2) and capture.captured_steps == (1, 3)
     assert capture.maps(layers=[2], steps=[3]).shape == (1, 3, 8, 8)
     with pytest.raises(ValueError, match=r"layers \[0\] were not captured"):
@@ -112,11 +140,15 @@ def test_extra_evaluations_count_toward_the_step_of_their_noise_level(flux_dev, 
 
 
 def test_capture_size_is_what_it_stores(flux_dev, concepts):
-    _, capture = run_capture(flux_dev, concepts, batch=2, layers="all")
-    evaluations, layers, batch, count, patches = capture.scores["concept_attention"].shape
-    assert (evaluations, layers, batch, count, patches) == (4, 3, 2, 3, 64)
-    assert capture.nbytes == 2 * 4 * 3 * 2 * 3 * 64 * 4
-    assert all(s.device.type == "cpu" and s.dtype == torch.float32 for s in capture.scores.values())
+    _, everything = run_capture(flux_dev, concepts, batch=2, layers="all", keep=KEEP_ALL)
+    assert everything.scores["concept_attention"].shape == (4, 3, 2, 3, 64)     # [E, L, B, C, P]
+    assert everything.nbytes == 2 * 4 * 3 * 2 * 3 * 64 * 4
+    _, sums = run_capture(flux_dev, concepts, batch=2, layers="all")
+    assert sums.step_sums["concept_attention"].shape == (4, 2, 3, 64)           # [E, B, C, P]
+    assert sums.layer_sums["concept_attention"].shape == (3, 2, 3, 64)          # [L, B, C, P]
+    assert sums.nbytes == 2 * (4 + 3) * 2 * 3 * 64 * 4
+    stored = [*everything.scores.values(), *sums.step_sums.values(), *sums.layer_sums.values()]
+    assert all(s.device.type == "cpu" and s.dtype == torch.float32 for s in stored)
 
 
 def test_existing_block_patches_still_run(flux_dev, concepts):
