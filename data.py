@@ -22,11 +22,15 @@ class ConceptSet:
     embeddings: [C, D] fp32 on the CPU, one row per word (the word's first token,
     or the mean of its tokens, as `pooling` says). empty_prompt: the same text
     encoder's CONDITIONING of "", the prompt with which existing images are read.
+    family: the model family whose text encoder made them (None: an encoder no
+    family knows); encoder: what encoded them, in words.
     """
     words: tuple
     embeddings: torch.Tensor = field(repr=False)
     pooling: str = "first_token"
     empty_prompt: list = field(default=None, repr=False)
+    family: str = None
+    encoder: str = ""
 
     def __len__(self):
         return len(self.words)

@@ -119,23 +119,14 @@ def build_clip(text_config, weights=None):
     """A comfy.sd.CLIP of ComfyUI's Flux text encoder classes (CLIP-L + T5, real
     tokenizers), shrunk through model_options; `weights`: a safetensors file or a
     state dict in the layout CLIP.get_sd() gives (keys 'clip_l.*', 't5xxl.*')."""
-    import comfy.sd
     import comfy.text_encoders.flux
     import comfy.utils
     import torch
 
-    target = types.SimpleNamespace(
-        params={},
-        clip=comfy.text_encoders.flux.flux_clip(dtype_t5=torch.float32),
-        tokenizer=comfy.text_encoders.flux.FluxTokenizer,
-    )
-    model_options = {
-        "dtype": torch.float32,
-        "clip_l_model_config": dict(text_config["clip_l_model_config"]),
-        "t5xxl_model_config": dict(text_config["t5xxl_model_config"]),
-    }
-    clip = comfy.sd.CLIP(target=target, model_options=model_options,
-                         tokenizer_data=dict(text_config.get("tokenizer_data", {})))
+    clip = small_text_encoder(comfy.text_encoders.flux.flux_clip(dtype_t5=torch.float32),
+                              comfy.text_encoders.flux.FluxTokenizer,
+                              {part: text_config[f"{part}_model_config"] for part in ("clip_l", "t5xxl")},
+                              text_config.get("tokenizer_data", {}))
     if weights is not None:
         sd = weights if isinstance(weights, dict) else comfy.utils.load_torch_file(str(weights))
         missing, unexpected = clip.load_sd(sd, full_model=True)
@@ -143,3 +134,15 @@ def build_clip(text_config, weights=None):
         if missing or unexpected:
             raise RuntimeError(f"text encoder weights do not fit: missing {missing}, unexpected {unexpected}")
     return clip
+
+
+def small_text_encoder(encoder_class, tokenizer_class, configs: dict, tokenizer_data: dict = None):
+    """A comfy.sd.CLIP of one of ComfyUI's text encoder classes with its real
+    tokenizer, each part shrunk by its config (configs: {"clip_l": {...}, "t5xxl":
+    {...}}, merged by SDClipModel into the stock json). fp32; weights uninitialised."""
+    import comfy.sd
+    import torch
+
+    target = types.SimpleNamespace(params={}, clip=encoder_class, tokenizer=tokenizer_class)
+    model_options = {"dtype": torch.float32, **{f"{part}_model_config": dict(c) for part, c in configs.items()}}
+    return comfy.sd.CLIP(target=target, model_options=model_options, tokenizer_data=dict(tokenizer_data or {}))

@@ -1,12 +1,14 @@
 """Model families and where their joint attention can be tapped.
 
 Each family is one module with the same small interface: NAME, matches(dm),
-layer_count(dm), default_layers(count), patch_size(dm) and attach(clone, spec).
-Adding a family means adding its module to FAMILIES.
+layer_count(dm), default_layers(count), patch_size(dm), context_width(dm),
+text_encoding(clip) and attach(clone, spec). Adding a family means adding its
+module to FAMILIES.
 """
-from . import flux
+from . import flux, sd3
+from .text import matching_stream
 
-FAMILIES = (flux,)
+FAMILIES = (flux, sd3)
 
 
 class UnsupportedModelError(ValueError):
@@ -23,3 +25,13 @@ def family_of(model):
     raise UnsupportedModelError(
         f"{type(model.model).__name__} ({type(diffusion_model).__name__}) is not a supported model; "
         f"ConceptAttention needs a joint-attention transformer: {supported}")
+
+
+def text_encoding(clip, tokens: dict, length: int):
+    """The TextEncoding of `clip`: its family's, else (an encoder no family knows) the
+    tokenizer stream as long as the conditioning, `length`; None if none is."""
+    for family in FAMILIES:
+        encoding = family.text_encoding(clip)
+        if encoding is not None:
+            return encoding
+    return matching_stream(tokens, length, type(clip.cond_stage_model).__name__)

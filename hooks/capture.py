@@ -135,12 +135,29 @@ class ModelCall:
         self.stream = None
         self.scores = {method: [] for method in maths.METHODS}    # per chosen layer [R, C, P]
 
+    def advance(self, stream: torch.Tensor):
+        """The concept stream after a block; fp16 overflow is clamped, as the image
+        stream's would not be, so that a concept's infinities cannot become NaN maps."""
+        if stream.dtype == torch.float16:
+            stream = torch.nan_to_num(stream, nan=0.0, posinf=65504, neginf=-65504)
+        self.stream = stream
+
     def record(self, concept_out, image_out, image_q, concept_k):
         """Scores of one chosen layer, both methods. concept_out [R, C, H*D] and
         image_out [R, P, H*D]: attention outputs before the output projection;
         image_q [R, H, P, D] and concept_k [R, H, C, D]: before any RoPE."""
         self.scores["concept_attention"].append(maths.output_space_scores(concept_out, image_out))
         self.scores["cross_attention"].append(maths.cross_attention_scores(image_q, concept_k))
+
+
+def image_grid(latent: torch.Tensor, patch: int) -> tuple:
+    """(frames, height, width) in patches of an image latent [B, C, H, W]."""
+    return 1, (latent.shape[-2] + patch // 2) // patch, (latent.shape[-1] + patch // 2) // patch
+
+
+def image_pixels(latent: torch.Tensor, spec: CaptureSpec) -> tuple:
+    """(height, width) in pixels of the image an image latent [B, C, H, W] decodes to."""
+    return latent.shape[-2] * spec.pixels_per_latent, latent.shape[-1] * spec.pixels_per_latent
 
 
 def record_model_call(transformer_options: dict, batch: int, make_call, run):

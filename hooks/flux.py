@@ -10,11 +10,13 @@ import torch
 import comfy.ldm.flux.math
 import comfy.ldm.flux.model
 import comfy.patcher_extension
+import comfy.text_encoders.flux
 from comfy.ldm.flux.layers import apply_mod, timestep_embedding
 from comfy.ldm.modules.attention import attention_pytorch
 
-from .capture import (KEY, CaptureSpec, ModelCall, missing_joint_attention, patch_blocks, record_model_call,
-                      with_attention_tap)
+from .capture import (KEY, CaptureSpec, ModelCall, image_grid, image_pixels, missing_joint_attention, patch_blocks,
+                      record_model_call, with_attention_tap)
+from .text import TextEncoding
 
 DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
 NAME = "Flux 1"
@@ -40,14 +42,23 @@ def patch_size(diffusion_model) -> int:
     return diffusion_model.patch_size
 
 
+def context_width(diffusion_model) -> int:
+    return diffusion_model.txt_in.in_features
+
+
+def text_encoding(clip):
+    """Flux 1's conditioning is the T5-XXL tokens of its CLIP-L + T5 pair (CLIP-L
+    gives only the pooled vector); None for another text encoder."""
+    if not isinstance(clip.cond_stage_model, comfy.text_encoders.flux.FluxClipModel):
+        return None
+    return TextEncoding(family=NAME, stream="t5xxl", description="Flux 1 text encoder (CLIP-L + T5-XXL): the T5-XXL tokens")
+
+
 class _Call(ModelCall):
     """The Flux concept stream of one model call."""
 
     def __init__(self, dm, spec: CaptureSpec, rows, x, timestep, context, guidance):
-        p = dm.patch_size
-        grid = (1, (x.shape[-2] + p // 2) // p, (x.shape[-1] + p // 2) // p)
-        image_size = (x.shape[-2] * spec.pixels_per_latent, x.shape[-1] * spec.pixels_per_latent)
-        super().__init__(spec, rows.to(x.device), grid, image_size)
+        super().__init__(spec, rows.to(x.device), image_grid(x, dm.patch_size), image_pixels(x, spec))
         self.dm = dm
         count = len(rows)
         embeddings = spec.concepts.embeddings.to(device=x.device, dtype=context.dtype)
@@ -100,10 +111,8 @@ def advance_double_block(index: int, call: _Call, args: dict, run):
         raise missing_joint_attention(index)
     if index < call.spec.last_layer:
         stream = call.stream + apply_mod(block.txt_attn.proj(concept_out[0]), mod1.gate)
-        stream = stream + apply_mod(block.txt_mlp(apply_mod(block.txt_norm2(stream), 1 + mod2.scale, mod2.shift)), mod2.gate)
-        if stream.dtype == torch.float16:
-            stream = torch.nan_to_num(stream, nan=0.0, posinf=65504, neginf=-65504)
-        call.stream = stream
+        call.advance(stream + apply_mod(block.txt_mlp(apply_mod(block.txt_norm2(stream), 1 + mod2.scale, mod2.shift)),
+                                        mod2.gate))
     return out
 
 

@@ -53,6 +53,7 @@ def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step
     if not getattr(concepts, "words", None):
         raise NodeInputError(node, "concepts", "connect the output of a Concept Encode node")
     dm = model.model.diffusion_model
+    check_concepts_fit(node, family, dm, concepts)
     count = family.layer_count(dm)
     try:
         chosen = family.default_layers(count) if layers.strip().lower() == "default" else parse_indices(layers, count, "layer")
@@ -66,6 +67,20 @@ def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step
     spec = CaptureSpec(concepts=concepts, family=family.NAME, layers=chosen, steps=steps,
                        pixels_per_latent=pixels_per_latent(model), keep=keep)
     return attach(model, family, spec)
+
+
+def check_concepts_fit(node: str, family, diffusion_model, concepts):
+    """Concepts must come from the model family's own text encoder, or at least one
+    whose vectors are as wide as the model's text input."""
+    if concepts.family not in (None, family.NAME):
+        raise NodeInputError(node, "concepts", f"these concepts come from the {concepts.encoder}, made for "
+                                               f"{concepts.family} models, but this model is {family.NAME}; encode them "
+                                               f"with the text encoder that goes with the {family.NAME} model")
+    width, wanted = concepts.embeddings.shape[1], family.context_width(diffusion_model)
+    if width != wanted:
+        raise NodeInputError(node, "concepts", f"the concept vectors are {width} wide ({concepts.encoder or 'unknown encoder'}), "
+                                               f"but this {family.NAME} model takes {wanted}-wide text; encode them "
+                                               f"with the text encoder that goes with the model")
 
 
 def pixels_per_latent(model) -> int:

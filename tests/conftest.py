@@ -38,3 +38,24 @@ def flux_schnell(model_dir):
 def flux_clip():
     import tiny_models
     return tiny_models.build_flux_clip()
+
+
+@pytest.fixture(scope="session")
+def sd3(model_dir):
+    """Tiny SD3 medium-like MMDiT (3 joint blocks, the last pre_only), through the stock loader."""
+    import tiny_models
+    return tiny_models.load_with_stock_loader(tiny_models.build_sd3(model_dir / "sd3.safetensors"), expect="SD3")
+
+
+@pytest.fixture(scope="session")
+def sd35_medium(model_dir):
+    """Tiny SD3.5 medium-like MMDiT: QK RMSNorm and x_block.attn2 in blocks 0 and 1."""
+    import tiny_models
+    path = tiny_models.build_sd3(model_dir / "sd35_medium.safetensors", tiny_models.SD35_MEDIUM_CONFIG)
+    return tiny_models.load_with_stock_loader(path, expect="SD3")
+
+
+@pytest.fixture(scope="session")
+def sd3_clip():
+    import tiny_models
+    return tiny_models.build_sd3_clip()

@@ -1,7 +1,7 @@
-"""ConceptAttention for one Flux 1 forward pass, written from the paper's equations
-with plain torch (scaled_dot_product_attention, explicit RoPE) and the model's own
-modules for the learned layers. Independent of the extension's capture code:
-tests compare its maps with what the extension records.
+"""ConceptAttention for one forward pass of Flux 1 or SD3, written from the paper's
+equations with plain torch (scaled_dot_product_attention, explicit RoPE and
+modulation) and the model's own modules for the learned layers. Independent of the
+extension's capture code: tests compare its maps with what the extension records.
 """
 import torch
 import torch.nn.functional as F
@@ -93,3 +93,69 @@ def _timestep_embedding(t, dim=256, max_period=10000, time_factor=1000.0):
     freqs = torch.exp(-torch.log(torch.tensor(float(max_period))) * torch.arange(half, dtype=torch.float32) / half)
     args = (t * time_factor)[:, None].float() * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+# ---------------------------------------------------------------------------
+# SD3 / SD3.5 (ComfyUI's MMDiT): the prompt first, absolute positions, no RoPE.
+
+def _sd3_modulate(x, shift, scale):
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+def _sd3_qkv(attn, x, heads):
+    q, k, v = attn.qkv(x).unflatten(-1, (3, heads, -1)).unbind(dim=2)       # [B, N, H, D]
+    return attn.ln_q(q).transpose(1, 2), attn.ln_k(k).transpose(1, 2), v.transpose(1, 2)
+
+
+class _Stream:
+    """One token stream through a DismantledBlock, from the adaLN chunks of c."""
+
+    def __init__(self, block, c):
+        count = 2 if block.pre_only else (9 if block.x_block_self_attn else 6)
+        self.block, self.mods = block, block.adaLN_modulation(c).chunk(count, dim=1)
+
+    def qkv(self, x, heads):
+        shift, scale = self.mods[0], self.mods[1]
+        return _sd3_qkv(self.block.attn, _sd3_modulate(self.block.norm1(x), shift, scale), heads)
+
+    def second_qkv(self, x, heads):            # SD3.5 medium's attn2: chunks 6-8
+        return _sd3_qkv(self.block.attn2, _sd3_modulate(self.block.norm1(x), self.mods[6], self.mods[7]), heads)
+
+    def update(self, x, attention_out, second_out=None):
+        _, _, gate, shift_mlp, scale_mlp, gate_mlp = self.mods[:6]
+        x = x + gate.unsqueeze(1) * self.block.attn.proj(attention_out)
+        if second_out is not None:
+            x = x + self.mods[8].unsqueeze(1) * self.block.attn2.proj(second_out)
+        return x + gate_mlp.unsqueeze(1) * self.block.mlp(_sd3_modulate(self.block.norm2(x), shift_mlp, scale_mlp))
+
+
+@torch.no_grad()
+def sd3_concept_attention_maps(dm, x, timesteps, context, y, concept_embeddings, layers):
+    """Per-layer (output-space, cross-attention) raw scores [L, B, C, P] of one MMDiT call.
+    Concepts use each block's context (text) weights, modulated by the block's c."""
+    batch = x.shape[0]
+    img = dm.x_embedder(x) + dm.cropped_pos_embed(x.shape[-2:])
+    c = dm.t_embedder(timesteps, dtype=x.dtype) + dm.y_embedder(y)
+    txt = dm.context_embedder(context)
+    concepts = dm.context_embedder(concept_embeddings.unsqueeze(0).expand(batch, -1, -1))
+    output_space, cross = [], []
+    for index in range(max(layers) + 1):
+        block = dm.joint_blocks[index]
+        heads = block.x_block.attn.num_heads
+        text_stream, image_stream = _Stream(block.context_block, c), _Stream(block.x_block, c)
+        tq, tk, tv = text_stream.qkv(txt, heads)
+        iq, ik, iv = image_stream.qkv(img, heads)
+        cq, ck, cv = text_stream.qkv(concepts, heads)
+        joint = _joint_attention(torch.cat((tq, iq), 2), torch.cat((tk, ik), 2), torch.cat((tv, iv), 2))
+        txt_out, img_out = joint[:, :txt.shape[1]], joint[:, txt.shape[1]:]
+        # Concepts attend to themselves and the image, never to the prompt.
+        con_out = _joint_attention(cq, torch.cat((ck, ik), 2), torch.cat((cv, iv), 2))
+        if index in layers:
+            output_space.append(torch.einsum("bcd,bpd->bcp", con_out, img_out))
+            cross.append(torch.einsum("bhpd,bhcd->bcp", iq, ck) / heads)
+        second = _joint_attention(*image_stream.second_qkv(img, heads)) if block.x_block.x_block_self_attn else None
+        img = image_stream.update(img, img_out, second)
+        if not block.context_block.pre_only:
+            txt = text_stream.update(txt, txt_out)
+            concepts = text_stream.update(concepts, con_out)
+    return torch.stack(output_space), torch.stack(cross)

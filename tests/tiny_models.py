@@ -109,6 +109,72 @@ def load_model(path, config: dict, expect=None):
     return model
 
 
+# SD3 (MMDiT): ComfyUI fixes hidden = 64 * depth and heads = depth. The text input is
+# SD3's conditioning width (4096: [CLIP-L | CLIP-G] zero-padded, or T5-XXL) and the
+# pooled input SD3's (2048: CLIP-L 768 + CLIP-G 1280), so the same tiny model takes
+# the stock CLIPLoader's output on a server.
+SD3_TEXT_DIM, SD3_POOLED_DIM = 4096, 2048
+SD3_DEPTH = 3
+SD3_CONFIG = dict(
+    patch_size=2, in_channels=16, out_channels=16, depth=SD3_DEPTH, adm_in_channels=SD3_POOLED_DIM,
+    context_embedder_config={"target": "torch.nn.Linear",
+                             "params": {"in_features": SD3_TEXT_DIM, "out_features": 64 * SD3_DEPTH}},
+    pos_embed_max_size=32, num_patches=32 * 32, pos_embed_scaling_factor=None,
+)
+# SD3.5 medium-like: QK RMSNorm, and x_block.attn2 (image-only self-attention) in its first blocks.
+SD35_MEDIUM_CONFIG = {**SD3_CONFIG, "qk_norm": "rms", "x_block_self_attn_layers": [0, 1]}
+
+
+def build_sd3(path, config=SD3_CONFIG, seed=0) -> Path:
+    """Save a tiny SD3 MMDiT (SD3_CONFIG, or SD35_MEDIUM_CONFIG) as fp32 safetensors."""
+    import comfy.ldm.modules.diffusionmodules.mmdit as mmdit
+
+    torch.manual_seed(seed)
+    model = mmdit.MMDiT(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **config)
+    gen = torch.Generator().manual_seed(seed)
+    _init_uninitialised_(model, gen)
+    with torch.no_grad():  # a torch.empty buffer
+        model.pos_embed.copy_(torch.randn(model.pos_embed.shape, generator=gen) * 0.02)
+    return _save(model.state_dict(), path, torch.float32)
+
+
+def load_with_stock_loader(path, expect=None):
+    """A checkpoint through comfy.sd.load_diffusion_model (what UNETLoader does), fp32."""
+    import comfy.sd
+
+    model = comfy.sd.load_diffusion_model(str(path), model_options={"dtype": torch.float32})
+    if expect is not None:
+        assert model_kind(model) == expect, f"{path} detected as {model_kind(model)}, expected {expect}"
+    return model
+
+
+def build_sd3_clip(clip_l=True, clip_g=True, t5=True, seed=0):
+    """A real, tiny SD3 `comfy.sd.CLIP` (ComfyUI's SD3ClipModel with the parts asked
+    for, real tokenizers): CLIP-L and CLIP-G 64 wide with 3 layers (SD3 reads their
+    penultimate layer); T5 must be 4096 wide, as SD3 concatenates its tokens after
+    the CLIP part, but has one layer. cond: (1, 77 [+ 77], 4096)."""
+    import comfy.text_encoders.sd3_clip as sd3_clip
+    from concept_attention.demo_model import small_text_encoder
+
+    small_clip = dict(hidden_size=TINY_TEXT_DIM, intermediate_size=128, num_attention_heads=2, num_hidden_layers=3,
+                      projection_dim=TINY_TEXT_DIM)
+    configs = {"clip_l": small_clip, "clip_g": small_clip,
+               "t5xxl": dict(d_model=SD3_TEXT_DIM, d_ff=32, d_kv=16, num_heads=2, num_layers=1)}
+    clip = small_text_encoder(sd3_clip.sd3_clip(clip_l=clip_l, clip_g=clip_g, t5=t5, dtype_t5=torch.float32),
+                              sd3_clip.SD3Tokenizer, configs)
+    _fill_all_(clip.cond_stage_model, seed)
+    return clip
+
+
+def _fill_all_(module, seed):
+    """comfy.ops layers skip init: every parameter is filled, by name order, except
+    SDClipModel's real logit_scale constant."""
+    gen = torch.Generator().manual_seed(seed)
+    for name, p in sorted(module.named_parameters()):
+        if not name.endswith("logit_scale"):
+            _fill_(p, name.rsplit(".", 1)[-1], gen)
+
+
 def model_kind(model) -> str:
     """Name of the supported_models class ComfyUI detected, e.g. 'Flux' or 'FluxSchnell'."""
     return type(model.model.model_config).__name__
@@ -128,12 +194,7 @@ def build_flux_clip(seed=0):
     from concept_attention.demo_model import build_clip
 
     clip = build_clip({"clip_l_model_config": CLIP_L_TINY, "t5xxl_model_config": T5_TINY})
-    # comfy.ops.manual_cast skips init, so every parameter is filled here, by name order.
-    gen = torch.Generator().manual_seed(seed)
-    for name, p in sorted(clip.cond_stage_model.named_parameters()):
-        if name.endswith("logit_scale"):  # real scalar constant from SDClipModel, keep it
-            continue
-        _fill_(p, name.rsplit(".", 1)[-1], gen)
+    _fill_all_(clip.cond_stage_model, seed)
     return clip
 
 
@@ -173,10 +234,11 @@ def build_clip_l(path, seed=0):
     return _save(sd, path, torch.float16)
 
 
-def build_taef1(directory, seed=0):
-    """Save a random TAESD for Flux 1 (16 latent channels) as taef1_{encoder,decoder}.safetensors.
+def build_taef1(directory, seed=0, vae_name="taef1"):
+    """Save a random TAESD with 16 latent channels as {vae_name}_{encoder,decoder}.safetensors:
+    "taef1" for Flux 1, "taesd3" for SD3 (the same architecture).
 
-    The stock VAELoader lists it as "taef1" when both files are in a vae_approx folder.
+    The stock VAELoader lists it as `vae_name` when both files are in a vae_approx folder.
     Returns (encoder path, decoder path).
     """
     import comfy.taesd.taesd
@@ -190,5 +252,5 @@ def build_taef1(directory, seed=0):
         # comfy.ops layers skip init (torch.empty), so every parameter is filled, in name order.
         for name, p in sorted(module.named_parameters()):
             _fill_(p, name.rsplit(".", 1)[-1], gen)
-        paths.append(_save(module.state_dict(), directory / f"taef1_{part}.safetensors", torch.float16))
+        paths.append(_save(module.state_dict(), directory / f"{vae_name}_{part}.safetensors", torch.float16))
     return tuple(paths)

@@ -1,0 +1,204 @@
+"""ConceptAttention on tiny SD3 and SD3.5-medium checkpoints (ComfyUI's MMDiT, loaded
+by its own loader): identical latents, maps that equal the paper's equations, SD3.5
+medium's second attention, SD3's text encoders, family mismatches, no patch left."""
+import contextlib
+
+import pytest
+import torch
+
+import comfy.model_management
+import nodes as comfy_nodes
+
+import paper_reference
+import tiny_models
+from concept_attention.data import KEEP_ALL, KEEP_SUMS, ConceptSet
+from concept_attention.errors import NodeInputError
+from concept_attention.nodes.encode import ConceptEncode
+from concept_attention.nodes.sampler import ConceptAttentionSampler
+from test_nodes import patch_state
+
+MODELS = ["sd3", "sd35_medium"]
+TEXT, POOLED = tiny_models.SD3_TEXT_DIM, tiny_models.SD3_POOLED_DIM
+
+
+def conditioning(seed, tokens=154):
+    gen = torch.Generator().manual_seed(seed)
+    return [[torch.randn(1, tokens, TEXT, generator=gen), {"pooled_output": torch.randn(1, POOLED, generator=gen)}]]
+
+
+@pytest.fixture(scope="module")
+def concepts():
+    return ConceptSet(words=("dragon", "rock", "sky"), embeddings=torch.randn(3, TEXT, generator=torch.Generator().manual_seed(7)))
+
+
+def latent(batch=1, height=16, width=16):
+    return {"samples": torch.zeros(batch, 16, height, width)}
+
+
+def run_capture(model, concepts, cfg=1.0, batch=1, sampler="euler", steps=4, layers="default", size=(16, 16),
+                keep=KEEP_SUMS):
+    out = ConceptAttentionSampler.execute(model, 5, steps, cfg, sampler, "simple", conditioning(1), conditioning(2),
+                                          latent(batch, *size), 1.0, concepts, layers, "all", keep)
+    return out.args[0]["samples"], out.args[1]
+
+
+def run_ksampler(model, cfg=1.0, batch=1, sampler="euler", steps=4, size=(16, 16)):
+    return comfy_nodes.common_ksampler(model, 5, steps, cfg, sampler, "simple", conditioning(1), conditioning(2),
+                                       latent(batch, *size))[0]["samples"]
+
+
+@pytest.mark.parametrize("which", MODELS)
+@pytest.mark.parametrize("cfg", [1.0, 4.0])
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m"])
+def test_latent_is_bit_identical_to_ksampler(request, concepts, which, cfg, batch, sampler):
+    model = request.getfixturevalue(which)
+    captured, capture = run_capture(model, concepts, cfg=cfg, batch=batch, sampler=sampler)
+    assert torch.equal(captured, run_ksampler(model, cfg=cfg, batch=batch, sampler=sampler))
+    assert capture.family == "SD3" and capture.batch_size == batch and capture.captured_steps == (0, 1, 2, 3)
+
+
+@contextlib.contextmanager
+def recorded_inputs(model, calls):
+    """The MMDiT's own inputs at every call (a forward pre-hook, removed on exit)."""
+    def record(module, args, kwargs):
+        x, timesteps = args[:2]
+        calls.append(dict(x=x.clone(), timesteps=timesteps.clone(), context=kwargs["context"].clone(),
+                          y=kwargs["y"].clone(), flags=list(kwargs["transformer_options"]["cond_or_uncond"])))
+    handle = model.model.diffusion_model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("which", MODELS)
+@pytest.mark.parametrize("cfg, batch", [(1.0, 1), (3.0, 2)])
+def test_maps_equal_the_paper_equations(request, concepts, which, cfg, batch):
+    model = request.getfixturevalue(which)
+    calls = []
+    with recorded_inputs(model, calls):
+        _, capture = run_capture(model, concepts, cfg=cfg, batch=batch, steps=2, size=(16, 12), keep=KEEP_ALL)
+    assert capture.layers == (0, 1, 2)
+    expected = []
+    for call in calls:
+        size = call["x"].shape[0] // len(call["flags"])
+        rows = [i * size + r for i, flag in enumerate(call["flags"]) if flag == 0 for r in range(size)]
+        if rows:
+            expected.append(paper_reference.sd3_concept_attention_maps(
+                model.model.diffusion_model, *(call[k][rows] for k in ("x", "timesteps", "context", "y")),
+                concepts.embeddings, layers=(0, 1, 2)))
+    assert len(expected) == len(capture.steps) == 2
+    for method, reference in zip(("concept_attention", "cross_attention"), zip(*expected)):
+        torch.testing.assert_close(capture.scores[method], torch.stack(reference), atol=1e-4, rtol=1e-4)
+    assert capture.maps().shape == (batch, 3, 8, 6)
+
+
+def test_sd35_medium_maps_come_from_the_joint_attention_not_attn2(sd35_medium, concepts):
+    """Blocks with attn2 call the attention function twice with the same options; an
+    override set before ours sees both calls, and still runs."""
+    lengths = []
+
+    def earlier_override(func, *args, **kwargs):
+        lengths.append(args[0].shape[1])
+        return func(*args, **kwargs)
+
+    patched = sd35_medium.clone()
+    patched.model_options["transformer_options"]["optimized_attention_override"] = earlier_override
+    captured, capture = run_capture(patched, concepts, steps=1, size=(16, 12), keep=KEEP_ALL)
+    prompt, image = 154, 8 * 6
+    # blocks 0 and 1: joint, then attn2 over the image alone; block 2: joint only
+    assert lengths == [prompt + image, image, prompt + image, image, prompt + image]
+    assert torch.equal(captured, run_ksampler(patched, steps=1, size=(16, 12)))
+    assert capture.scores["concept_attention"].shape == (1, 3, 1, 3, image)
+
+
+def test_default_layers_are_every_joint_block(sd3, concepts):
+    _, capture = run_capture(sd3, concepts)
+    assert capture.layers == (0, 1, 2)
+
+
+# Encoding with SD3's text encoders
+
+def _first_word_position(clip, word, stream):
+    tokens = clip.tokenize(word, return_word_ids=True)[stream][0]
+    return [i for i, t in enumerate(tokens) if t[2] > 0]
+
+
+def test_encode_takes_each_words_first_clip_token(sd3_clip):
+    concepts, encoded_with = ConceptEncode.execute(sd3_clip, "dragon, rock").args
+    assert concepts.family == "SD3" and concepts.embeddings.shape == (2, TEXT)
+    assert encoded_with == "SD3 text encoder (CLIP-L, CLIP-G, T5-XXL): the CLIP-L + CLIP-G tokens"
+    cond = sd3_clip.encode_from_tokens(sd3_clip.tokenize("rock"))
+    assert cond.shape[1] == 77 + 77                      # the CLIP part, then T5
+    assert _first_word_position(sd3_clip, "rock", "l") == [1]   # after the start token
+    assert torch.equal(concepts.embeddings[1], cond[0, 1])
+
+
+def test_encode_mean_pools_a_word_split_into_clip_tokens(sd3_clip):
+    word = "photosynthesis"
+    positions = _first_word_position(sd3_clip, word, "l")
+    assert len(positions) > 1, positions                  # CLIP's BPE splits it
+    cond = sd3_clip.encode_from_tokens(sd3_clip.tokenize(word))
+    first = ConceptEncode.execute(sd3_clip, word, "first_token").args[0].embeddings[0]
+    mean = ConceptEncode.execute(sd3_clip, word, "mean").args[0].embeddings[0]
+    assert torch.equal(first, cond[0, positions[0]])
+    torch.testing.assert_close(mean, cond[0, positions].mean(dim=0))
+
+
+@pytest.mark.parametrize("parts, stream, part", [
+    (dict(clip_l=False, clip_g=False), "t5xxl", "the T5-XXL tokens"),
+    (dict(t5=False), "l", "the CLIP-L + CLIP-G tokens"),
+    (dict(clip_l=False, t5=False), "g", "the CLIP-G tokens"),
+])
+def test_encode_uses_the_parts_the_loader_gave(parts, stream, part):
+    clip = tiny_models.build_sd3_clip(**parts)
+    concepts, encoded_with = ConceptEncode.execute(clip, "dragon").args
+    assert encoded_with.endswith(part), encoded_with
+    cond = clip.encode_from_tokens(clip.tokenize("dragon"))
+    assert torch.equal(concepts.embeddings[0], cond[0, _first_word_position(clip, "dragon", stream)[0]])
+
+
+def test_encoded_concepts_drive_the_sampler(sd3, sd3_clip):
+    concepts = ConceptEncode.execute(sd3_clip, "dragon, rock, sky").args[0]
+    captured, capture = run_capture(sd3, concepts, size=(16, 12))
+    assert torch.equal(captured, run_ksampler(sd3, size=(16, 12)))
+    maps = capture.maps()
+    assert maps.shape == (1, 3, 8, 6) and torch.allclose(maps.sum(dim=1), torch.ones(1, 8, 6))
+
+
+# Errors and hygiene
+
+def test_concepts_of_another_family_are_refused(sd3, sd3_clip, flux_dev, flux_clip):
+    flux_concepts = ConceptEncode.execute(flux_clip, "dragon").args[0]
+    with pytest.raises(NodeInputError, match=r"ConceptAttentionSampler › concepts: these concepts come from the Flux 1 "
+                                             r"text encoder .* made for Flux 1 models, but this model is SD3"):
+        run_capture(sd3, flux_concepts)
+    sd3_concepts = ConceptEncode.execute(sd3_clip, "dragon").args[0]
+    with pytest.raises(NodeInputError, match=r"concepts: these concepts come from the SD3 text encoder .* "
+                                             r"made for SD3 models, but this model is Flux 1"):
+        ConceptAttentionSampler.execute(flux_dev, 0, 1, 1.0, "euler", "simple", [], [], latent(), 1.0, sd3_concepts,
+                                        "default", "all")
+
+
+def test_concepts_of_the_wrong_width_are_refused(sd3):
+    narrow = ConceptSet(words=("dragon",), embeddings=torch.zeros(1, 64))
+    with pytest.raises(NodeInputError, match="concepts: the concept vectors are 64 wide .* this SD3 model takes 4096-wide"):
+        run_capture(sd3, narrow)
+
+
+def test_no_patch_remains_after_run_error_or_interrupt(sd35_medium, concepts):
+    before = patch_state(sd35_medium)
+    run_capture(sd35_medium, concepts)
+    assert patch_state(sd35_medium) == before
+    with pytest.raises(NodeInputError):
+        run_capture(sd35_medium, concepts, layers="9")
+    assert patch_state(sd35_medium) == before
+    comfy.model_management.interrupt_current_processing(True)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            run_capture(sd35_medium, concepts)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    assert patch_state(sd35_medium) == before
+    assert torch.equal(run_ksampler(sd35_medium), run_capture(sd35_medium, concepts)[0])
