@@ -1,7 +1,7 @@
 """Model families and where their joint attention can be tapped.
 
 Each family is one module with the same small interface: NAME, matches(dm),
-layer_count(dm), default_layers(count), patch_size(dm), context_width(dm),
+layer_count(dm), default_layers(count), patch_size(dm), max_patches(dm), context_width(dm),
 text_encoding(clip) and attach(clone, spec). Adding a family means adding its
 module to FAMILIES.
 """

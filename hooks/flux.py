@@ -42,6 +42,10 @@ def patch_size(diffusion_model) -> int:
     return diffusion_model.patch_size
 
 
+def max_patches(diffusion_model):
+    return None  # RoPE positions: any size
+
+
 def context_width(diffusion_model) -> int:
     return diffusion_model.txt_in.in_features
 

@@ -44,6 +44,11 @@ def patch_size(diffusion_model) -> int:
     return diffusion_model.patch_size
 
 
+def max_patches(diffusion_model):
+    """Patches a side of the position table (SD3.5 large: 192, 3072 px); None without one."""
+    return diffusion_model.pos_embed_max_size if diffusion_model.pos_embed is not None else None
+
+
 def context_width(diffusion_model) -> int:
     return diffusion_model.context_embedder.in_features
 

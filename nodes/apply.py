@@ -2,7 +2,7 @@
 from comfy_api.latest import io
 
 from ..data import KEEP_SUMS
-from .setup import attach_capture, concepts_input, keep_input, layers_input, timesteps_input
+from .setup import MODELS, attach_capture, concepts_input, keep_input, layers_input, timesteps_input
 from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionApply"
@@ -19,7 +19,7 @@ class ConceptAttentionApply(io.ComfyNode):
                         "SamplerCustomAdvanced, ...) records ConceptAttention maps. Connect that sampler's LATENT "
                         "to Heatmap Aggregate's `after` input so the maps are read after they are made.",
             inputs=[
-                io.Model.Input("model", tooltip="A Flux 1 model. It is not changed: the patch goes on a clone."),
+                io.Model.Input("model", tooltip=MODELS + " It is not changed: the patch goes on a clone."),
                 concepts_input(), layers_input(), timesteps_input(), keep_input(),
             ],
             outputs=[

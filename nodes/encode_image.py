@@ -10,7 +10,7 @@ from comfy_api.latest import io
 
 from ..data import KEEP_SUMS, ConceptAttention
 from ..errors import NodeInputError
-from .setup import attach_capture, concepts_input, keep_input, layers_input, pixels_per_patch
+from .setup import MODELS, attach_capture, check_patch_count, concepts_input, keep_input, layers_input, pixels_per_patch
 from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionEncodeImage"
@@ -26,7 +26,7 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
             description="Heatmaps for an image you already have: the image is encoded, noised to the chosen level "
                         "and read by the model in one forward pass per noise sample (no sampling loop).",
             inputs=[
-                io.Model.Input("model", tooltip="A Flux 1 model. It is not changed."),
+                io.Model.Input("model", tooltip=MODELS + " It is not changed."),
                 io.Vae.Input("vae", tooltip="The model's VAE, to encode the image."),
                 io.Image.Input("image", tooltip="The images to read; any size and aspect ratio. Each gets its own maps."),
                 concepts_input(),
@@ -55,7 +55,9 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
                 raise NodeInputError(NODE, "positive", "these concepts carry no empty-prompt conditioning; "
                                                        "connect a prompt conditioning here")
             positive = concepts.empty_prompt
-        latent = vae.encode(_fit_to_patches(image[..., :3], pixels_per_patch(model)))
+        pixels = _fit_to_patches(image[..., :3], pixels_per_patch(model))
+        check_patch_count(NODE, "image", model, *(side // pixels_per_patch(model) for side in pixels.shape[1:3]))
+        latent = vae.encode(pixels)
         guider = comfy.samplers.CFGGuider(patched)
         guider.inner_set_conds({"positive": positive})
         guider.set_cfg(1.0)

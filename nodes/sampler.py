@@ -4,7 +4,7 @@ import nodes as comfy_nodes
 from comfy_api.latest import io
 
 from ..data import KEEP_SUMS
-from .setup import attach_capture, check_latent_size, concepts_input, keep_input, layers_input, timesteps_input
+from .setup import MODELS, attach_capture, check_latent_size, concepts_input, keep_input, layers_input, timesteps_input
 from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionSampler"
@@ -20,7 +20,7 @@ class ConceptAttentionSampler(io.ComfyNode):
             description="Samples exactly like KSampler (the latent is bit-identical) and records, per concept, "
                         "where the model puts it.",
             inputs=[
-                io.Model.Input("model", tooltip="A Flux 1 model. It is not changed: the capture runs on a clone."),
+                io.Model.Input("model", tooltip=MODELS + " It is not changed: the capture runs on a clone."),
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
                              tooltip="The random seed of the noise, as in KSampler."),
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Number of sampling steps."),

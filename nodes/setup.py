@@ -8,9 +8,10 @@ from ..hooks.capture import CaptureSpec, attach
 from ..selection import parse_indices
 from .types import Concepts
 
+MODELS = "A Flux 1 or SD3/SD3.5 model (medium or large)."
 LAYERS_TOOLTIP = ("Joint-attention blocks to read maps from: \"default\" (Flux 1: double blocks 15-18, "
-                  "or the last four of a smaller model), \"all\", a range \"15-18\" or a list \"0,3,7\". "
-                  "Later blocks localise best.")
+                  "or the last four of a smaller model; SD3/SD3.5: every joint block), \"all\", a range \"15-18\" "
+                  "or a list \"0,3,7\". Later blocks localise best.")
 TIMESTEPS_TOOLTIP = ("Sampler steps to capture: \"all\", a range \"2-5\" or a list \"0,3\" "
                      "(0 is the first, noisiest step).")
 
@@ -29,9 +30,9 @@ def timesteps_input():
 
 KEEP_TOOLTIP = (f"What the captured data keeps. {KEEP_SUMS}: each step's map summed over the layers and each "
                 f"layer's map summed over the steps, so Heatmap Aggregate can take a subset of the timesteps or of "
-                f"the layers (not both at once); small (SD3.5 large at 1024 px, 28 steps, 5 concepts: 11 MB). "
-                f"{KEEP_ALL}: the raw scores of every (step, layer), for any combination of subsets; "
-                f"steps x layers times larger (170 MB in the same case).")
+                f"the layers (not both at once); small (SD3.5 large at 1024 px, 28 steps, 5 concepts: 10 MiB). "
+                f"{KEEP_ALL}: the raw scores of every (step, layer), for any combination of subsets and maps "
+                f"without the softmax; larger (166 MiB in the same case).")
 
 
 def keep_input():
@@ -93,10 +94,24 @@ def pixels_per_patch(model) -> int:
 
 
 def check_latent_size(node: str, input_name: str, model, latent: dict):
-    """Maps need whole patches: refuse latents whose size is not a multiple of the patch."""
-    patch = hooks.family_of(model).patch_size(model.model.diffusion_model)
+    """Maps need whole patches: refuse latents whose size is not a multiple of the patch,
+    or larger than the model's position table."""
+    family, dm = hooks.family_of(model), model.model.diffusion_model
+    patch = family.patch_size(dm)
     height, width = latent["samples"].shape[-2:]
     if height % patch or width % patch:
         raise NodeInputError(node, input_name, f"latent size {width}x{height} is not a multiple of the model's "
                                                f"{patch}x{patch} patch; use an image width and height that are "
                                                f"multiples of {pixels_per_patch(model)} px")
+    check_patch_count(node, input_name, model, height // patch, width // patch)
+
+
+def check_patch_count(node: str, input_name: str, model, rows: int, columns: int):
+    """Models with a fixed position table (SD3) take at most that many patches a side."""
+    family = hooks.family_of(model)
+    limit = family.max_patches(model.model.diffusion_model)
+    if limit is not None and max(rows, columns) > limit:
+        raise NodeInputError(node, input_name, f"{columns * pixels_per_patch(model)}x{rows * pixels_per_patch(model)} px "
+                                               f"is {columns}x{rows} patches, more than this {family.NAME} model's "
+                                               f"position table of {limit}x{limit}; use at most "
+                                               f"{limit * pixels_per_patch(model)} px a side")

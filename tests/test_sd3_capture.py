@@ -187,6 +187,12 @@ def test_concepts_of_the_wrong_width_are_refused(sd3):
         run_capture(sd3, narrow)
 
 
+def test_a_latent_larger_than_the_position_table_is_refused(sd3, concepts):
+    with pytest.raises(NodeInputError, match=r"ConceptAttentionSampler › latent_image: 1056x128 px is 66x8 patches, "
+                                             r"more than this SD3 model's position table of 64x64; use at most 1024 px"):
+        run_capture(sd3, concepts, size=(16, 132))
+
+
 def test_no_patch_remains_after_run_error_or_interrupt(sd35_medium, concepts):
     before = patch_state(sd35_medium)
     run_capture(sd35_medium, concepts)

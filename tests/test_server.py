@@ -43,9 +43,7 @@ def server(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the server below
     try:
-        tiny_models.build_flux1_for_clip_l(models / "diffusion_models" / UNET_NAME)
-        tiny_models.build_clip_l(models / "text_encoders" / CLIP_NAME)
-        tiny_models.build_taef1(models / "vae_approx")
+        tiny_models.build_server_models(models, UNET_NAME, render_thumbnails.TINY_SD3, CLIP_NAME)
     finally:
         torch.set_num_threads(threads)
     built = time.monotonic()
@@ -76,8 +74,9 @@ def model_rules(server):
     if stock_loader_builds(unet, tiny_models.FLUX1_CLIP_L_CONFIG):
         return lambda width, height, steps: render_thumbnails.tiny_substitutions(UNET_NAME, CLIP_NAME, width, height,
                                                                                  steps)
-    print("workflows run on the demo model: this ComfyUI's UNETLoader builds Flux only at 24 heads")
-    return render_thumbnails.demo_substitutions
+    print("Flux workflows run on the demo model: this ComfyUI's UNETLoader builds Flux only at 24 heads")
+    return lambda width, height, steps: {**render_thumbnails.sd3_substitutions(CLIP_NAME),
+                                         **render_thumbnails.demo_substitutions(width, height, steps)}
 
 
 def test_object_info_lists_the_nodes(server):
@@ -134,6 +133,8 @@ UI_OUTPUTS = {
     "flux1_heatmaps_of_an_image": {"Save Overlays": 4, "Save Heatmaps": 4},
     "flux1_mask_the_sky_and_inpaint": {"Save Original": 1, "Preview Sky Mask": 1, "Save New Sky": 1},
     "flux1_apply_with_sampler_custom_advanced": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3},
+    "sd35_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3, "Preview Segmentation": 3},
+    "sd35_heatmaps_of_an_image": {"Save Overlays": 4, "Save Heatmaps": 4},
 }
 UI_WORKFLOWS = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
 # Small and short: the module has to stay quick on a 2-core CPU that may be busy.
@@ -297,6 +298,21 @@ def test_substitute_swaps_nodes_and_remaps_outputs():
     assert out["1"]["class_type"] == "AllInOne" and out["1"]["inputs"] == {"ckpt": "c"}
     assert out["2"]["inputs"] == {"model": ["1", 2], "steps": 3}
     assert prompt["2"]["inputs"]["steps"] == 20  # the original is left as it was
+
+
+def test_substitute_splits_a_node_by_output():
+    prompt = {
+        "1": {"class_type": "Checkpoint", "inputs": {"name": "big"}, "_meta": {"title": "C"}},
+        "2": {"class_type": "Sampler", "inputs": {"model": ["1", 0], "steps": 20}, "_meta": {"title": "S"}},
+        "3": {"class_type": "Decode", "inputs": {"vae": ["1", 2], "samples": ["2", 0]}, "_meta": {"title": "D"}},
+    }
+    out = workflow_format.substitute(prompt, {
+        "Checkpoint": {"split": {"0": {"class_type": "Loader", "inputs": {"name": "tiny"}},
+                                 "2": {"class_type": "VaeLoader", "inputs": {"vae": "small"}}}},
+        "Loader": {"inputs": {"name": "not for added nodes"}}})
+    assert "1" not in out and out["1.0"]["class_type"] == "Loader" and out["1.0"]["inputs"] == {"name": "tiny"}
+    assert out["1.2"] == {"class_type": "VaeLoader", "inputs": {"vae": "small"}, "_meta": {"title": "C -> VaeLoader"}}
+    assert out["2"]["inputs"]["model"] == ["1.0", 0] and out["3"]["inputs"] == {"vae": ["1.2", 0], "samples": ["2", 0]}
 
 
 def test_workflow_templates_are_served(server):

@@ -119,7 +119,7 @@ SD3_CONFIG = dict(
     patch_size=2, in_channels=16, out_channels=16, depth=SD3_DEPTH, adm_in_channels=SD3_POOLED_DIM,
     context_embedder_config={"target": "torch.nn.Linear",
                              "params": {"in_features": SD3_TEXT_DIM, "out_features": 64 * SD3_DEPTH}},
-    pos_embed_max_size=32, num_patches=32 * 32, pos_embed_scaling_factor=None,
+    pos_embed_max_size=64, num_patches=64 * 64, pos_embed_scaling_factor=None,
 )
 # SD3.5 medium-like: QK RMSNorm, and x_block.attn2 (image-only self-attention) in its first blocks.
 SD35_MEDIUM_CONFIG = {**SD3_CONFIG, "qk_norm": "rms", "x_block_self_attn_layers": [0, 1]}
@@ -215,6 +215,18 @@ CLIP_L_CONFIG = dict(
 def build_flux1_for_clip_l(path, seed=0):
     """Tiny Flux 1 dev whose text inputs are CLIP-L wide (768), to pair with build_clip_l()."""
     return build_flux1(path, guidance=True, seed=seed, config=FLUX1_CLIP_L_CONFIG)
+
+
+def build_server_models(root, flux_name, sd3_name, clip_name):
+    """The tiny models a server's stock loaders take, in the folders under `root`:
+    diffusion_models/ a Flux 1 dev for CLIP-L and an SD3; text_encoders/ a CLIP-L;
+    vae_approx/ taef1 and taesd3."""
+    root = Path(root)
+    build_flux1_for_clip_l(root / "diffusion_models" / flux_name)
+    build_sd3(root / "diffusion_models" / sd3_name)
+    build_clip_l(root / "text_encoders" / clip_name)
+    build_taef1(root / "vae_approx")
+    build_taef1(root / "vae_approx", vae_name="taesd3")
 
 
 def build_clip_l(path, seed=0):

@@ -226,27 +226,39 @@ def substitute(prompt: dict, rules: dict) -> dict:
       {"class_type": "New", "inputs": {...}, "output_map": {"0": 1}}: replace the node
         by a "New" node with exactly these value inputs (its links are kept only where
         "New" takes an input of the same name, listed in "keep_links"), and re-point
-        links to its outputs by `output_map` (old slot -> new slot; identity if absent).
+        links to its outputs by `output_map` (old slot -> new slot; identity if absent);
+      {"split": {"0": {"class_type": "A", "inputs": {...}}, "2": {...}}}: replace the
+        node by one node per listed output (id "<id>.<slot>"), each giving that output
+        as its output 0, e.g. a checkpoint loader's MODEL and VAE by two loaders.
+    Nodes that a rule adds are not substituted again.
     """
     prompt = copy.deepcopy(prompt)
-    swapped = {}
-    for node_id, node in prompt.items():
+    relink = {}   # node id -> {old slot: [new node id, new slot]}
+    for node_id, node in list(prompt.items()):
         rule = rules.get(node["class_type"])
         if rule is None:
             continue
-        if "class_type" in rule:
+        title = node["_meta"].get("title", "")
+        if "split" in rule:
+            del prompt[node_id]
+            relink[node_id] = {}
+            for slot, part in rule["split"].items():
+                part_id = f"{node_id}.{slot}"
+                prompt[part_id] = {"class_type": part["class_type"], "inputs": copy.deepcopy(part.get("inputs", {})),
+                                   "_meta": {"title": f"{title} -> {part['class_type']}"}}
+                relink[node_id][int(slot)] = [part_id, 0]
+        elif "class_type" in rule:
             kept = {k: v for k, v in node["inputs"].items() if k in rule.get("keep_links", ())}
             node["class_type"] = rule["class_type"]
             node["inputs"] = {**kept, **copy.deepcopy(rule.get("inputs", {}))}
-            node["_meta"] = {"title": node["_meta"].get("title", "") + f" -> {rule['class_type']}"}
-            if rule.get("output_map"):
-                swapped[node_id] = {int(k): v for k, v in rule["output_map"].items()}
+            node["_meta"] = {"title": f"{title} -> {rule['class_type']}"}
+            relink[node_id] = {int(k): [node_id, v] for k, v in rule.get("output_map", {}).items()}
         else:
             node["inputs"].update(copy.deepcopy(rule.get("inputs", {})))
     for node in prompt.values():
         for name, value in node["inputs"].items():
-            if isinstance(value, list) and len(value) == 2 and value[0] in swapped:
-                node["inputs"][name] = [value[0], swapped[value[0]].get(value[1], value[1])]
+            if isinstance(value, list) and len(value) == 2 and value[0] in relink:
+                node["inputs"][name] = relink[value[0]].get(value[1], value)
         for name, value in rules.get("*", {}).get("inputs", {}).items():
             if name in node["inputs"] and not isinstance(node["inputs"][name], list):
                 node["inputs"][name] = copy.deepcopy(value)

@@ -36,7 +36,18 @@ MODELS = {
          "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors"),
     "ae.safetensors":
         ("vae", "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors"),
+    "sd3.5_large.safetensors":
+        ("checkpoints", "https://huggingface.co/stabilityai/stable-diffusion-3.5-large/resolve/main/sd3.5_large.safetensors"),
+    "clip_g.safetensors":
+        ("text_encoders", "https://huggingface.co/Comfy-Org/stable-diffusion-3.5-fp8/resolve/main/text_encoders/clip_g.safetensors"),
 }
+SD35_NOTE = (
+    "SD3.5 large: put sd3.5_large.safetensors (stabilityai/stable-diffusion-3.5-large on Hugging Face; accept the "
+    "licence there first) in models/checkpoints, and clip_l.safetensors, clip_g.safetensors and "
+    "t5xxl_fp16.safetensors (Comfy-Org/stable-diffusion-3.5-fp8, text_encoders/) in models/text_encoders. "
+    "SD3.5 medium works the same: pick sd3.5_medium.safetensors in the checkpoint loader. "
+    "Layers \"default\" reads every joint block."
+)
 
 # Layout, in canvas pixels.
 X0, Y0 = 0, 0
@@ -60,10 +71,14 @@ class Out:
         return self.node.definition["output"][self.slot]
 
 
+# Frontend-only nodes, which /object_info does not list.
+VIRTUAL = {"Note": {"input": {}, "output": [], "output_name": []}}
+
+
 class Node:
     def __init__(self, graph, node_id, kind, column, title, size):
         self.graph, self.id, self.type, self.column, self.title, self.size = graph, node_id, kind, column, title, size
-        self.definition = graph.object_info[kind]
+        self.definition = VIRTUAL[kind] if kind in VIRTUAL else graph.object_info[kind]
         self.links_in = {}   # input name -> link id
         self.links_out = {}  # output slot -> [link ids]
         self.widgets = []
@@ -138,6 +153,13 @@ class Graph:
             node.links_in[name] = link_id
             source.node.links_out.setdefault(source.slot, []).append(link_id)
         node.size = [box_width, _height(node, sockets, layout)]
+        return node
+
+    def note(self, column, text, title="Note"):
+        """A frontend Note (a node the server never sees) with `text`."""
+        node = Node(self, len(self.nodes) + 1, "Note", column, title, [WIDTH, 200])
+        node.widgets.append(text)
+        self.nodes.append(node)
         return node
 
     def group(self, title, nodes, color=None):
@@ -268,54 +290,97 @@ def _flux_prompt(g, clip, column, text, title="Prompt", guidance=3.5, negative=T
     return encode, positive, negative
 
 
-def _generate(g, group, aggregate_title=None, **aggregate_options):
-    """Prompt, concepts and ConceptAttentionSampler, decoded and aggregated."""
+def _flux_generation(g):
+    """Flux 1 dev's loaders, prompt and sampler settings for _generate."""
     unet, clip, vae = _flux_models(g)
     encode, positive, negative = _flux_prompt(g, clip, 1, PROMPT)
-    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
+    settings = dict(steps=20, cfg=1.0, sampler_name="euler", scheduler="simple")
+    return unet["MODEL"], clip["CLIP"], vae["VAE"], [encode, positive, negative], positive, negative, settings
+
+
+def _generate(g, group, family=_flux_generation, aggregate_title=None, **aggregate_options):
+    """Prompt, concepts and ConceptAttentionSampler, decoded and aggregated.
+    Returns (model, clip, vae) outputs, the VAEDecode node and the HeatmapAggregate node."""
+    model, clip, vae, prompt_nodes, positive, negative, settings = family(g)
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip, concepts=CONCEPTS, pooling="first_token")
     latent = g.add("EmptySD3LatentImage", 1, width=1024, height=1024, batch_size=1)
-    g.group("Prompt and concepts", [encode, positive, negative, concepts, latent], GROUP_COLORS["prompt"])
-    sampler = g.add("ConceptAttentionSampler", 2, model=unet["MODEL"], seed=42, steps=20, cfg=1.0, sampler_name="euler",
-                    scheduler="simple", positive=positive["CONDITIONING"], negative=negative["CONDITIONING"],
-                    latent_image=latent["LATENT"], denoise=1.0, concepts=concepts["concepts"], layers="default",
-                    timesteps="all")
-    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae["VAE"])
+    g.group("Prompt and concepts", [*prompt_nodes, concepts, latent], GROUP_COLORS["prompt"])
+    sampler = g.add("ConceptAttentionSampler", 2, model=model, seed=42, positive=positive["CONDITIONING"],
+                    negative=negative["CONDITIONING"], latent_image=latent["LATENT"], denoise=1.0,
+                    concepts=concepts["concepts"], layers="default", timesteps="all", **settings)
+    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae)
     aggregate = g.add("HeatmapAggregate", 2, title=aggregate_title, concept_attn=sampler["concept_attn"],
                       **aggregate_options)
     g.group(group, [sampler, decode, aggregate], GROUP_COLORS["sample"])
-    return unet, clip, vae, decode, aggregate
+    return (model, clip, vae), decode, aggregate
 
 
-def generate_with_heatmaps(g):
-    _, _, _, decode, aggregate = _generate(g, "Sample and read the maps")
+def _overlays_and_segmentation(g, decode, aggregate, prefix):
     overlay = g.add("HeatmapOverlay", 3, image=decode["IMAGE"], heatmaps=aggregate["maps"], opacity=0.5,
                     colormap="plasma", label=True)
     segmentation = g.add("MaskToImage", 3, title="Segmentation (argmax masks)", mask=aggregate["argmax_masks"])
-    g.add("SaveImage", 4, title="Save Image", images=decode["IMAGE"], filename_prefix="ConceptAttention/generate_image")
+    g.add("SaveImage", 4, title="Save Image", images=decode["IMAGE"], filename_prefix=f"ConceptAttention/{prefix}_image")
     g.add("SaveImage", 4, title="Save Overlays", images=overlay["overlays"],
-          filename_prefix="ConceptAttention/generate_overlays")
+          filename_prefix=f"ConceptAttention/{prefix}_overlays")
     g.add("SaveImage", 5, title="Save Heatmaps", images=aggregate["heatmaps"],
-          filename_prefix="ConceptAttention/generate_heatmaps")
+          filename_prefix=f"ConceptAttention/{prefix}_heatmaps")
     g.add("PreviewImage", 5, title="Preview Segmentation", images=segmentation["IMAGE"])
     g.group("Overlays and masks", [overlay, segmentation], GROUP_COLORS["maps"])
 
 
+def generate_with_heatmaps(g):
+    _, decode, aggregate = _generate(g, "Sample and read the maps")
+    _overlays_and_segmentation(g, decode, aggregate, "generate")
+
+
 def heatmaps_of_an_image(g):
     unet, clip, vae = _flux_models(g)
+    _read_an_image(g, unet["MODEL"], clip["CLIP"], vae["VAE"], "image")
+
+
+def _read_an_image(g, model, clip, vae, prefix):
     image = g.add("LoadImage", 1, image="example.png")
-    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts="girl, dress, sky, grass",
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip, concepts="girl, dress, sky, grass",
                      pooling="first_token")
     g.group("Image and concepts", [image, concepts], GROUP_COLORS["prompt"])
-    read = g.add("ConceptAttentionEncodeImage", 2, model=unet["MODEL"], vae=vae["VAE"], image=image["IMAGE"],
+    read = g.add("ConceptAttentionEncodeImage", 2, model=model, vae=vae, image=image["IMAGE"],
                  concepts=concepts["concepts"], noise_level=0.5, noise_samples=4, seed=0, layers="default")
     aggregate = g.add("HeatmapAggregate", 2, concept_attn=read["concept_attn"])
     overlay = g.add("HeatmapOverlay", 2, image=image["IMAGE"], heatmaps=aggregate["maps"], opacity=0.5,
                     colormap="plasma", label=True)
     g.group("Read the image", [read, aggregate, overlay], GROUP_COLORS["sample"])
     g.add("SaveImage", 3, title="Save Overlays", images=overlay["overlays"],
-          filename_prefix="ConceptAttention/image_overlays")
+          filename_prefix=f"ConceptAttention/{prefix}_overlays")
     g.add("SaveImage", 3, title="Save Heatmaps", images=aggregate["heatmaps"],
-          filename_prefix="ConceptAttention/image_heatmaps")
+          filename_prefix=f"ConceptAttention/{prefix}_heatmaps")
+
+
+def _sd35_models(g, column=0):
+    checkpoint = g.add("CheckpointLoaderSimple", column, ckpt_name="sd3.5_large.safetensors")
+    clip = g.add("TripleCLIPLoader", column, clip_name1="clip_l.safetensors", clip_name2="clip_g.safetensors",
+                 clip_name3="t5xxl_fp16.safetensors")
+    note = g.note(column, SD35_NOTE, title="Models for SD3.5")
+    g.group("SD3.5 large (its own CLIP output is unused: the checkpoint has no text encoders)", [checkpoint, clip, note],
+            GROUP_COLORS["models"])
+    return checkpoint["MODEL"], clip["CLIP"], checkpoint["VAE"]
+
+
+def _sd35_generation(g):
+    """SD3.5's loaders, prompts and sampler settings (Stability's: 28 steps, cfg 4.5) for _generate."""
+    model, clip, vae = _sd35_models(g)
+    positive = g.add("CLIPTextEncode", 1, title="Prompt", box_width=400, clip=clip, text=PROMPT)
+    negative = g.add("CLIPTextEncode", 1, title="Negative prompt", box_width=400, clip=clip, text="")
+    settings = dict(steps=28, cfg=4.5, sampler_name="dpmpp_2m", scheduler="sgm_uniform")
+    return model, clip, vae, [positive, negative], positive, negative, settings
+
+
+def sd35_generate_with_heatmaps(g):
+    _, decode, aggregate = _generate(g, "Sample and read the maps", family=_sd35_generation)
+    _overlays_and_segmentation(g, decode, aggregate, "sd35_generate")
+
+
+def sd35_heatmaps_of_an_image(g):
+    _read_an_image(g, *_sd35_models(g), "sd35_image")
 
 
 NEW_SKY = "a dramatic orange and purple sunset sky with glowing clouds"
@@ -323,21 +388,22 @@ SKY_INDEX = 2  # "sky" is the third concept of CONCEPTS; with a batch of n image
 
 
 def mask_the_sky_and_inpaint(g):
-    unet, clip, vae, decode, aggregate = _generate(g, "Generate and segment", "Heatmap Aggregate (blur 4, grow 8)",
-                                                   blur=4.0, grow=8)
+    (model, clip, vae), decode, aggregate = _generate(g, "Generate and segment",
+                                                      aggregate_title="Heatmap Aggregate (blur 4, grow 8)",
+                                                      blur=4.0, grow=8)
     as_images = g.add("MaskToImage", 3, mask=aggregate["argmax_masks"])
     pick = g.add("ImageFromBatch", 3, title=f"Pick the sky (concept {SKY_INDEX})", image=as_images["IMAGE"],
                  batch_index=SKY_INDEX, length=1)
     feather = g.add("ImageBlur", 3, title="Feather the edge", image=pick["IMAGE"], blur_radius=15, sigma=5.0)
     mask = g.add("ImageToMask", 3, image=feather["IMAGE"], channel="red")
     g.group("Sky mask", [as_images, pick, feather, mask], GROUP_COLORS["maps"])
-    sky_text, sky_positive, sky_negative = _flux_prompt(g, clip, 4, NEW_SKY, title="New sky")
-    pixels = g.add("VAEEncode", 4, pixels=decode["IMAGE"], vae=vae["VAE"])
+    sky_text, sky_positive, sky_negative = _flux_prompt(g, clip.node, 4, NEW_SKY, title="New sky")
+    pixels = g.add("VAEEncode", 4, pixels=decode["IMAGE"], vae=vae)
     masked = g.add("SetLatentNoiseMask", 4, samples=pixels["LATENT"], mask=mask["MASK"])
-    inpaint = g.add("KSampler", 4, model=unet["MODEL"], seed=7, steps=20, cfg=1.0, sampler_name="euler",
+    inpaint = g.add("KSampler", 4, model=model, seed=7, steps=20, cfg=1.0, sampler_name="euler",
                     scheduler="simple", positive=sky_positive["CONDITIONING"], negative=sky_negative["CONDITIONING"],
                     latent_image=masked["LATENT"], denoise=1.0)
-    inpainted = g.add("VAEDecode", 4, samples=inpaint["LATENT"], vae=vae["VAE"])
+    inpainted = g.add("VAEDecode", 4, samples=inpaint["LATENT"], vae=vae)
     g.group("Repaint the sky", [sky_text, sky_positive, sky_negative, pixels, masked, inpaint, inpainted],
             GROUP_COLORS["edit"])
     g.add("SaveImage", 5, title="Save Original", images=decode["IMAGE"],
@@ -381,6 +447,8 @@ WORKFLOWS = {
     "flux1_heatmaps_of_an_image": (heatmaps_of_an_image, ["Save Overlays"]),
     "flux1_mask_the_sky_and_inpaint": (mask_the_sky_and_inpaint, ["Save Original", "Preview Sky Mask", "Save New Sky"]),
     "flux1_apply_with_sampler_custom_advanced": (apply_with_sampler_custom_advanced, ["Save Image", "Save Overlays"]),
+    "sd35_generate_with_heatmaps": (sd35_generate_with_heatmaps, ["Save Image", "Save Overlays"]),
+    "sd35_heatmaps_of_an_image": (sd35_heatmaps_of_an_image, ["Save Overlays"]),
 }
 
 

@@ -40,6 +40,7 @@ GAP = 4
 BACKGROUND = (24, 24, 24)
 RUN_TIMEOUT_S = 1800
 TINY_UNET = "tiny_flux1_dev.safetensors"
+TINY_SD3 = "tiny_sd3.safetensors"
 TINY_CLIP = "tiny_clip_l.safetensors"
 
 
@@ -57,13 +58,27 @@ def size_rules(width=None, height=None, steps=None) -> dict:
 def tiny_substitutions(unet_name=TINY_UNET, clip_name=TINY_CLIP, width=256, height=256, steps=4) -> dict:
     """The stock Flux 1 loaders of the workflows swapped for the tiny test models
     (tests/tiny_models.py): a tiny Flux dev in diffusion_models, a CLIP-L text encoder
-    loaded as stable_diffusion (its 768-wide output feeds that Flux), and taef1."""
+    loaded as stable_diffusion (its 768-wide output feeds that Flux), and taef1;
+    and the SD3.5 ones (sd3_substitutions)."""
     return {
         "UNETLoader": {"inputs": {"unet_name": unet_name}},
         "CLIPLoader": {"inputs": {"clip_name": clip_name, "type": "stable_diffusion"}},
         "DualCLIPLoader": {"class_type": "CLIPLoader", "inputs": {"clip_name": clip_name, "type": "stable_diffusion"}},
         "VAELoader": {"inputs": {"vae_name": "taef1"}},
+        **sd3_substitutions(clip_name),
         **size_rules(width, height, steps),
+    }
+
+
+def sd3_substitutions(clip_name=TINY_CLIP, sd3_name=TINY_SD3) -> dict:
+    """The SD3.5 workflows' checkpoint loader split into the tiny SD3 (UNETLoader) and
+    taesd3 (VAELoader); their three text encoders replaced by the CLIP-L alone, loaded
+    as sd3 (SD3's conditioning, the CLIP-G part and T5 left out)."""
+    return {
+        "CheckpointLoaderSimple": {"split": {
+            "0": {"class_type": "UNETLoader", "inputs": {"unet_name": sd3_name, "weight_dtype": "default"}},
+            "2": {"class_type": "VAELoader", "inputs": {"vae_name": "taesd3"}}}},
+        "TripleCLIPLoader": {"class_type": "CLIPLoader", "inputs": {"clip_name": clip_name, "type": "sd3"}},
     }
 
 
@@ -133,9 +148,7 @@ def _build_tiny_models(root: Path) -> dict:
     host.prepare()
     import tiny_models
 
-    tiny_models.build_flux1_for_clip_l(root / "diffusion_models" / TINY_UNET)
-    tiny_models.build_clip_l(root / "text_encoders" / TINY_CLIP)
-    tiny_models.build_taef1(root / "vae_approx")
+    tiny_models.build_server_models(root, TINY_UNET, TINY_SD3, TINY_CLIP)
     return {folder: root / folder for folder in ("diffusion_models", "text_encoders", "vae_approx")}
 
 
