@@ -27,6 +27,21 @@ def _joint_attention(q, k, v):
     return out.transpose(1, 2).flatten(2)                            # [B, N, H * D]
 
 
+def _attend(text, image, concepts, image_q, concept_k):
+    """One block's joint attention over [text, image], the concepts' attention over
+    [concepts, image] (never the prompt), and the paper's two scores [B, C, P].
+    text, image, concepts: (q, k, v) [B, H, N, D] as the block attends with them;
+    image_q, concept_k: before any RoPE, for the cross-attention baseline.
+    Returns text_out, image_out, concept_out [B, N, H * D] and (output space, cross)."""
+    joint = _joint_attention(*(torch.cat((t, i), 2) for t, i in zip(text, image)))
+    text_len = text[0].shape[2]
+    text_out, image_out = joint[:, :text_len], joint[:, text_len:]
+    concept_out = _joint_attention(concepts[0], torch.cat((concepts[1], image[1]), 2), torch.cat((concepts[2], image[2]), 2))
+    output_space = torch.einsum("bcd,bpd->bcp", concept_out, image_out)
+    cross = torch.einsum("bhpd,bhcd->bcp", image_q, concept_k) / image_q.shape[1]
+    return text_out, image_out, concept_out, (output_space, cross)
+
+
 @torch.no_grad()
 def concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embeddings, layers):
     """Per-layer (output-space, cross-attention) raw scores [L, B, C, P] of one call."""
@@ -70,14 +85,10 @@ def concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embedd
         iq_r, ik_r = _rotate(iq, pe_img), _rotate(ik, pe_img)
         tq_r, tk_r = _rotate(tq, pe_txt), _rotate(tk, pe_txt)
         cq_r, ck_r = _rotate(cq, pe_concepts), _rotate(ck, pe_concepts)
-        joint = _joint_attention(torch.cat((tq_r, iq_r), 2), torch.cat((tk_r, ik_r), 2), torch.cat((tv, iv), 2))
-        txt_out, img_out = joint[:, :txt.shape[1]], joint[:, txt.shape[1]:]
-        # Concepts attend to themselves and the image, never to the prompt.
-        con_out = _joint_attention(cq_r, torch.cat((ck_r, ik_r), 2), torch.cat((cv, iv), 2))
-
+        txt_out, img_out, con_out, scores = _attend((tq_r, tk_r, tv), (iq_r, ik_r, iv), (cq_r, ck_r, cv), iq, ck)
         if index in layers:
-            output_space.append(torch.einsum("bcd,bpd->bcp", con_out, img_out))
-            cross.append(torch.einsum("bhpd,bhcd->bcp", iq, ck) / heads)
+            output_space.append(scores[0])
+            cross.append(scores[1])
 
         img = img + img_mod1.gate * block.img_attn.proj(img_out)
         img = img + img_mod2.gate * block.img_mlp(_modulate(block.img_norm2(img), img_mod2))
@@ -146,13 +157,10 @@ def sd3_concept_attention_maps(dm, x, timesteps, context, y, concept_embeddings,
         tq, tk, tv = text_stream.qkv(txt, heads)
         iq, ik, iv = image_stream.qkv(img, heads)
         cq, ck, cv = text_stream.qkv(concepts, heads)
-        joint = _joint_attention(torch.cat((tq, iq), 2), torch.cat((tk, ik), 2), torch.cat((tv, iv), 2))
-        txt_out, img_out = joint[:, :txt.shape[1]], joint[:, txt.shape[1]:]
-        # Concepts attend to themselves and the image, never to the prompt.
-        con_out = _joint_attention(cq, torch.cat((ck, ik), 2), torch.cat((cv, iv), 2))
+        txt_out, img_out, con_out, scores = _attend((tq, tk, tv), (iq, ik, iv), (cq, ck, cv), iq, ck)
         if index in layers:
-            output_space.append(torch.einsum("bcd,bpd->bcp", con_out, img_out))
-            cross.append(torch.einsum("bhpd,bhcd->bcp", iq, ck) / heads)
+            output_space.append(scores[0])
+            cross.append(scores[1])
         second = _joint_attention(*image_stream.second_qkv(img, heads)) if block.x_block.x_block_self_attn else None
         img = image_stream.update(img, img_out, second)
         if not block.context_block.pre_only:

@@ -183,20 +183,28 @@ def patch_state(model):
             [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.model.modules()])
 
 
-def test_no_patch_remains_after_run_error_or_interrupt(flux_dev, concepts):
-    before = patch_state(flux_dev)
-    sample(flux_dev, concepts)
-    assert patch_state(flux_dev) == before
+def check_no_patch_remains(model, capture, bad_capture, plain):
+    """After a capture run, an input error and an interrupt, `model` carries nothing of
+    ours and samples as before. capture(), plain(): sampled latents; bad_capture()
+    raises a NodeInputError."""
+    before = patch_state(model)
+    capture()
+    assert patch_state(model) == before
     with pytest.raises(NodeInputError):
-        sample(flux_dev, concepts, layers="99")
-    assert patch_state(flux_dev) == before
+        bad_capture()
+    assert patch_state(model) == before
     comfy.model_management.interrupt_current_processing(True)
     try:
         with pytest.raises(comfy.model_management.InterruptProcessingException):
-            sample(flux_dev, concepts)
+            capture()
     finally:
         comfy.model_management.interrupt_current_processing(False)
-    assert patch_state(flux_dev) == before
-    # and the model samples exactly as before
-    plain = comfy_nodes.common_ksampler(flux_dev, 0, 4, 1.0, "euler", "simple", conditioning(1), conditioning(2), latent())[0]
-    assert torch.equal(plain["samples"], sample(flux_dev, concepts).args[0]["samples"])
+    assert patch_state(model) == before
+    assert torch.equal(plain(), capture())
+
+
+def test_no_patch_remains_after_run_error_or_interrupt(flux_dev, concepts):
+    check_no_patch_remains(
+        flux_dev, lambda: sample(flux_dev, concepts).args[0]["samples"], lambda: sample(flux_dev, concepts, layers="99"),
+        lambda: comfy_nodes.common_ksampler(flux_dev, 0, 4, 1.0, "euler", "simple", conditioning(1), conditioning(2),
+                                            latent())[0]["samples"])

@@ -6,7 +6,6 @@ import contextlib
 import pytest
 import torch
 
-import comfy.model_management
 import nodes as comfy_nodes
 
 import paper_reference
@@ -15,7 +14,7 @@ from concept_attention.data import KEEP_ALL, KEEP_SUMS, ConceptSet
 from concept_attention.errors import NodeInputError
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.sampler import ConceptAttentionSampler
-from test_nodes import patch_state
+from test_nodes import check_no_patch_remains
 
 MODELS = ["sd3", "sd35_medium"]
 TEXT, POOLED = tiny_models.SD3_TEXT_DIM, tiny_models.SD3_POOLED_DIM
@@ -194,17 +193,5 @@ def test_a_latent_larger_than_the_position_table_is_refused(sd3, concepts):
 
 
 def test_no_patch_remains_after_run_error_or_interrupt(sd35_medium, concepts):
-    before = patch_state(sd35_medium)
-    run_capture(sd35_medium, concepts)
-    assert patch_state(sd35_medium) == before
-    with pytest.raises(NodeInputError):
-        run_capture(sd35_medium, concepts, layers="9")
-    assert patch_state(sd35_medium) == before
-    comfy.model_management.interrupt_current_processing(True)
-    try:
-        with pytest.raises(comfy.model_management.InterruptProcessingException):
-            run_capture(sd35_medium, concepts)
-    finally:
-        comfy.model_management.interrupt_current_processing(False)
-    assert patch_state(sd35_medium) == before
-    assert torch.equal(run_ksampler(sd35_medium), run_capture(sd35_medium, concepts)[0])
+    check_no_patch_remains(sd35_medium, lambda: run_capture(sd35_medium, concepts)[0],
+                           lambda: run_capture(sd35_medium, concepts, layers="9"), lambda: run_ksampler(sd35_medium))
