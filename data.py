@@ -23,7 +23,9 @@ class ConceptSet:
     or the mean of its tokens, as `pooling` says). empty_prompt: the same text
     encoder's CONDITIONING of "", the prompt with which existing images are read.
     family: the model family whose text encoder made them (None: an encoder no
-    family knows); encoder: what encoded them, in words.
+    family knows); encoder: what encoded them, in words. text_position: where a
+    one-token word alone sits in its own conditioning, text_length tokens long;
+    families whose text tokens carry positions (Flux 2) give every concept that one.
     """
     words: tuple
     embeddings: torch.Tensor = field(repr=False)
@@ -31,6 +33,8 @@ class ConceptSet:
     empty_prompt: list = field(default=None, repr=False)
     family: str = None
     encoder: str = ""
+    text_position: int = 0     # default: a bare one-token word, no template
+    text_length: int = 1
 
     def __len__(self):
         return len(self.words)

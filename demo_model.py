@@ -43,12 +43,13 @@ def load_demo(directory=None):
 
 
 def load_flux(path, dit_config: dict, model_options: dict = None):
-    """The ModelPatcher of a Flux 1 checkpoint whose constructor arguments are `dit_config`.
+    """The ModelPatcher of a Flux checkpoint whose constructor arguments are `dit_config`
+    (with "image_model": "flux2" for Flux 2).
 
     Through ComfyUI's own loader (what UNETLoader does) where the host detects the
-    checkpoint at its real size. ComfyUI 0.3.75 fixes Flux at 24 heads (full size), so
-    there ComfyUI's own model classes are built from `dit_config` instead, with the
-    model config, dtype and devices the loader would choose.
+    checkpoint at its real size. ComfyUI 0.3.75 fixes Flux at 24 heads and Flux 2 at 48
+    (full size), so there ComfyUI's own model classes are built from `dit_config`
+    instead, with the model config, dtype and devices the loader would choose.
     """
     import dataclasses
 
@@ -65,7 +66,8 @@ def load_flux(path, dit_config: dict, model_options: dict = None):
         return comfy.sd.load_diffusion_model_state_dict(sd, model_options=model_options)
     # An older host's Flux may lack later parameters (0.3.75: txt_ids_dims); pass those it has.
     known = {field.name for field in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
-    unet_config = {"image_model": "flux", **{k: v for k, v in dit_config.items() if k in known}}
+    unet_config = {"image_model": dit_config.get("image_model", "flux"),
+                   **{k: v for k, v in dit_config.items() if k in known}}
     model_config = comfy.model_detection.model_config_from_unet_config(unet_config, sd)
     if model_config is None:
         raise RuntimeError(f"{path}: this ComfyUI has no Flux model for the config {unet_config}")
@@ -82,7 +84,7 @@ def load_flux(path, dit_config: dict, model_options: dict = None):
 
 def stock_loader_builds(state_dict: dict, dit_config: dict) -> bool:
     """Whether this host's own loader detects the Flux checkpoint `state_dict` with the
-    head count of `dit_config` (0.33 derives it from the weights; 0.3.75 fixes it at 24)."""
+    head count of `dit_config` (0.33 derives it from the weights; 0.3.75 fixes it)."""
     import comfy.model_detection
 
     detected = comfy.model_detection.detect_unet_config(state_dict, "")

@@ -36,8 +36,8 @@ def main():
     # Four double blocks, so the default (last four) layers are captured as on Flux 1's 19.
     config = {**tiny_models.FLUX1_CONFIG, "depth": 4, "depth_single_blocks": 2}
     with tempfile.TemporaryDirectory() as tmp:
-        path = tiny_models.build_flux1(Path(tmp) / "bench.safetensors", config=config)
-        model = tiny_models.load_model(path, tiny_models.flux1_config(config=config))
+        path = tiny_models.build_flux(Path(tmp) / "bench.safetensors", config=config)
+        model = tiny_models.load_model(path, tiny_models.flux_config(config=config))
     width = tiny_models.TINY_TEXT_DIM
     concepts = ConceptSet(words=("dragon", "rock", "sky", "tree", "water"), embeddings=torch.randn(5, width))
     positive = [[torch.randn(1, 256, width), {"pooled_output": torch.randn(1, width), "guidance": 3.5}]]

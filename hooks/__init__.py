@@ -1,14 +1,14 @@
 """Model families and where their joint attention can be tapped.
 
 Each family is one module with the same small interface: NAME, matches(dm),
-layer_count(dm), default_layers(count), patch_size(dm), max_patches(dm), context_width(dm),
+LATENT_DOWNSCALE, layer_count(dm), default_layers(count), patch_size(dm), max_patches(dm), context_width(dm),
 text_encoding(clip) and attach(clone, spec). Adding a family means adding its
 module to FAMILIES.
 """
-from . import flux, sd3
+from . import flux, flux2, sd3
 from .text import matching_stream
 
-FAMILIES = (flux, sd3)
+FAMILIES = (flux, flux2, sd3)
 
 
 class UnsupportedModelError(ValueError):

@@ -1,9 +1,11 @@
-"""Flux 1 (dev, schnell and fine-tunes): ComfyUI's comfy.ldm.flux.model.Flux.
+"""Flux 1 (dev, schnell and fine-tunes): ComfyUI's comfy.ldm.flux.model.Flux; and
+the concept stream that Flux 2 (hooks/flux2.py, the same class) shares.
 
 Concepts run through the text-stream weights of every double block up to the
 last chosen one: they attend to themselves and to the image tokens, and nothing
 attends to them, so the image is untouched. The block itself runs unchanged;
-its joint attention is tapped through a per-block attention override.
+its joint attention is tapped through a per-block attention override. They skip
+the single blocks.
 """
 import torch
 
@@ -20,6 +22,7 @@ from .text import TextEncoding
 
 DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
 NAME = "Flux 1"
+LATENT_DOWNSCALE = 8  # pixels per latent pixel (the Flux 1 VAE's downscale)
 # Paper default: double blocks 15-18 of Flux's 19 (0-based).
 PAPER_LAYERS = (15, 16, 17, 18)
 
@@ -58,22 +61,45 @@ def text_encoding(clip):
     return TextEncoding(family=NAME, stream="t5xxl", description="Flux 1 text encoder (CLIP-L + T5-XXL): the T5-XXL tokens")
 
 
-class _Call(ModelCall):
-    """The Flux concept stream of one model call."""
+class FluxCall(ModelCall):
+    """The concept stream of one Flux model call (Flux 1 and 2). Subclasses say where
+    the concepts' modulation comes from and at which text position they sit."""
 
-    def __init__(self, dm, spec: CaptureSpec, rows, x, timestep, context, guidance):
+    def __init__(self, dm, spec: CaptureSpec, rows, x, context):
         super().__init__(spec, rows.to(x.device), image_grid(x, dm.patch_size), image_pixels(x, spec))
         self.dm = dm
-        count = len(rows)
         embeddings = spec.concepts.embeddings.to(device=x.device, dtype=context.dtype)
-        embeddings = embeddings.unsqueeze(0).expand(count, -1, -1)
+        embeddings = embeddings.unsqueeze(0).expand(len(rows), -1, -1)
         txt_norm = getattr(dm, "txt_norm", None)      # ComfyUI 0.3.75 has no txt_norm
         if txt_norm is not None:
             embeddings = txt_norm(embeddings)
         self.stream = dm.txt_in(embeddings)                                  # [R, C, hidden]
+        self.pe = None
+
+    def text_modulation(self, block, args: dict) -> tuple:
+        """(mod1, mod2) of the block's text stream for the concept rows."""
+        raise NotImplementedError
+
+    def text_index(self) -> int:
+        """The prompt position whose RoPE rotation every concept takes."""
+        raise NotImplementedError
+
+    def concept_rotation(self, pe: torch.Tensor) -> torch.Tensor:
+        """RoPE of the concepts: that of the prompt token at text_index(), for all of
+        them, so that their maps do not depend on the order of the list.
+        pe: the block's rotations of [prompt, image] tokens [B or 1, 1, N, D/2, 2, 2]."""
+        if self.pe is None:
+            pe = pe[self.rows] if pe.shape[0] > 1 else pe
+            self.pe = pe[:, :, [self.text_index()] * self.stream.shape[1]]
+        return self.pe
+
+
+class _Call(FluxCall):
+    """Flux 1: the concepts' own modulation vector, and zero text positions."""
+
+    def __init__(self, dm, spec: CaptureSpec, rows, x, timestep, context, guidance):
+        super().__init__(dm, spec, rows, x, context)
         self.vec = self._modulation_vector(dm, x, timestep, guidance)         # [R, hidden]
-        ids = torch.zeros(count, embeddings.shape[1], len(dm.params.axes_dim), device=x.device, dtype=torch.float32)
-        self.pe = dm.pe_embedder(ids)                                         # identity rotation for zero ids
 
     def _modulation_vector(self, dm, x, timestep, guidance):
         # As the paper's code: the prompt's modulation with the pooled text vector zeroed.
@@ -85,17 +111,23 @@ class _Call(ModelCall):
             vec = vec + dm.vector_in(torch.zeros(len(rows), dm.params.vec_in_dim, device=x.device, dtype=x.dtype))
         return vec
 
+    def text_modulation(self, block, args: dict) -> tuple:
+        return block.txt_mod(self.vec)
+
+    def text_index(self) -> int:
+        return 0   # Flux 1's text ids are all zero: the identity rotation, as the paper's code
+
 
 def advance_double_block(index: int, call: _Call, args: dict, run):
     """Run double block `index` with its joint attention tapped, and move the concept
     stream through the block's text-stream weights beside it."""
     block = call.dm.double_blocks[index]
     rows, heads = call.rows, block.num_heads
-    mod1, mod2 = block.txt_mod(call.vec)
+    mod1, mod2 = call.text_modulation(block, args)
     qkv = block.txt_attn.qkv(apply_mod(block.txt_norm1(call.stream), 1 + mod1.scale, mod1.shift))
     q, k, v = qkv.view(qkv.shape[0], qkv.shape[1], 3, heads, -1).permute(2, 0, 3, 1, 4)
     q, k = block.txt_attn.norm(q, k, v)                                     # [R, H, C, D]
-    q_rot, k_rot = comfy.ldm.flux.math.apply_rope(q, k, call.pe)
+    q_rot, k_rot = comfy.ldm.flux.math.apply_rope(q, k, call.concept_rotation(args["pe"]))
     txt_len = args["txt"].shape[1]
     image = slice(txt_len, txt_len + call.patches)
     concept_out = []
@@ -127,22 +159,28 @@ def _undo_rope(q, pe, rows, image):
     return comfy.ldm.flux.math.apply_rope1(q, inverse)
 
 
-def diffusion_model_wrapper(spec: CaptureSpec):
+def diffusion_model_wrapper(make_call):
+    """DIFFUSION_MODEL wrapper; make_call(dm, rows, x, timestep, context, guidance) -> FluxCall."""
     def wrapper(executor, x, timestep, context, y=None, guidance=None, ref_latents=None, control=None,
                 transformer_options={}, **kwargs):
         def run(options):
             return executor(x, timestep, context, y, guidance, ref_latents, control, options, **kwargs)
 
-        def make_call(rows):
-            return _Call(executor.class_obj, spec, rows, x, timestep, context, guidance)
+        def call_for(rows):
+            return make_call(executor.class_obj, rows, x, timestep, context, guidance)
 
-        return record_model_call(transformer_options, x.shape[0], make_call, run)
+        return record_model_call(transformer_options, x.shape[0], call_for, run)
     return wrapper
 
 
-def attach(model, spec: CaptureSpec):
-    """Add the Flux capture to a ModelPatcher clone, replacing an earlier one of
-    ours and wrapping any other patch on the same blocks."""
+def attach_flux(model, make_call, spec: CaptureSpec):
+    """Add a Flux capture to a ModelPatcher clone, replacing an earlier one of ours
+    and wrapping any other patch on the same blocks."""
     model.remove_wrappers_with_key(DIFFUSION_MODEL, KEY)
-    model.add_wrapper_with_key(DIFFUSION_MODEL, KEY, diffusion_model_wrapper(spec))
+    model.add_wrapper_with_key(DIFFUSION_MODEL, KEY, diffusion_model_wrapper(make_call))
     patch_blocks(model, spec, advance_double_block)
+
+
+def attach(model, spec: CaptureSpec):
+    attach_flux(model, lambda dm, rows, x, timestep, context, guidance: _Call(dm, spec, rows, x, timestep, context,
+                                                                              guidance), spec)

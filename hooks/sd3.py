@@ -25,6 +25,7 @@ from .text import TextEncoding
 # MMDiT has no DIFFUSION_MODEL wrapper; APPLY_MODEL runs once per model call (t is sigma there).
 APPLY_MODEL = comfy.patcher_extension.WrappersMP.APPLY_MODEL
 NAME = "SD3"
+LATENT_DOWNSCALE = 8  # pixels per latent pixel (the SD3 VAE's downscale)
 
 
 def matches(diffusion_model) -> bool:

@@ -5,7 +5,7 @@ from comfy_api.latest import io
 from .. import hooks
 from ..data import ConceptSet
 from ..errors import NodeInputError
-from ..hooks.text import word_positions
+from ..hooks.text import template, word_positions
 from ..selection import parse_concepts
 from .types import CATEGORY, Concepts
 
@@ -47,28 +47,39 @@ class ConceptEncode(io.ComfyNode):
             raise NodeInputError(NODE, "concepts", str(e)) from None
         if clip is None:
             raise NodeInputError(NODE, "clip", "no text encoder is connected; load one with a CLIP loader")
-        encoded = [_encode_word(clip, word, pooling) for word in words]
-        encoding = encoded[0][1]
+        encoded = [_encode(clip, word) for word in words]
+        first_tokens, first_cond = encoded[0]
+        encoding = hooks.text_encoding(clip, first_tokens, first_cond.shape[1])
+        if encoding is None:
+            raise NodeInputError(NODE, "clip", "this text encoder's output does not line up with its tokens, "
+                                               "so concept tokens cannot be found in it")
+        try:
+            found = template(clip, encoding.stream)
+        except ValueError as e:
+            raise NodeInputError(NODE, "clip", f"concept tokens cannot be found in this text encoder's output: {e}") from None
+        vectors = [_pool(word, cond, word_positions(found, tokens, encoding.stream), pooling)
+                   for word, (tokens, cond) in zip(words, encoded)]
         # The paper reads existing images with an empty prompt and guidance 0.
         empty_prompt = clip.encode_from_tokens_scheduled(clip.tokenize(""), add_dict={"guidance": 0.0})
-        result = ConceptSet(words=words, embeddings=torch.stack([vector for vector, _ in encoded]), pooling=pooling,
-                            empty_prompt=empty_prompt, family=encoding.family, encoder=encoding.description)
+        result = ConceptSet(words=words, embeddings=torch.stack(vectors), pooling=pooling, empty_prompt=empty_prompt,
+                            family=encoding.family, encoder=encoding.description, text_position=found.start,
+                            text_length=found.length)
         return io.NodeOutput(result, encoding.description)
 
 
-def _encode_word(clip, word: str, pooling: str):
-    """(the word's vector [D], the TextEncoding it came from)."""
+def _encode(clip, word: str):
+    """(tokens with word ids, conditioning) of one word alone."""
     try:
         tokens = clip.tokenize(word, return_word_ids=True)
         cond = clip.encode_from_tokens(tokens)
     except Exception as e:
         raise NodeInputError(NODE, "clip", f"this text encoder could not encode {word!r}: {e}") from e
-    encoding = hooks.text_encoding(clip, tokens, cond.shape[1])
-    if encoding is None:
-        raise NodeInputError(NODE, "clip", "this text encoder's output does not line up with its tokens, "
-                                           "so concept tokens cannot be found in it")
-    positions = word_positions(tokens, encoding.stream)
+    return tokens, cond
+
+
+def _pool(word: str, cond, positions: list, pooling: str):
+    """The word's vector [D]: its first token, or the mean of its tokens."""
     if not positions:
         raise NodeInputError(NODE, "concepts", f"{word!r} gives no tokens with this text encoder")
     vectors = cond[0, positions].float().cpu()
-    return (vectors[0] if pooling == "first_token" else vectors.mean(dim=0)), encoding
+    return vectors[0] if pooling == "first_token" else vectors.mean(dim=0)

@@ -85,8 +85,8 @@ def check_concepts_fit(node: str, family, diffusion_model, concepts):
 
 
 def pixels_per_latent(model) -> int:
-    # ComfyUI 0.3.75's latent formats do not state their downscale; it was 8 for every image VAE.
-    return getattr(model.model.latent_format, "spacial_downscale_ratio", 8)
+    # ComfyUI 0.3.75's latent formats do not state their downscale; the family knows it.
+    return getattr(model.model.latent_format, "spacial_downscale_ratio", hooks.family_of(model).LATENT_DOWNSCALE)
 
 
 def pixels_per_patch(model) -> int:

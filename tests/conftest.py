@@ -23,15 +23,15 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def flux_dev(model_dir):
     import tiny_models
-    path = tiny_models.build_flux1(model_dir / "flux1_dev.safetensors", guidance=True)
-    return tiny_models.load_model(path, tiny_models.flux1_config(guidance=True), expect="Flux")
+    path = tiny_models.build_flux(model_dir / "flux1_dev.safetensors", guidance=True)
+    return tiny_models.load_model(path, tiny_models.flux_config(guidance=True), expect="Flux")
 
 
 @pytest.fixture(scope="session")
 def flux_schnell(model_dir):
     import tiny_models
-    path = tiny_models.build_flux1(model_dir / "flux1_schnell.safetensors", guidance=False)
-    return tiny_models.load_model(path, tiny_models.flux1_config(guidance=False), expect="FluxSchnell")
+    path = tiny_models.build_flux(model_dir / "flux1_schnell.safetensors", guidance=False)
+    return tiny_models.load_model(path, tiny_models.flux_config(guidance=False), expect="FluxSchnell")
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +59,28 @@ def sd35_medium(model_dir):
 def sd3_clip():
     import tiny_models
     return tiny_models.build_sd3_clip()
+
+
+@pytest.fixture(scope="session")
+def flux2_dev(model_dir):
+    """Tiny Flux 2 with a guidance embedding (dev-like)."""
+    import tiny_models
+    path = tiny_models.build_flux(model_dir / "flux2_dev.safetensors", guidance=True, config=tiny_models.FLUX2_CONFIG)
+    return tiny_models.load_model(path, tiny_models.flux_config(True, tiny_models.FLUX2_CONFIG), expect="Flux2")
+
+
+@pytest.fixture(scope="session")
+def flux2_klein(model_dir):
+    """Tiny Flux 2 without a guidance embedding (Klein-like)."""
+    import tiny_models
+    path = tiny_models.build_flux(model_dir / "flux2_klein.safetensors", guidance=False, config=tiny_models.FLUX2_CONFIG)
+    return tiny_models.load_model(path, tiny_models.flux_config(False, tiny_models.FLUX2_CONFIG), expect="Flux2")
+
+
+@pytest.fixture(scope="session")
+def klein_clip():
+    import comfy.text_encoders.flux
+    import tiny_models
+    if not hasattr(comfy.text_encoders.flux, "KleinTokenizer"):
+        pytest.skip("this ComfyUI has no Klein text encoder (Qwen 3); ComfyUI 0.3.75 predates it")
+    return tiny_models.build_klein_clip()

@@ -43,38 +43,56 @@ def _attend(text, image, concepts, image_q, concept_k):
 
 
 @torch.no_grad()
-def concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embeddings, layers):
-    """Per-layer (output-space, cross-attention) raw scores [L, B, C, P] of one call."""
+def concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embeddings, layers, concept_position=0):
+    """Per-layer (output-space, cross-attention) raw scores [L, B, C, P] of one Flux call.
+
+    Flux 1: zero text ids; the concepts' modulation vector has the pooled text zeroed.
+    Flux 2 (global modulation): text ids run 0..T-1 on the last of 4 axes, the
+    concepts sit at text position `concept_position` and share the text modulation.
+    """
+    flux2 = dm.params.global_modulation
+    axes = len(dm.params.axes_dim)
     p = dm.patch_size
     batch, _, height, width = x.shape
     img = x.reshape(batch, -1, height // p, p, width // p, p).permute(0, 2, 4, 1, 3, 5).flatten(3).flatten(1, 2)
     img = dm.img_in(img)
     rows = torch.arange(height // p, dtype=torch.float32)[:, None].expand(-1, width // p)
     cols = torch.arange(width // p, dtype=torch.float32)[None, :].expand(height // p, -1)
-    img_ids = torch.stack([torch.zeros_like(rows), rows, cols], dim=-1).reshape(1, -1, 3).expand(batch, -1, -1)
-    txt = dm.txt_in(context)
-    txt_ids = torch.zeros(batch, txt.shape[1], 3)
-    concepts = dm.txt_in(concept_embeddings.unsqueeze(0).expand(batch, -1, -1))
+    img_ids = torch.zeros(height // p, width // p, axes)
+    img_ids[..., 1], img_ids[..., 2] = rows, cols
+    img_ids = img_ids.reshape(1, -1, axes).expand(batch, -1, -1)
+    text_input = dm.txt_norm if getattr(dm, "txt_norm", None) is not None else torch.nn.Identity()
+    txt = dm.txt_in(text_input(context))
+    txt_ids = torch.zeros(batch, txt.shape[1], axes)
+    concepts = dm.txt_in(text_input(concept_embeddings.unsqueeze(0).expand(batch, -1, -1)))
+    concept_ids = torch.zeros(batch, concepts.shape[1], axes)
+    if flux2:
+        txt_ids[..., -1] = torch.arange(txt.shape[1], dtype=torch.float32)
+        concept_ids[..., -1] = concept_position
     pe = dm.pe_embedder(torch.cat((txt_ids, img_ids), dim=1))
     pe_txt, pe_img = pe[:, :, :txt.shape[1]], pe[:, :, txt.shape[1]:]
-    pe_concepts = dm.pe_embedder(torch.zeros(batch, concepts.shape[1], 3))
+    pe_concepts = dm.pe_embedder(concept_ids)
 
-    def embed(t):
-        return dm.time_in(_timestep_embedding(t))
-
-    vec = embed(timestep) + dm.vector_in(y)
-    vec_concepts = embed(timestep) + dm.vector_in(torch.zeros_like(y))
+    vec = dm.time_in(_timestep_embedding(timestep))
     if dm.params.guidance_embed:
         vec = vec + dm.guidance_in(_timestep_embedding(guidance))
-        vec_concepts = vec_concepts + dm.guidance_in(_timestep_embedding(guidance))
+    vec_concepts = vec
+    if dm.vector_in is not None:
+        vec_concepts = vec + dm.vector_in(torch.zeros_like(y))
+        vec = vec + dm.vector_in(y)
+
+    def modulations(block):
+        """(img_mod1, img_mod2), (txt_mod1, txt_mod2), (concept_mod1, concept_mod2)"""
+        if flux2:
+            text = dm.double_stream_modulation_txt(vec)
+            return dm.double_stream_modulation_img(vec), text, text
+        return block.img_mod(vec), block.txt_mod(vec), block.txt_mod(vec_concepts)
 
     output_space, cross = [], []
     for index in range(max(layers) + 1):
         block = dm.double_blocks[index]
         heads = block.num_heads
-        img_mod1, img_mod2 = block.img_mod(vec)
-        txt_mod1, txt_mod2 = block.txt_mod(vec)
-        con_mod1, con_mod2 = block.txt_mod(vec_concepts)
+        (img_mod1, img_mod2), (txt_mod1, txt_mod2), (con_mod1, con_mod2) = modulations(block)
         iq, ik, iv = _heads(block.img_attn.qkv(_modulate(block.img_norm1(img), img_mod1)), heads)
         iq, ik = block.img_attn.norm(iq, ik, iv)
         tq, tk, tv = _heads(block.txt_attn.qkv(_modulate(block.txt_norm1(txt), txt_mod1)), heads)

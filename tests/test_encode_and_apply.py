@@ -31,7 +31,7 @@ def concepts(flux_clip):
 @pytest.fixture(scope="module")
 def vae(tmp_path_factory):
     directory = tmp_path_factory.mktemp("vae_approx")
-    tiny_models.build_taef1(directory)
+    tiny_models.build_taesd(directory)
     folder_paths.add_model_folder_path("vae_approx", str(directory))
     return comfy_nodes.VAELoader().load_vae("taef1")[0]
 

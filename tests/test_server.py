@@ -43,7 +43,8 @@ def server(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the server below
     try:
-        tiny_models.build_server_models(models, UNET_NAME, render_thumbnails.TINY_SD3, CLIP_NAME)
+        tiny_models.build_server_models(models, UNET_NAME, render_thumbnails.TINY_SD3, render_thumbnails.TINY_FLUX2,
+                                        CLIP_NAME)
     finally:
         torch.set_num_threads(threads)
     built = time.monotonic()
@@ -63,20 +64,28 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_rules(server):
-    """Substitutions(width, height, steps) that give the workflows models this host's
-    loaders build: the tiny test models through the stock loaders where UNETLoader
-    builds them at their size (ComfyUI 0.33), else the bundled demo model (ComfyUI
-    0.3.75's UNETLoader builds Flux only at full size, 24 heads)."""
+    """Substitutions(workflow, width, height, steps) that give a workflow models this
+    host's loaders build: the tiny models of its family through the stock loaders
+    where UNETLoader builds them at their size (ComfyUI 0.33). ComfyUI 0.3.75's
+    UNETLoader builds Flux only at full size (24 heads, Flux 2 48): there the Flux 1
+    workflows run on the bundled demo model, and the Flux 2 ones are skipped."""
     import comfy.utils
     from concept_attention.demo_model import stock_loader_builds
 
-    unet = comfy.utils.load_torch_file(str(server.model_folders["diffusion_models"] / UNET_NAME))
-    if stock_loader_builds(unet, tiny_models.FLUX1_CLIP_L_CONFIG):
-        return lambda width, height, steps: render_thumbnails.tiny_substitutions(UNET_NAME, CLIP_NAME, width, height,
-                                                                                 steps)
-    print("Flux workflows run on the demo model: this ComfyUI's UNETLoader builds Flux only at 24 heads")
-    return lambda width, height, steps: {**render_thumbnails.sd3_substitutions(CLIP_NAME),
-                                         **render_thumbnails.demo_substitutions(width, height, steps)}
+    folder = server.model_folders["diffusion_models"]
+    fits = {family: stock_loader_builds(comfy.utils.load_torch_file(str(folder / name)), config)
+            for family, name, config in (("flux1", UNET_NAME, tiny_models.FLUX1_CLIP_L_CONFIG),
+                                         ("flux2", render_thumbnails.TINY_FLUX2, tiny_models.FLUX2_CLIP_L_CONFIG))}
+
+    def rules(workflow, width, height, steps):
+        family = render_thumbnails.family_of(workflow)
+        if fits.get(family, True):
+            return render_thumbnails.tiny_substitutions(workflow, width, height, steps, CLIP_NAME)
+        if family == "flux2":
+            pytest.skip("this ComfyUI's UNETLoader builds Flux 2 only at full size (48 heads), not the tiny test model")
+        print("Flux 1 workflows run on the demo model: this ComfyUI's UNETLoader builds Flux only at 24 heads")
+        return render_thumbnails.demo_substitutions(width, height, steps)
+    return rules
 
 
 def test_object_info_lists_the_nodes(server):
@@ -102,7 +111,7 @@ def _png_size(png: bytes) -> tuple[int, int]:
 
 
 def test_flux1_heatmaps_workflow(server, model_rules):
-    prompt = workflow_format.substitute(json.loads(WORKFLOW.read_text()), model_rules(WIDTH, HEIGHT, None))
+    prompt = workflow_format.substitute(json.loads(WORKFLOW.read_text()), model_rules(WORKFLOW.stem, WIDTH, HEIGHT, None))
     by_type = {}
     for node_id, node in prompt.items():
         by_type.setdefault(node["class_type"], []).append(node_id)
@@ -135,6 +144,10 @@ UI_OUTPUTS = {
     "flux1_apply_with_sampler_custom_advanced": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3},
     "sd35_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3, "Preview Segmentation": 3},
     "sd35_heatmaps_of_an_image": {"Save Overlays": 4, "Save Heatmaps": 4},
+    "flux2_klein_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
+                                           "Preview Segmentation": 3},
+    "flux2_dev_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
+                                         "Preview Segmentation": 3},
 }
 UI_WORKFLOWS = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
 # Small and short: the module has to stay quick on a 2-core CPU that may be busy.
@@ -176,7 +189,7 @@ def test_ui_workflow(server, model_rules, name):
     fresh = workflow_format.ui_to_api(make_workflows.build(name, server.object_info), server.object_info)
     assert prompt == fresh, f"workflows/{name}.json is out of date with the nodes: run tools/make_workflows.py"
 
-    rules = model_rules(UI_WIDTH, UI_HEIGHT, UI_STEPS)
+    rules = model_rules(name, UI_WIDTH, UI_HEIGHT, UI_STEPS)
     rules["*"]["inputs"]["noise_samples"] = 1
     prompt = workflow_format.substitute(prompt, rules)
     assert not workflow_format.nodes_of(prompt, "DualCLIPLoader")

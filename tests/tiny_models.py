@@ -23,6 +23,18 @@ FLUX1_CONFIG = dict(
     axes_dim=[16, 56, 56], theta=10000, patch_size=2, qkv_bias=True, txt_ids_dims=[],
 )
 
+# Flux 2: ComfyUI detects it by double_stream_modulation_img and fixes head dim 128
+# (axes [32]*4), MLP ratio 3, 128 latent channels, theta 2000 and no biases. The
+# text width is that of the tiny Klein encoder below (three hidden layers of 64).
+KLEIN_WIDTH = 64
+FLUX2_TEXT_DIM = 3 * KLEIN_WIDTH
+FLUX2_CONFIG = dict(
+    image_model="flux2", in_channels=128, out_channels=128, vec_in_dim=None, context_in_dim=FLUX2_TEXT_DIM,
+    hidden_size=256, mlp_ratio=3.0, num_heads=2, depth=3, depth_single_blocks=2, axes_dim=[32, 32, 32, 32],
+    theta=2000, patch_size=1, qkv_bias=False, txt_ids_dims=[3], global_modulation=True, mlp_silu_act=True,
+    ops_bias=False,
+)
+
 # Shrunk text encoders; merged by SDClipModel into the stock json configs
 # (vocab sizes, positions, activations and special tokens stay real).
 T5_TINY = dict(d_model=TINY_TEXT_DIM, d_ff=128, d_kv=32, num_heads=2, num_layers=2)
@@ -57,25 +69,26 @@ def _init_uninitialised_(module: torch.nn.Module, gen: torch.Generator) -> None:
             _fill_(p, p_name, gen)
 
 
-def build_flux1(path, guidance=True, seed=0, config=None) -> Path:
-    """Save a tiny Flux 1 checkpoint (dev if `guidance`, else schnell) as fp32 safetensors.
+def build_flux(path, guidance=True, seed=0, config=None) -> Path:
+    """Save a tiny Flux checkpoint as fp32 safetensors: with a guidance embedding if
+    `guidance` (Flux 1 dev, Flux 2 dev), else without (schnell, Klein).
 
-    `config`: the Flux constructor arguments; FLUX1_CONFIG when None. Load it with
-    load_model(path, flux1_config(...)) with the same arguments.
+    `config`: the Flux constructor arguments; FLUX1_CONFIG when None (FLUX2_CONFIG for
+    Flux 2). Load it with load_model(path, flux_config(...)) with the same arguments.
     """
     import comfy.ldm.flux.model
 
     # Older hosts (0.3.75) lack some parameters (txt_ids_dims); pass only those the host knows.
     known = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
-    config = {k: v for k, v in flux1_config(guidance, config).items() if k in known}
+    config = {k: v for k, v in flux_config(guidance, config).items() if k in known}
     torch.manual_seed(seed)
     model = comfy.ldm.flux.model.Flux(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **config)
     _init_uninitialised_(model, torch.Generator().manual_seed(seed))
     return _save(model.state_dict(), path, torch.float32)
 
 
-def flux1_config(guidance=True, config=None) -> dict:
-    """The constructor arguments of a tiny Flux 1 (FLUX1_CONFIG unless `config`)."""
+def flux_config(guidance=True, config=None) -> dict:
+    """The constructor arguments of a tiny Flux (FLUX1_CONFIG unless `config`)."""
     return {**(FLUX1_CONFIG if config is None else config), "guidance_embed": guidance}
 
 
@@ -96,7 +109,7 @@ def load_model(path, config: dict, expect=None):
     """Load a checkpoint of Flux constructor arguments `config` as UNETLoader would
     (concept_attention.demo_model.load_flux); returns the ModelPatcher, fp32 on CPU.
 
-    `expect`: the supported_models class name ComfyUI must detect ('Flux', 'FluxSchnell').
+    `expect`: the supported_models class name ComfyUI must detect ('Flux', 'FluxSchnell', 'Flux2').
     """
     from concept_attention.demo_model import load_flux
 
@@ -166,6 +179,20 @@ def build_sd3_clip(clip_l=True, clip_g=True, t5=True, seed=0):
     return clip
 
 
+def build_klein_clip(seed=0):
+    """A real, tiny Klein text encoder: ComfyUI's Flux 2 text-encoder class around its
+    Qwen 3 4B model at width 64 (28 layers, since Klein reads layers 9, 18 and 27),
+    with the real Qwen tokenizer and chat template. cond: (1, 512, 192)."""
+    import comfy.text_encoders.flux as flux_text
+    from concept_attention.demo_model import small_text_encoder
+
+    qwen = dict(hidden_size=KLEIN_WIDTH, intermediate_size=KLEIN_WIDTH, num_hidden_layers=28,
+                num_attention_heads=2, num_key_value_heads=1)
+    clip = small_text_encoder(flux_text.klein_te(), flux_text.KleinTokenizer, {"qwen3_4b": qwen})
+    _fill_all_(clip.cond_stage_model, seed)
+    return clip
+
+
 def _fill_all_(module, seed):
     """comfy.ops layers skip init: every parameter is filled, by name order, except
     SDClipModel's real logit_scale constant."""
@@ -204,6 +231,7 @@ def build_flux_clip(seed=0):
 # CLIP-L width: what the stock CLIPLoader(type="stable_diffusion") produces (cond and pooled).
 CLIP_L_DIM = 768
 FLUX1_CLIP_L_CONFIG = {**FLUX1_CONFIG, "context_in_dim": CLIP_L_DIM, "vec_in_dim": CLIP_L_DIM}
+FLUX2_CLIP_L_CONFIG = {**FLUX2_CONFIG, "context_in_dim": CLIP_L_DIM}
 
 # Full-size CLIP-L text model: the stock loaders hard-code its config, so it cannot be shrunk.
 CLIP_L_CONFIG = dict(
@@ -214,19 +242,21 @@ CLIP_L_CONFIG = dict(
 
 def build_flux1_for_clip_l(path, seed=0):
     """Tiny Flux 1 dev whose text inputs are CLIP-L wide (768), to pair with build_clip_l()."""
-    return build_flux1(path, guidance=True, seed=seed, config=FLUX1_CLIP_L_CONFIG)
+    return build_flux(path, guidance=True, seed=seed, config=FLUX1_CLIP_L_CONFIG)
 
 
-def build_server_models(root, flux_name, sd3_name, clip_name):
+def build_server_models(root, flux_name, sd3_name, flux2_name, clip_name):
     """The tiny models a server's stock loaders take, in the folders under `root`:
-    diffusion_models/ a Flux 1 dev for CLIP-L and an SD3; text_encoders/ a CLIP-L;
-    vae_approx/ taef1 and taesd3."""
+    diffusion_models/ a Flux 1 dev and a Flux 2 for CLIP-L, and an SD3; text_encoders/
+    a CLIP-L; vae_approx/ taef1, taesd3 and taef2."""
     root = Path(root)
     build_flux1_for_clip_l(root / "diffusion_models" / flux_name)
+    build_flux(root / "diffusion_models" / flux2_name, guidance=True, config=FLUX2_CLIP_L_CONFIG)
     build_sd3(root / "diffusion_models" / sd3_name)
     build_clip_l(root / "text_encoders" / clip_name)
-    build_taef1(root / "vae_approx")
-    build_taef1(root / "vae_approx", vae_name="taesd3")
+    build_taesd(root / "vae_approx")
+    build_taesd(root / "vae_approx", vae_name="taesd3")
+    build_taesd(root / "vae_approx", vae_name="taef2", latent_channels=128)
 
 
 def build_clip_l(path, seed=0):
@@ -246,16 +276,16 @@ def build_clip_l(path, seed=0):
     return _save(sd, path, torch.float16)
 
 
-def build_taef1(directory, seed=0, vae_name="taef1"):
-    """Save a random TAESD with 16 latent channels as {vae_name}_{encoder,decoder}.safetensors:
-    "taef1" for Flux 1, "taesd3" for SD3 (the same architecture).
+def build_taesd(directory, seed=0, vae_name="taef1", latent_channels=16):
+    """Save a random TAESD as {vae_name}_{encoder,decoder}.safetensors: "taef1" for
+    Flux 1 and "taesd3" for SD3 (16 latent channels), "taef2" for Flux 2 (128).
 
     The stock VAELoader lists it as `vae_name` when both files are in a vae_approx folder.
     Returns (encoder path, decoder path).
     """
     import comfy.taesd.taesd
 
-    taesd = comfy.taesd.taesd.TAESD(latent_channels=16)
+    taesd = comfy.taesd.taesd.TAESD(latent_channels=latent_channels)
     gen = torch.Generator().manual_seed(seed)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

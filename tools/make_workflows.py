@@ -40,7 +40,27 @@ MODELS = {
         ("checkpoints", "https://huggingface.co/stabilityai/stable-diffusion-3.5-large/resolve/main/sd3.5_large.safetensors"),
     "clip_g.safetensors":
         ("text_encoders", "https://huggingface.co/Comfy-Org/stable-diffusion-3.5-fp8/resolve/main/text_encoders/clip_g.safetensors"),
+    # Flux 2: the files of ComfyUI's own Flux 2 templates.
+    "flux-2-klein-4b.safetensors":
+        ("diffusion_models",
+         "https://huggingface.co/Comfy-Org/flux2-klein/resolve/main/split_files/diffusion_models/flux-2-klein-4b.safetensors"),
+    "qwen_3_4b.safetensors":
+        ("text_encoders", "https://huggingface.co/Comfy-Org/flux2-klein/resolve/main/split_files/text_encoders/qwen_3_4b.safetensors"),
+    "flux2_dev_fp8mixed.safetensors":
+        ("diffusion_models",
+         "https://huggingface.co/Comfy-Org/flux2-dev/resolve/main/split_files/diffusion_models/flux2_dev_fp8mixed.safetensors"),
+    "mistral_3_small_flux2_bf16.safetensors":
+        ("text_encoders",
+         "https://huggingface.co/Comfy-Org/flux2-dev/resolve/main/split_files/text_encoders/mistral_3_small_flux2_bf16.safetensors"),
+    "flux2-vae.safetensors":
+        ("vae", "https://huggingface.co/Comfy-Org/flux2-dev/resolve/main/split_files/vae/flux2-vae.safetensors"),
 }
+FLUX2_NOTE = (
+    "Flux 2 {name}: put {unet} in models/diffusion_models, {clip} in models/text_encoders and "
+    "flux2-vae.safetensors in models/vae ({repo} on Hugging Face). The sampling follows ComfyUI's own Flux 2 "
+    "template ({sampling}); ConceptAttention Apply patches the model for SamplerCustomAdvanced. Layers "
+    "\"default\" reads the last 3/8 of the double blocks ({layers})."
+)
 SD35_NOTE = (
     "SD3.5 large: put sd3.5_large.safetensors (stabilityai/stable-diffusion-3.5-large on Hugging Face; accept the "
     "licence there first) in models/checkpoints, and clip_l.safetensors, clip_g.safetensors and "
@@ -315,16 +335,17 @@ def _generate(g, group, family=_flux_generation, aggregate_title=None, **aggrega
     return (model, clip, vae), decode, aggregate
 
 
-def _overlays_and_segmentation(g, decode, aggregate, prefix):
-    overlay = g.add("HeatmapOverlay", 3, image=decode["IMAGE"], heatmaps=aggregate["maps"], opacity=0.5,
+def _overlays_and_segmentation(g, decode, aggregate, prefix, column=3):
+    overlay = g.add("HeatmapOverlay", column, image=decode["IMAGE"], heatmaps=aggregate["maps"], opacity=0.5,
                     colormap="plasma", label=True)
-    segmentation = g.add("MaskToImage", 3, title="Segmentation (argmax masks)", mask=aggregate["argmax_masks"])
-    g.add("SaveImage", 4, title="Save Image", images=decode["IMAGE"], filename_prefix=f"ConceptAttention/{prefix}_image")
-    g.add("SaveImage", 4, title="Save Overlays", images=overlay["overlays"],
+    segmentation = g.add("MaskToImage", column, title="Segmentation (argmax masks)", mask=aggregate["argmax_masks"])
+    g.add("SaveImage", column + 1, title="Save Image", images=decode["IMAGE"],
+          filename_prefix=f"ConceptAttention/{prefix}_image")
+    g.add("SaveImage", column + 1, title="Save Overlays", images=overlay["overlays"],
           filename_prefix=f"ConceptAttention/{prefix}_overlays")
-    g.add("SaveImage", 5, title="Save Heatmaps", images=aggregate["heatmaps"],
+    g.add("SaveImage", column + 2, title="Save Heatmaps", images=aggregate["heatmaps"],
           filename_prefix=f"ConceptAttention/{prefix}_heatmaps")
-    g.add("PreviewImage", 5, title="Preview Segmentation", images=segmentation["IMAGE"])
+    g.add("PreviewImage", column + 2, title="Preview Segmentation", images=segmentation["IMAGE"])
     g.group("Overlays and masks", [overlay, segmentation], GROUP_COLORS["maps"])
 
 
@@ -441,6 +462,51 @@ def apply_with_sampler_custom_advanced(g):
           filename_prefix="ConceptAttention/custom_heatmaps")
 
 
+def _flux2_generate(g, name, unet_name, clip_name, repo, steps, guidance, cfg, layers_note, prefix):
+    """Flux 2 with ComfyUI's own template sampling: CFGGuider, Flux2Scheduler and
+    SamplerCustomAdvanced, on the model ConceptAttention Apply patched."""
+    unet = g.add("UNETLoader", 0, unet_name=unet_name, weight_dtype="default")
+    clip = g.add("CLIPLoader", 0, clip_name=clip_name, type="flux2", device="default")
+    vae = g.add("VAELoader", 0, vae_name="flux2-vae.safetensors")
+    sampling = f"{steps} steps" + (f", guidance {guidance}" if guidance else "") + f", cfg {cfg}"
+    note = g.note(0, FLUX2_NOTE.format(name=name, unet=unet_name, clip=clip_name, repo=repo, sampling=sampling,
+                                       layers=layers_note), title=f"Models for Flux 2 {name}")
+    g.group(f"Flux 2 {name}", [unet, clip, vae, note], GROUP_COLORS["models"])
+    encode = g.add("CLIPTextEncode", 1, title="Prompt", box_width=400, clip=clip["CLIP"], text=PROMPT)
+    positive = g.add("FluxGuidance", 1, conditioning=encode["CONDITIONING"], guidance=guidance) if guidance else encode
+    negative = g.add("ConditioningZeroOut", 1, title="Negative (unused at cfg 1)", conditioning=encode["CONDITIONING"])
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
+    latent = g.add("EmptyFlux2LatentImage", 1, width=1024, height=1024, batch_size=1)
+    prompt_nodes = [encode, positive, negative] if guidance else [encode, negative]
+    g.group("Prompt and concepts", [*prompt_nodes, concepts, latent], GROUP_COLORS["prompt"])
+    apply = g.add("ConceptAttentionApply", 2, model=unet["MODEL"], concepts=concepts["concepts"], layers="default",
+                  timesteps="all")
+    guider = g.add("CFGGuider", 2, model=apply["MODEL"], positive=positive["CONDITIONING"],
+                   negative=negative["CONDITIONING"], cfg=cfg)
+    noise = g.add("RandomNoise", 2, noise_seed=42)
+    sampler_select = g.add("KSamplerSelect", 2, sampler_name="euler")
+    scheduler = g.add("Flux2Scheduler", 2, steps=steps, width=1024, height=1024)
+    g.group("Patched model and sampler parts", [apply, guider, noise, sampler_select, scheduler], GROUP_COLORS["sample"])
+    sample = g.add("SamplerCustomAdvanced", 3, noise=noise["NOISE"], guider=guider["GUIDER"],
+                   sampler=sampler_select["SAMPLER"], sigmas=scheduler["SIGMAS"], latent_image=latent["LATENT"])
+    decode = g.add("VAEDecode", 3, samples=sample["output"], vae=vae["VAE"])
+    aggregate = g.add("HeatmapAggregate", 3, title="Heatmap Aggregate (after the sampler)",
+                      concept_attn=apply["concept_attn"], after=sample["output"])
+    g.group("Sample, then read the maps", [sample, decode, aggregate], GROUP_COLORS["maps"])
+    _overlays_and_segmentation(g, decode, aggregate, prefix, column=4)
+
+
+def flux2_klein_generate_with_heatmaps(g):
+    _flux2_generate(g, "Klein 4B", "flux-2-klein-4b.safetensors", "qwen_3_4b.safetensors", "Comfy-Org/flux2-klein",
+                    steps=4, guidance=None, cfg=1.0, layers_note="counted on the model's own depth", prefix="flux2_klein")
+
+
+def flux2_dev_generate_with_heatmaps(g):
+    _flux2_generate(g, "dev", "flux2_dev_fp8mixed.safetensors", "mistral_3_small_flux2_bf16.safetensors",
+                    "Comfy-Org/flux2-dev", steps=20, guidance=4.0, cfg=1.0, layers_note="dev: 5-7 of 8",
+                    prefix="flux2_dev")
+
+
 # name -> (builder, titles of the output nodes whose images make the thumbnail, in order)
 WORKFLOWS = {
     "flux1_generate_with_heatmaps": (generate_with_heatmaps, ["Save Image", "Save Overlays"]),
@@ -449,6 +515,8 @@ WORKFLOWS = {
     "flux1_apply_with_sampler_custom_advanced": (apply_with_sampler_custom_advanced, ["Save Image", "Save Overlays"]),
     "sd35_generate_with_heatmaps": (sd35_generate_with_heatmaps, ["Save Image", "Save Overlays"]),
     "sd35_heatmaps_of_an_image": (sd35_heatmaps_of_an_image, ["Save Overlays"]),
+    "flux2_klein_generate_with_heatmaps": (flux2_klein_generate_with_heatmaps, ["Save Image", "Save Overlays"]),
+    "flux2_dev_generate_with_heatmaps": (flux2_dev_generate_with_heatmaps, ["Save Image", "Save Overlays"]),
 }
 
 

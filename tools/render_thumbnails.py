@@ -41,6 +41,7 @@ BACKGROUND = (24, 24, 24)
 RUN_TIMEOUT_S = 1800
 TINY_UNET = "tiny_flux1_dev.safetensors"
 TINY_SD3 = "tiny_sd3.safetensors"
+TINY_FLUX2 = "tiny_flux2.safetensors"
 TINY_CLIP = "tiny_clip_l.safetensors"
 
 
@@ -48,42 +49,57 @@ def size_rules(width=None, height=None, steps=None) -> dict:
     """Substitutions for the image size of the empty latents and the step count of every sampler."""
     rules = {}
     if width and height:
-        for latent in ("EmptySD3LatentImage", "EmptyLatentImage"):
-            rules[latent] = {"inputs": {"width": width, "height": height}}
+        for sizer in ("EmptySD3LatentImage", "EmptyLatentImage", "EmptyFlux2LatentImage", "Flux2Scheduler"):
+            rules[sizer] = {"inputs": {"width": width, "height": height}}
     if steps:
         rules["*"] = {"inputs": {"steps": steps}}
     return rules
 
 
-def tiny_substitutions(unet_name=TINY_UNET, clip_name=TINY_CLIP, width=256, height=256, steps=4) -> dict:
-    """The stock Flux 1 loaders of the workflows swapped for the tiny test models
-    (tests/tiny_models.py): a tiny Flux dev in diffusion_models, a CLIP-L text encoder
-    loaded as stable_diffusion (its 768-wide output feeds that Flux), and taef1;
-    and the SD3.5 ones (sd3_substitutions)."""
-    return {
-        "UNETLoader": {"inputs": {"unet_name": unet_name}},
-        "CLIPLoader": {"inputs": {"clip_name": clip_name, "type": "stable_diffusion"}},
-        "DualCLIPLoader": {"class_type": "CLIPLoader", "inputs": {"clip_name": clip_name, "type": "stable_diffusion"}},
-        "VAELoader": {"inputs": {"vae_name": "taef1"}},
-        **sd3_substitutions(clip_name),
-        **size_rules(width, height, steps),
-    }
+def family_of(workflow: str) -> str:
+    """The model family of an example workflow, from its name: flux1, flux2 or sd35."""
+    return workflow.split("_", 1)[0]
 
 
-def sd3_substitutions(clip_name=TINY_CLIP, sd3_name=TINY_SD3) -> dict:
+def tiny_substitutions(workflow, width=256, height=256, steps=4, clip_name=TINY_CLIP) -> dict:
+    """The stock loaders of a workflow swapped for the tiny test models
+    (tests/tiny_models.py build_server_models) of its family."""
+    return {**TINY_MODELS[family_of(workflow)](clip_name), **size_rules(width, height, steps)}
+
+
+def _flux1_substitutions(clip_name):
+    """A tiny Flux 1 dev whose text input is CLIP-L wide, a CLIP-L loaded as
+    stable_diffusion (its 768-wide output feeds that Flux), and taef1."""
+    clip = {"clip_name": clip_name, "type": "stable_diffusion"}
+    return {"UNETLoader": {"inputs": {"unet_name": TINY_UNET}}, "CLIPLoader": {"inputs": clip},
+            "DualCLIPLoader": {"class_type": "CLIPLoader", "inputs": clip}, "VAELoader": {"inputs": {"vae_name": "taef1"}}}
+
+
+def _flux2_substitutions(clip_name):
+    """A tiny Flux 2 whose text input is CLIP-L wide, the CLIP-L loaded as
+    stable_diffusion in place of the language model, and taef2."""
+    return {"UNETLoader": {"inputs": {"unet_name": TINY_FLUX2}},
+            "CLIPLoader": {"inputs": {"clip_name": clip_name, "type": "stable_diffusion"}},
+            "VAELoader": {"inputs": {"vae_name": "taef2"}}}
+
+
+def sd3_substitutions(clip_name=TINY_CLIP) -> dict:
     """The SD3.5 workflows' checkpoint loader split into the tiny SD3 (UNETLoader) and
     taesd3 (VAELoader); their three text encoders replaced by the CLIP-L alone, loaded
     as sd3 (SD3's conditioning, the CLIP-G part and T5 left out)."""
     return {
         "CheckpointLoaderSimple": {"split": {
-            "0": {"class_type": "UNETLoader", "inputs": {"unet_name": sd3_name, "weight_dtype": "default"}},
+            "0": {"class_type": "UNETLoader", "inputs": {"unet_name": TINY_SD3, "weight_dtype": "default"}},
             "2": {"class_type": "VAELoader", "inputs": {"vae_name": "taesd3"}}}},
         "TripleCLIPLoader": {"class_type": "CLIPLoader", "inputs": {"clip_name": clip_name, "type": "sd3"}},
     }
 
 
+TINY_MODELS = {"flux1": _flux1_substitutions, "flux2": _flux2_substitutions, "sd35": sd3_substitutions}
+
+
 def demo_substitutions(width=128, height=128, steps=None) -> dict:
-    """The stock loaders of the workflows swapped for the bundled demo model: one
+    """The stock loaders of the Flux 1 workflows swapped for the bundled demo model: one
     ConceptAttention Demo Model node gives each loader's MODEL, CLIP or VAE."""
     demo = {"class_type": "ConceptAttentionDemoModel", "inputs": {}}
     return {
@@ -148,7 +164,7 @@ def _build_tiny_models(root: Path) -> dict:
     host.prepare()
     import tiny_models
 
-    tiny_models.build_server_models(root, TINY_UNET, TINY_SD3, TINY_CLIP)
+    tiny_models.build_server_models(root, TINY_UNET, TINY_SD3, TINY_FLUX2, TINY_CLIP)
     return {folder: root / folder for folder in ("diffusion_models", "text_encoders", "vae_approx")}
 
 
@@ -168,23 +184,27 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     width, height = (int(v) for v in args.size.lower().split("x")) if args.size else (None, None)
-    if args.tiny:
-        rules = tiny_substitutions(width=width or 256, height=height or 256, steps=args.steps or 4)
-    else:
-        rules = size_rules(width, height, args.steps)
+    extra = {}
     if args.substitutions:
         text = args.substitutions
         extra = json.loads(text if text.lstrip().startswith("{") else Path(text).read_text())
+
+    def rules_for(name):
+        if args.tiny:
+            rules = tiny_substitutions(name, width=width or 256, height=height or 256, steps=args.steps or 4)
+        else:
+            rules = size_rules(width, height, args.steps)
         for key, rule in extra.items():
             if key == "*" and "*" in rules:
                 rule = {"inputs": {**rules["*"]["inputs"], **rule.get("inputs", {})}}
             rules[key] = rule
+        return rules
 
     def render_all(client):
         object_info = client.get("/object_info", timeout=60)
         for name in args.only or WORKFLOWS:
             started = time.monotonic()
-            path = render(client, name, object_info, rules, args.image, args.out, args.width)
+            path = render(client, name, object_info, rules_for(name), args.image, args.out, args.width)
             print(f"wrote {path} ({time.monotonic() - started:.1f} s)")
 
     if args.tiny:

@@ -1,0 +1,186 @@
+"""ConceptAttention on tiny Flux 2 checkpoints (ComfyUI's Flux class with the Flux 2
+parameters, loaded by its own loader): dev-like (guidance embedding) and Klein-like
+(none). Identical latents, maps that equal the paper's equations with the text
+padded as ComfyUI pads it, one constant concept position, reference latents, and
+ConceptEncode with a tiny Klein text encoder (ComfyUI's Qwen 3 class, the real
+tokenizer and chat template). Flux 2 dev's Mistral tokenizer data does not ship
+with ComfyUI, so the dev model is tested with conditioning built directly."""
+import pytest
+import torch
+
+import comfy.patcher_extension
+import nodes as comfy_nodes
+
+import paper_reference
+import tiny_models
+from concept_attention.data import KEEP_ALL, KEEP_SUMS, ConceptSet
+from concept_attention.errors import NodeInputError
+from concept_attention.hooks import flux2
+from concept_attention.nodes.encode import ConceptEncode
+from concept_attention.nodes.sampler import ConceptAttentionSampler
+from test_nodes import check_no_patch_remains
+
+MODELS = ["flux2_dev", "flux2_klein"]
+WIDTH = tiny_models.FLUX2_TEXT_DIM
+DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
+
+
+def conditioning(seed, tokens=40, **extra):
+    gen = torch.Generator().manual_seed(seed)
+    # Flux 2 has no pooled input; ComfyUI 0.3.75's Flux model still reads a pooled_output.
+    return [[torch.randn(1, tokens, WIDTH, generator=gen), {"guidance": 4.0, "pooled_output": torch.zeros(1, 768), **extra}]]
+
+
+@pytest.fixture(scope="module")
+def concepts():
+    return ConceptSet(words=("dragon", "rock", "sky"), embeddings=torch.randn(3, WIDTH, generator=torch.Generator().manual_seed(7)))
+
+
+def latent(batch=1, height=8, width=8):
+    return {"samples": torch.zeros(batch, 128, height, width)}
+
+
+def run_capture(model, concepts, cfg=1.0, batch=1, sampler="euler", steps=4, layers="default", size=(8, 8),
+                keep=KEEP_SUMS, positive=None):
+    out = ConceptAttentionSampler.execute(model, 5, steps, cfg, sampler, "simple", positive or conditioning(1),
+                                          conditioning(2), latent(batch, *size), 1.0, concepts, layers, "all", keep)
+    return out.args[0]["samples"], out.args[1]
+
+
+def run_ksampler(model, cfg=1.0, batch=1, sampler="euler", steps=4, size=(8, 8), positive=None):
+    return comfy_nodes.common_ksampler(model, 5, steps, cfg, sampler, "simple", positive or conditioning(1),
+                                       conditioning(2), latent(batch, *size))[0]["samples"]
+
+
+@pytest.mark.parametrize("which", MODELS)
+@pytest.mark.parametrize("cfg", [1.0, 4.0])
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m"])
+def test_latent_is_bit_identical_to_ksampler(request, concepts, which, cfg, batch, sampler):
+    model = request.getfixturevalue(which)
+    captured, capture = run_capture(model, concepts, cfg=cfg, batch=batch, sampler=sampler)
+    assert torch.equal(captured, run_ksampler(model, cfg=cfg, batch=batch, sampler=sampler))
+    assert capture.family == "Flux 2" and capture.batch_size == batch and capture.captured_steps == (0, 1, 2, 3)
+
+
+def recording_model(model, calls):
+    """A clone whose outermost DIFFUSION_MODEL wrapper records every call's inputs."""
+    def record(executor, x, timestep, context, y=None, guidance=None, *args, **kwargs):
+        options = args[-1] if args else kwargs["transformer_options"]
+        calls.append(dict(x=x.clone(), timestep=timestep.clone(), context=context.clone(),
+                          guidance=None if guidance is None else guidance.clone(), flags=list(options["cond_or_uncond"])))
+        return executor(x, timestep, context, y, guidance, *args, **kwargs)
+    clone = model.clone()
+    clone.add_wrapper_with_key(DIFFUSION_MODEL, "test_record", record)
+    return clone
+
+
+def reference_scores(model, calls, concepts, layers, position):
+    expected = []
+    for call in calls:
+        size = call["x"].shape[0] // len(call["flags"])
+        rows = [i * size + r for i, flag in enumerate(call["flags"]) if flag == 0 for r in range(size)]
+        if rows:
+            guidance = None if call["guidance"] is None else call["guidance"][rows]
+            expected.append(paper_reference.concept_attention_maps(
+                model.model.diffusion_model, call["x"][rows], call["timestep"][rows], call["context"][rows], None,
+                guidance, concepts.embeddings, layers, concept_position=position))
+    return [torch.stack(method) for method in zip(*expected)]
+
+
+@pytest.mark.parametrize("which", MODELS)
+@pytest.mark.parametrize("cfg, batch", [(1.0, 1), (3.0, 2)])
+def test_maps_equal_the_paper_equations(request, concepts, which, cfg, batch):
+    model = request.getfixturevalue(which)
+    calls = []
+    _, capture = run_capture(recording_model(model, calls), concepts, cfg=cfg, batch=batch, steps=2, layers="all",
+                             size=(8, 6), keep=KEEP_ALL)
+    # ComfyUI left-pads the 40-token prompt to 512; a bare vector sits where a one-token word would, at the end.
+    assert {call["context"].shape[1] for call in calls} == {flux2.TEXT_TOKENS}
+    expected = reference_scores(model, calls, concepts, (0, 1, 2), position=flux2.TEXT_TOKENS - 1)
+    assert expected[0].shape[0] == len(capture.steps) == 2
+    torch.testing.assert_close(capture.scores["concept_attention"], expected[0], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(capture.scores["cross_attention"], expected[1], atol=1e-4, rtol=1e-4)
+    assert capture.maps().shape == (batch, 3, 8, 6) and capture.image_size == (128, 96)
+
+
+def test_default_layers_are_the_last_three_eighths(flux2_klein, concepts):
+    assert flux2.default_layers(8) == (5, 6, 7)            # the reference's 5-7 of Flux 2 dev's 8
+    assert flux2.default_layers(5) == (3, 4)
+    assert run_capture(flux2_klein, concepts)[1].layers == (1, 2)
+
+
+def test_reordering_the_concepts_permutes_the_maps(flux2_dev, concepts):
+    order = [2, 0, 1]
+    shuffled = ConceptSet(words=tuple(concepts.words[i] for i in order), embeddings=concepts.embeddings[order])
+    latent_a, capture_a = run_capture(flux2_dev, concepts, batch=2)
+    latent_b, capture_b = run_capture(flux2_dev, shuffled, batch=2)
+    assert torch.equal(latent_a, latent_b)
+    for method in ("concept_attention", "cross_attention"):
+        torch.testing.assert_close(capture_b.maps(method), capture_a.maps(method)[:, order], atol=1e-5, rtol=1e-5)
+
+
+def test_reference_latents_are_attended_to_but_not_mapped(flux2_dev, concepts):
+    reference = torch.randn(1, 128, 8, 8, generator=torch.Generator().manual_seed(3))
+    editing = conditioning(1, reference_latents=[reference])
+    captured, capture = run_capture(flux2_dev, concepts, positive=editing)
+    assert torch.equal(captured, run_ksampler(flux2_dev, positive=editing))
+    maps = capture.maps()
+    assert maps.shape == (1, 3, 8, 8) and torch.allclose(maps.sum(dim=1), torch.ones(1, 8, 8))
+    assert not torch.allclose(maps, run_capture(flux2_dev, concepts)[1].maps())
+
+
+# Encoding with the Klein text encoder
+
+def test_encode_takes_the_words_own_token_inside_the_template(klein_clip):
+    concepts, encoded_with = ConceptEncode.execute(klein_clip, "cat, dog").args
+    assert concepts.family == "Flux 2" and concepts.embeddings.shape == (2, WIDTH)
+    assert encoded_with == "Flux 2 text encoder (Qwen 3 4B, as Klein 4B): the word's own tokens inside the chat template"
+    # "<|im_start|>user\ncat<|im_end|>..." padded to 512: the word at 3
+    assert (concepts.text_position, concepts.text_length) == (3, 512)
+    cat = klein_clip.encode_from_tokens(klein_clip.tokenize("cat"))
+    dog = klein_clip.encode_from_tokens(klein_clip.tokenize("dog"))
+    assert torch.equal(concepts.embeddings[0], cat[0, 3]) and torch.equal(concepts.embeddings[1], dog[0, 3])
+    # The template's first token is the same for every word in a causal model: taking it
+    # would make every map 1/C. The words' own vectors differ.
+    assert torch.equal(cat[0, 0], dog[0, 0])
+    assert not torch.allclose(concepts.embeddings[0], concepts.embeddings[1], atol=1e-3)
+
+
+def test_encode_mean_pools_a_word_split_into_tokens(klein_clip):
+    word = "elephant"                                       # two Qwen tokens
+    cond = klein_clip.encode_from_tokens(klein_clip.tokenize(word))
+    first = ConceptEncode.execute(klein_clip, word, "first_token").args[0].embeddings[0]
+    mean = ConceptEncode.execute(klein_clip, word, "mean").args[0].embeddings[0]
+    assert torch.equal(first, cond[0, 3])
+    torch.testing.assert_close(mean, cond[0, 3:5].mean(dim=0))
+
+
+def test_klein_concepts_and_prompt_through_the_sampler(flux2_klein, klein_clip):
+    """End to end with the real template: the prompt padded to 512 by the tokenizer, the
+    concepts at the word's own position (3), maps equal to the paper's equations."""
+    concepts = ConceptEncode.execute(klein_clip, "cat, rock, sky").args[0]
+    prompt = klein_clip.encode_from_tokens_scheduled(klein_clip.tokenize("a cat on a rock under the sky"))
+    calls = []
+    captured, capture = run_capture(recording_model(flux2_klein, calls), concepts, steps=1, layers="all",
+                                    keep=KEEP_ALL, positive=prompt)
+    assert torch.equal(captured, run_ksampler(flux2_klein, steps=1, positive=prompt))
+    expected = reference_scores(flux2_klein, calls, concepts, (0, 1, 2), position=3)
+    torch.testing.assert_close(capture.scores["concept_attention"], expected[0], atol=1e-4, rtol=1e-4)
+
+
+# Errors and hygiene
+
+def test_concepts_of_another_family_are_refused(flux2_klein, flux_dev, flux_clip, klein_clip):
+    with pytest.raises(NodeInputError, match=r"concepts: these concepts come from the Flux 1 text encoder .* "
+                                             r"made for Flux 1 models, but this model is Flux 2"):
+        run_capture(flux2_klein, ConceptEncode.execute(flux_clip, "dragon").args[0])
+    with pytest.raises(NodeInputError, match=r"concepts: these concepts come from the Flux 2 text encoder .* "
+                                             r"made for Flux 2 models, but this model is Flux 1"):
+        ConceptAttentionSampler.execute(flux_dev, 0, 1, 1.0, "euler", "simple", [], [], latent(), 1.0,
+                                        ConceptEncode.execute(klein_clip, "dragon").args[0], "default", "all")
+
+
+def test_no_patch_remains_after_run_error_or_interrupt(flux2_dev, concepts):
+    check_no_patch_remains(flux2_dev, lambda: run_capture(flux2_dev, concepts)[0],
+                           lambda: run_capture(flux2_dev, concepts, layers="9"), lambda: run_ksampler(flux2_dev))
