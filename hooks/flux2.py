@@ -18,7 +18,7 @@ import comfy.text_encoders.flux
 from comfy.ldm.flux.layers import ModulationOut
 
 from .capture import CaptureSpec
-from .flux import FluxCall, attach_flux
+from .flux import FluxCall, attach_flux, context_width, layer_count, max_patches, patch_size  # noqa: F401 (the family interface)
 from .text import TextEncoding
 
 NAME = "Flux 2"
@@ -33,25 +33,9 @@ def matches(diffusion_model) -> bool:
     return isinstance(diffusion_model, comfy.ldm.flux.model.Flux) and diffusion_model.params.global_modulation
 
 
-def layer_count(diffusion_model) -> int:
-    return len(diffusion_model.double_blocks)
-
-
 def default_layers(count: int) -> tuple:
     # The reference reads double blocks 5-7 of Flux 2 dev's 8: the last 3/8 of the blocks.
     return tuple(range(count * 5 // 8, count))
-
-
-def patch_size(diffusion_model) -> int:
-    return diffusion_model.patch_size
-
-
-def max_patches(diffusion_model):
-    return None  # RoPE positions: any size
-
-
-def context_width(diffusion_model) -> int:
-    return diffusion_model.txt_in.in_features
 
 
 def text_encoding(clip):

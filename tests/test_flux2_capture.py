@@ -4,63 +4,30 @@ parameters, loaded by its own loader): dev-like (guidance embedding) and Klein-l
 padded as ComfyUI pads it, one constant concept position, reference latents, and
 ConceptEncode with a tiny Klein text encoder (ComfyUI's Qwen 3 class, the real
 tokenizer and chat template). Flux 2 dev's Mistral tokenizer data does not ship
-with ComfyUI, so the dev model is tested with conditioning built directly."""
+with ComfyUI, so the dev model is tested with conditioning built directly.
+(Identical latents for every family: test_identical_latents.py.)"""
 import pytest
 import torch
 
 import comfy.patcher_extension
-import nodes as comfy_nodes
-
 import paper_reference
 import tiny_models
-from concept_attention.data import KEEP_ALL, KEEP_SUMS, ConceptSet
+from concept_attention.data import KEEP_ALL, ConceptSet
 from concept_attention.errors import NodeInputError
 from concept_attention.hooks import flux2
 from concept_attention.nodes.encode import ConceptEncode
-from concept_attention.nodes.sampler import ConceptAttentionSampler
+from sampling import FLUX1, FLUX2
 from test_nodes import check_no_patch_remains
 
 MODELS = ["flux2_dev", "flux2_klein"]
 WIDTH = tiny_models.FLUX2_TEXT_DIM
 DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
-
-
-def conditioning(seed, tokens=40, **extra):
-    gen = torch.Generator().manual_seed(seed)
-    # Flux 2 has no pooled input; ComfyUI 0.3.75's Flux model still reads a pooled_output.
-    return [[torch.randn(1, tokens, WIDTH, generator=gen), {"guidance": 4.0, "pooled_output": torch.zeros(1, 768), **extra}]]
+conditioning, run_capture, run_ksampler = FLUX2.conditioning, FLUX2.run_capture, FLUX2.run_ksampler
 
 
 @pytest.fixture(scope="module")
 def concepts():
-    return ConceptSet(words=("dragon", "rock", "sky"), embeddings=torch.randn(3, WIDTH, generator=torch.Generator().manual_seed(7)))
-
-
-def latent(batch=1, height=8, width=8):
-    return {"samples": torch.zeros(batch, 128, height, width)}
-
-
-def run_capture(model, concepts, cfg=1.0, batch=1, sampler="euler", steps=4, layers="default", size=(8, 8),
-                keep=KEEP_SUMS, positive=None):
-    out = ConceptAttentionSampler.execute(model, 5, steps, cfg, sampler, "simple", positive or conditioning(1),
-                                          conditioning(2), latent(batch, *size), 1.0, concepts, layers, "all", keep)
-    return out.args[0]["samples"], out.args[1]
-
-
-def run_ksampler(model, cfg=1.0, batch=1, sampler="euler", steps=4, size=(8, 8), positive=None):
-    return comfy_nodes.common_ksampler(model, 5, steps, cfg, sampler, "simple", positive or conditioning(1),
-                                       conditioning(2), latent(batch, *size))[0]["samples"]
-
-
-@pytest.mark.parametrize("which", MODELS)
-@pytest.mark.parametrize("cfg", [1.0, 4.0])
-@pytest.mark.parametrize("batch", [1, 2])
-@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m"])
-def test_latent_is_bit_identical_to_ksampler(request, concepts, which, cfg, batch, sampler):
-    model = request.getfixturevalue(which)
-    captured, capture = run_capture(model, concepts, cfg=cfg, batch=batch, sampler=sampler)
-    assert torch.equal(captured, run_ksampler(model, cfg=cfg, batch=batch, sampler=sampler))
-    assert capture.family == "Flux 2" and capture.batch_size == batch and capture.captured_steps == (0, 1, 2, 3)
+    return FLUX2.concepts()
 
 
 def recording_model(model, calls):
@@ -177,8 +144,7 @@ def test_concepts_of_another_family_are_refused(flux2_klein, flux_dev, flux_clip
         run_capture(flux2_klein, ConceptEncode.execute(flux_clip, "dragon").args[0])
     with pytest.raises(NodeInputError, match=r"concepts: these concepts come from the Flux 2 text encoder .* "
                                              r"made for Flux 2 models, but this model is Flux 1"):
-        ConceptAttentionSampler.execute(flux_dev, 0, 1, 1.0, "euler", "simple", [], [], latent(), 1.0,
-                                        ConceptEncode.execute(klein_clip, "dragon").args[0], "default", "all")
+        FLUX1.run_capture(flux_dev, ConceptEncode.execute(klein_clip, "dragon").args[0])
 
 
 def test_no_patch_remains_after_run_error_or_interrupt(flux2_dev, concepts):

@@ -1,54 +1,22 @@
 """ConceptAttentionSampler on tiny Flux 1 checkpoints loaded by ComfyUI's own loader:
-identical latents, maps that equal the paper's equations, batches, CFG, layouts."""
+maps that equal the paper's equations, batches, CFG, layouts, multi-stage samplers.
+(Identical latents for every family: test_identical_latents.py.)"""
 import pytest
 import torch
 
 import comfy.patcher_extension
-import nodes as comfy_nodes
 
 import paper_reference
-from concept_attention.data import KEEP_ALL, KEEP_SUMS, ConceptSet
-from concept_attention.nodes.sampler import ConceptAttentionSampler
+from concept_attention.data import KEEP_ALL, KEEP_SUMS
+from sampling import FLUX1
 
 DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
-WIDTH = 64   # text width of the tiny checkpoints
-
-
-def conditioning(seed, guidance=3.5, tokens=16):
-    gen = torch.Generator().manual_seed(seed)
-    return [[torch.randn(1, tokens, WIDTH, generator=gen), {"pooled_output": torch.randn(1, WIDTH, generator=gen), "guidance": guidance}]]
+conditioning, latent, run_capture, run_ksampler = FLUX1.conditioning, FLUX1.latent, FLUX1.run_capture, FLUX1.run_ksampler
 
 
 @pytest.fixture(scope="module")
 def concepts():
-    return ConceptSet(words=("dragon", "rock", "sky"), embeddings=torch.randn(3, WIDTH, generator=torch.Generator().manual_seed(7)))
-
-
-def latent(batch=1, height=16, width=16):
-    return {"samples": torch.zeros(batch, 16, height, width)}
-
-
-def run_capture(model, concepts, cfg=1.0, batch=1, sampler="euler", steps=4, layers="default", timesteps="all",
-                size=(16, 16), keep=KEEP_SUMS):
-    out = ConceptAttentionSampler.execute(model, 5, steps, cfg, sampler, "simple", conditioning(1), conditioning(2),
-                                          latent(batch, *size), 1.0, concepts, layers, timesteps, keep)
-    return out.args[0]["samples"], out.args[1]
-
-
-def run_ksampler(model, cfg=1.0, batch=1, sampler="euler", steps=4, size=(16, 16)):
-    return comfy_nodes.common_ksampler(model, 5, steps, cfg, sampler, "simple", conditioning(1), conditioning(2),
-                                       latent(batch, *size))[0]["samples"]
-
-
-@pytest.mark.parametrize("which", ["flux_dev", "flux_schnell"])
-@pytest.mark.parametrize("cfg", [1.0, 3.0])
-@pytest.mark.parametrize("batch", [1, 2])
-@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m"])
-def test_latent_is_bit_identical_to_ksampler(request, concepts, which, cfg, batch, sampler):
-    model = request.getfixturevalue(which)
-    captured, capture = run_capture(model, concepts, cfg=cfg, batch=batch, sampler=sampler)
-    assert torch.equal(captured, run_ksampler(model, cfg=cfg, batch=batch, sampler=sampler))
-    assert capture.batch_size == batch and capture.captured_steps == (0, 1, 2, 3)
+    return FLUX1.concepts()
 
 
 def recording_model(model, calls):

@@ -1,60 +1,28 @@
 """ConceptAttention on tiny SD3 and SD3.5-medium checkpoints (ComfyUI's MMDiT, loaded
 by its own loader): identical latents, maps that equal the paper's equations, SD3.5
-medium's second attention, SD3's text encoders, family mismatches, no patch left."""
+medium's second attention, SD3's text encoders, family mismatches, no patch left.
+(Identical latents for every family: test_identical_latents.py.)"""
 import contextlib
 
 import pytest
 import torch
 
-import nodes as comfy_nodes
-
 import paper_reference
 import tiny_models
-from concept_attention.data import KEEP_ALL, KEEP_SUMS, ConceptSet
+from concept_attention.data import KEEP_ALL, ConceptSet
 from concept_attention.errors import NodeInputError
 from concept_attention.nodes.encode import ConceptEncode
-from concept_attention.nodes.sampler import ConceptAttentionSampler
+from sampling import FLUX1, SD3
 from test_nodes import check_no_patch_remains
 
 MODELS = ["sd3", "sd35_medium"]
-TEXT, POOLED = tiny_models.SD3_TEXT_DIM, tiny_models.SD3_POOLED_DIM
-
-
-def conditioning(seed, tokens=154):
-    gen = torch.Generator().manual_seed(seed)
-    return [[torch.randn(1, tokens, TEXT, generator=gen), {"pooled_output": torch.randn(1, POOLED, generator=gen)}]]
+TEXT = tiny_models.SD3_TEXT_DIM
+run_capture, run_ksampler = SD3.run_capture, SD3.run_ksampler
 
 
 @pytest.fixture(scope="module")
 def concepts():
-    return ConceptSet(words=("dragon", "rock", "sky"), embeddings=torch.randn(3, TEXT, generator=torch.Generator().manual_seed(7)))
-
-
-def latent(batch=1, height=16, width=16):
-    return {"samples": torch.zeros(batch, 16, height, width)}
-
-
-def run_capture(model, concepts, cfg=1.0, batch=1, sampler="euler", steps=4, layers="default", size=(16, 16),
-                keep=KEEP_SUMS):
-    out = ConceptAttentionSampler.execute(model, 5, steps, cfg, sampler, "simple", conditioning(1), conditioning(2),
-                                          latent(batch, *size), 1.0, concepts, layers, "all", keep)
-    return out.args[0]["samples"], out.args[1]
-
-
-def run_ksampler(model, cfg=1.0, batch=1, sampler="euler", steps=4, size=(16, 16)):
-    return comfy_nodes.common_ksampler(model, 5, steps, cfg, sampler, "simple", conditioning(1), conditioning(2),
-                                       latent(batch, *size))[0]["samples"]
-
-
-@pytest.mark.parametrize("which", MODELS)
-@pytest.mark.parametrize("cfg", [1.0, 4.0])
-@pytest.mark.parametrize("batch", [1, 2])
-@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m"])
-def test_latent_is_bit_identical_to_ksampler(request, concepts, which, cfg, batch, sampler):
-    model = request.getfixturevalue(which)
-    captured, capture = run_capture(model, concepts, cfg=cfg, batch=batch, sampler=sampler)
-    assert torch.equal(captured, run_ksampler(model, cfg=cfg, batch=batch, sampler=sampler))
-    assert capture.family == "SD3" and capture.batch_size == batch and capture.captured_steps == (0, 1, 2, 3)
+    return SD3.concepts()
 
 
 @contextlib.contextmanager
@@ -176,8 +144,7 @@ def test_concepts_of_another_family_are_refused(sd3, sd3_clip, flux_dev, flux_cl
     sd3_concepts = ConceptEncode.execute(sd3_clip, "dragon").args[0]
     with pytest.raises(NodeInputError, match=r"concepts: these concepts come from the SD3 text encoder .* "
                                              r"made for SD3 models, but this model is Flux 1"):
-        ConceptAttentionSampler.execute(flux_dev, 0, 1, 1.0, "euler", "simple", [], [], latent(), 1.0, sd3_concepts,
-                                        "default", "all")
+        FLUX1.run_capture(flux_dev, sd3_concepts)
 
 
 def test_concepts_of_the_wrong_width_are_refused(sd3):

@@ -434,24 +434,35 @@ def mask_the_sky_and_inpaint(g):
           filename_prefix="ConceptAttention/inpaint_new_sky")
 
 
-def apply_with_sampler_custom_advanced(g):
-    unet, clip, vae = _flux_models(g)
-    encode, positive, _ = _flux_prompt(g, clip, 1, PROMPT, negative=False)  # BasicGuider: no negative
-    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
-    latent = g.add("EmptySD3LatentImage", 1, width=1024, height=1024, batch_size=1)
-    g.group("Prompt and concepts", [encode, positive, concepts, latent], GROUP_COLORS["prompt"])
-    apply = g.add("ConceptAttentionApply", 2, model=unet["MODEL"], concepts=concepts["concepts"], layers="default",
+def _apply_and_sample(g, model, concepts, latent, vae, guider, scheduler):
+    """ConceptAttention Apply on `model`, then SamplerCustomAdvanced with the guider and
+    scheduler nodes that guider(patched model) and scheduler(patched model) add;
+    returns the sampler, VAEDecode and HeatmapAggregate nodes."""
+    apply = g.add("ConceptAttentionApply", 2, model=model, concepts=concepts["concepts"], layers="default",
                   timesteps="all")
-    guider = g.add("BasicGuider", 2, model=apply["MODEL"], conditioning=positive["CONDITIONING"])
+    guider = guider(apply["MODEL"])
     noise = g.add("RandomNoise", 2, noise_seed=42)
     sampler_select = g.add("KSamplerSelect", 2, sampler_name="euler")
-    scheduler = g.add("BasicScheduler", 2, model=apply["MODEL"], scheduler="simple", steps=20, denoise=1.0)
+    scheduler = scheduler(apply["MODEL"])
     g.group("Patched model and sampler parts", [apply, guider, noise, sampler_select, scheduler], GROUP_COLORS["sample"])
     sample = g.add("SamplerCustomAdvanced", 3, noise=noise["NOISE"], guider=guider["GUIDER"],
                    sampler=sampler_select["SAMPLER"], sigmas=scheduler["SIGMAS"], latent_image=latent["LATENT"])
     decode = g.add("VAEDecode", 3, samples=sample["output"], vae=vae["VAE"])
     aggregate = g.add("HeatmapAggregate", 3, title="Heatmap Aggregate (after the sampler)",
                       concept_attn=apply["concept_attn"], after=sample["output"])
+    return sample, decode, aggregate
+
+
+def apply_with_sampler_custom_advanced(g):
+    unet, clip, vae = _flux_models(g)
+    encode, positive, _ = _flux_prompt(g, clip, 1, PROMPT, negative=False)  # BasicGuider: no negative
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
+    latent = g.add("EmptySD3LatentImage", 1, width=1024, height=1024, batch_size=1)
+    g.group("Prompt and concepts", [encode, positive, concepts, latent], GROUP_COLORS["prompt"])
+    sample, decode, aggregate = _apply_and_sample(
+        g, unet["MODEL"], concepts, latent, vae,
+        guider=lambda model: g.add("BasicGuider", 2, model=model, conditioning=positive["CONDITIONING"]),
+        scheduler=lambda model: g.add("BasicScheduler", 2, model=model, scheduler="simple", steps=20, denoise=1.0))
     overlay = g.add("HeatmapOverlay", 3, image=decode["IMAGE"], heatmaps=aggregate["maps"], opacity=0.5,
                     colormap="plasma", label=True)
     g.group("Sample, then read the maps", [sample, decode, aggregate, overlay], GROUP_COLORS["maps"])
@@ -479,19 +490,11 @@ def _flux2_generate(g, name, unet_name, clip_name, repo, steps, guidance, cfg, l
     latent = g.add("EmptyFlux2LatentImage", 1, width=1024, height=1024, batch_size=1)
     prompt_nodes = [encode, positive, negative] if guidance else [encode, negative]
     g.group("Prompt and concepts", [*prompt_nodes, concepts, latent], GROUP_COLORS["prompt"])
-    apply = g.add("ConceptAttentionApply", 2, model=unet["MODEL"], concepts=concepts["concepts"], layers="default",
-                  timesteps="all")
-    guider = g.add("CFGGuider", 2, model=apply["MODEL"], positive=positive["CONDITIONING"],
-                   negative=negative["CONDITIONING"], cfg=cfg)
-    noise = g.add("RandomNoise", 2, noise_seed=42)
-    sampler_select = g.add("KSamplerSelect", 2, sampler_name="euler")
-    scheduler = g.add("Flux2Scheduler", 2, steps=steps, width=1024, height=1024)
-    g.group("Patched model and sampler parts", [apply, guider, noise, sampler_select, scheduler], GROUP_COLORS["sample"])
-    sample = g.add("SamplerCustomAdvanced", 3, noise=noise["NOISE"], guider=guider["GUIDER"],
-                   sampler=sampler_select["SAMPLER"], sigmas=scheduler["SIGMAS"], latent_image=latent["LATENT"])
-    decode = g.add("VAEDecode", 3, samples=sample["output"], vae=vae["VAE"])
-    aggregate = g.add("HeatmapAggregate", 3, title="Heatmap Aggregate (after the sampler)",
-                      concept_attn=apply["concept_attn"], after=sample["output"])
+    sample, decode, aggregate = _apply_and_sample(
+        g, unet["MODEL"], concepts, latent, vae,
+        guider=lambda model: g.add("CFGGuider", 2, model=model, positive=positive["CONDITIONING"],
+                                   negative=negative["CONDITIONING"], cfg=cfg),
+        scheduler=lambda model: g.add("Flux2Scheduler", 2, steps=steps, width=1024, height=1024))
     g.group("Sample, then read the maps", [sample, decode, aggregate], GROUP_COLORS["maps"])
     _overlays_and_segmentation(g, decode, aggregate, prefix, column=4)
 

@@ -1,0 +1,67 @@
+"""One sampling harness for every family's tests: conditioning built directly (the
+full-size text encoders cannot be built here), empty latents, and the
+ConceptAttention Sampler and KSampler run with the same inputs."""
+from dataclasses import dataclass
+
+import torch
+
+import nodes as comfy_nodes
+
+import tiny_models
+from concept_attention.data import KEEP_SUMS, ConceptSet
+from concept_attention.nodes.sampler import ConceptAttentionSampler
+
+SEED = 5
+
+
+@dataclass(frozen=True)
+class Family:
+    text_width: int          # the tiny checkpoints' text input
+    latent_channels: int
+    latent_size: tuple       # (height, width) of the default latent
+    tokens: int              # prompt tokens of the built conditioning
+    pooled_width: int = 0    # a random pooled vector this wide (0: none)
+    zero_pooled: int = 0     # a zero pooled vector this wide, for models that ignore it
+    guidance: float = None
+
+    def conditioning(self, seed, **extra) -> list:
+        gen = torch.Generator().manual_seed(seed)
+        options = {}
+        tokens = torch.randn(1, self.tokens, self.text_width, generator=gen)
+        if self.pooled_width:
+            options["pooled_output"] = torch.randn(1, self.pooled_width, generator=gen)
+        if self.zero_pooled:
+            # Flux 2 has no pooled input; ComfyUI 0.3.75's Flux model still reads a pooled_output.
+            options["pooled_output"] = torch.zeros(1, self.zero_pooled)
+        if self.guidance is not None:
+            options["guidance"] = self.guidance
+        return [[tokens, {**options, **extra}]]
+
+    def concepts(self, words=("dragon", "rock", "sky"), seed=7) -> ConceptSet:
+        return ConceptSet(words=tuple(words),
+                          embeddings=torch.randn(len(words), self.text_width, generator=torch.Generator().manual_seed(seed)))
+
+    def latent(self, batch=1, height=None, width=None) -> dict:
+        default_height, default_width = self.latent_size
+        return {"samples": torch.zeros(batch, self.latent_channels, height or default_height, width or default_width)}
+
+    def run_capture(self, model, concepts, cfg=1.0, batch=1, sampler="euler", steps=4, layers="default",
+                    timesteps="all", size=None, keep=KEEP_SUMS, positive=None):
+        """(sampled latent, CONCEPT_ATTN) of the ConceptAttention Sampler."""
+        out = ConceptAttentionSampler.execute(model, SEED, steps, cfg, sampler, "simple", positive or self.conditioning(1),
+                                              self.conditioning(2), self.latent(batch, *(size or ())), 1.0, concepts,
+                                              layers, timesteps, keep)
+        return out.args[0]["samples"], out.args[1]
+
+    def run_ksampler(self, model, cfg=1.0, batch=1, sampler="euler", steps=4, size=None, positive=None):
+        """KSampler's latent with the same inputs."""
+        return comfy_nodes.common_ksampler(model, SEED, steps, cfg, sampler, "simple", positive or self.conditioning(1),
+                                           self.conditioning(2), self.latent(batch, *(size or ())))[0]["samples"]
+
+
+FLUX1 = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(16, 16), tokens=16,
+               pooled_width=tiny_models.TINY_TEXT_DIM, guidance=3.5)
+SD3 = Family(text_width=tiny_models.SD3_TEXT_DIM, latent_channels=16, latent_size=(16, 16), tokens=154,
+             pooled_width=tiny_models.SD3_POOLED_DIM)
+FLUX2 = Family(text_width=tiny_models.FLUX2_TEXT_DIM, latent_channels=128, latent_size=(8, 8), tokens=40,
+               zero_pooled=768, guidance=4.0)
