@@ -10,13 +10,13 @@ import pytest
 import torch
 
 import comfy.patcher_extension
-import paper_reference
 import tiny_models
 from concept_attention.data import KEEP_ALL, ConceptSet
 from concept_attention.errors import NodeInputError
 from concept_attention.hooks import flux2
 from concept_attention.nodes.encode import ConceptEncode
 from sampling import FLUX1, FLUX2
+from test_flux_capture import recording_model, reference_scores
 from test_nodes import check_no_patch_remains
 
 MODELS = ["flux2_dev", "flux2_klein"]
@@ -28,31 +28,6 @@ conditioning, run_capture, run_ksampler = FLUX2.conditioning, FLUX2.run_capture,
 @pytest.fixture(scope="module")
 def concepts():
     return FLUX2.concepts()
-
-
-def recording_model(model, calls):
-    """A clone whose outermost DIFFUSION_MODEL wrapper records every call's inputs."""
-    def record(executor, x, timestep, context, y=None, guidance=None, *args, **kwargs):
-        options = args[-1] if args else kwargs["transformer_options"]
-        calls.append(dict(x=x.clone(), timestep=timestep.clone(), context=context.clone(),
-                          guidance=None if guidance is None else guidance.clone(), flags=list(options["cond_or_uncond"])))
-        return executor(x, timestep, context, y, guidance, *args, **kwargs)
-    clone = model.clone()
-    clone.add_wrapper_with_key(DIFFUSION_MODEL, "test_record", record)
-    return clone
-
-
-def reference_scores(model, calls, concepts, layers, position):
-    expected = []
-    for call in calls:
-        size = call["x"].shape[0] // len(call["flags"])
-        rows = [i * size + r for i, flag in enumerate(call["flags"]) if flag == 0 for r in range(size)]
-        if rows:
-            guidance = None if call["guidance"] is None else call["guidance"][rows]
-            expected.append(paper_reference.concept_attention_maps(
-                model.model.diffusion_model, call["x"][rows], call["timestep"][rows], call["context"][rows], None,
-                guidance, concepts.embeddings, layers, concept_position=position))
-    return [torch.stack(method) for method in zip(*expected)]
 
 
 @pytest.mark.parametrize("which", MODELS)

@@ -23,24 +23,27 @@ def recording_model(model, calls):
     """A clone whose outermost DIFFUSION_MODEL wrapper records every call's inputs."""
     def record(executor, x, timestep, context, y=None, guidance=None, *args, **kwargs):
         options = args[-1] if args else kwargs["transformer_options"]
-        calls.append(dict(x=x.clone(), timestep=timestep.clone(), context=context.clone(), y=y.clone(),
-                          guidance=guidance.clone(), flags=list(options["cond_or_uncond"])))
+        inputs = dict(x=x, timestep=timestep, context=context, y=y, guidance=guidance)   # y, guidance: None on Flux 2
+        calls.append({**{k: None if v is None else v.clone() for k, v in inputs.items()},
+                      "flags": list(options["cond_or_uncond"])})
         return executor(x, timestep, context, y, guidance, *args, **kwargs)
     clone = model.clone()
     clone.add_wrapper_with_key(DIFFUSION_MODEL, "test_record", record)
     return clone
 
 
-def reference_scores(model, calls, concepts, layers):
-    """The paper-equation scores ([L, B, C, P] per method) of every recorded call's conditional rows."""
+def reference_scores(model, calls, concepts, layers, position=0):
+    """The paper-equation scores ([E, L, B, C, P] per method) of the conditional rows of
+    the recorded calls (Flux 2: the concepts at text position `position`)."""
     expected = []
     for call in calls:
         size = call["x"].shape[0] // len(call["flags"])
-        cond = torch.cat([torch.arange(i * size, (i + 1) * size) for i, f in enumerate(call["flags"]) if f == 0])
-        expected.append(paper_reference.concept_attention_maps(
-            model.model.diffusion_model, *(call[k][cond] for k in ("x", "timestep", "context", "y", "guidance")),
-            concepts.embeddings, layers=layers))
-    return [torch.stack(method) for method in zip(*expected)]         # per method [E, L, B, C, P]
+        rows = [i * size + r for i, flag in enumerate(call["flags"]) if flag == 0 for r in range(size)]
+        if rows:
+            inputs = [None if call[k] is None else call[k][rows] for k in ("x", "timestep", "context", "y", "guidance")]
+            expected.append(paper_reference.concept_attention_maps(model.model.diffusion_model, *inputs,
+                                                                   concepts.embeddings, layers, position))
+    return [torch.stack(method) for method in zip(*expected)]
 
 
 @pytest.mark.parametrize("cfg, batch", [(1.0, 1), (3.0, 2)])
