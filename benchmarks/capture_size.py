@@ -16,6 +16,7 @@ import host  # noqa: E402
 # (family module name, model, its joint-attention blocks, latent pixels per patch side)
 MODELS = [
     ("flux", "Flux 1 dev / schnell", 19, 16),
+    ("flux2", "Flux 2 dev", 8, 16),
     ("sd3", "SD3 medium", 24, 16),
     ("sd3", "SD3.5 medium", 24, 16),
     ("sd3", "SD3.5 large", 38, 16),
