@@ -84,3 +84,23 @@ def klein_clip():
     if not hasattr(comfy.text_encoders.flux, "KleinTokenizer"):
         pytest.skip("this ComfyUI has no Klein text encoder (Qwen 3); ComfyUI 0.3.75 predates it")
     return tiny_models.build_klein_clip()
+
+
+@pytest.fixture(scope="session")
+def tiny_vae(tmp_path_factory):
+    """load(name): VAELoader's VAE of that name, from random tiny TAESDs: taef1 (Flux 1),
+    taesd3 (SD3), taef2 (Flux 2; skipped where this ComfyUI's VAELoader has none)."""
+    import folder_paths
+    import nodes
+    import tiny_models
+
+    directory = tmp_path_factory.mktemp("vae_approx")
+    for name, channels in (("taef1", 16), ("taesd3", 16), ("taef2", 128)):
+        tiny_models.build_taesd(directory, vae_name=name, latent_channels=channels)
+    folder_paths.add_model_folder_path("vae_approx", str(directory))
+
+    def load(name):
+        if name not in nodes.VAELoader.image_taes:
+            pytest.skip(f"this ComfyUI's VAELoader has no {name}")
+        return nodes.VAELoader().load_vae(name)[0]
+    return load

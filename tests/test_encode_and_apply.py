@@ -3,14 +3,12 @@ node (ConceptAttentionApply) and its caching semantics, and mask outputs."""
 import pytest
 import torch
 
-import folder_paths
 import nodes as comfy_nodes
 from comfy_extras.nodes_custom_sampler import (BasicScheduler, CFGGuider, KSamplerSelect, RandomNoise,
                                                SamplerCustomAdvanced)
 from comfy_extras.nodes_slg import SkipLayerGuidanceDiT
 
 import paper_reference
-import tiny_models
 from concept_attention import maths
 from concept_attention.data import KEEP_ALL, KEEP_SUMS
 from concept_attention.errors import NodeInputError
@@ -29,11 +27,8 @@ def concepts(flux_clip):
 
 
 @pytest.fixture(scope="module")
-def vae(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("vae_approx")
-    tiny_models.build_taesd(directory)
-    folder_paths.add_model_folder_path("vae_approx", str(directory))
-    return comfy_nodes.VAELoader().load_vae("taef1")[0]
+def vae(tiny_vae):
+    return tiny_vae("taef1")
 
 
 def images(batch=1, height=100, width=70):

@@ -15,6 +15,7 @@ from concept_attention.data import KEEP_ALL, ConceptSet
 from concept_attention.errors import NodeInputError
 from concept_attention.hooks import flux2
 from concept_attention.nodes.encode import ConceptEncode
+from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 from sampling import FLUX1, FLUX2
 from test_flux_capture import recording_model, reference_scores
 from test_nodes import check_no_patch_remains
@@ -44,6 +45,17 @@ def test_maps_equal_the_paper_equations(request, concepts, which, cfg, batch):
     torch.testing.assert_close(capture.scores["concept_attention"], expected[0], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(capture.scores["cross_attention"], expected[1], atol=1e-4, rtol=1e-4)
     assert capture.maps().shape == (batch, 3, 8, 6) and capture.image_size == (128, 96)
+
+
+def test_encode_image_equals_the_paper_equations(flux2_klein, concepts, tiny_vae):
+    calls = []
+    image = torch.rand(1, 100, 70, 3, generator=torch.Generator().manual_seed(0))
+    capture = ConceptAttentionEncodeImage.execute(recording_model(flux2_klein, calls), tiny_vae("taef2"), image, concepts,
+                                                  0.5, 1, 0, "all", KEEP_ALL, positive=conditioning(1)).args[0]
+    assert calls[0]["x"].shape == (1, 128, 6, 4)       # 100x70 px -> 96x64 px -> 1/16
+    assert capture.grid == (1, 6, 4) and capture.image_size == (100, 70)
+    expected = reference_scores(flux2_klein, calls, concepts, (0, 1, 2), position=flux2.TEXT_TOKENS - 1)
+    torch.testing.assert_close(capture.scores["concept_attention"], expected[0], atol=1e-4, rtol=1e-4)
 
 
 def test_default_layers_are_the_last_three_eighths(flux2_klein, concepts):

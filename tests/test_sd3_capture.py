@@ -12,6 +12,7 @@ import tiny_models
 from concept_attention.data import KEEP_ALL, ConceptSet
 from concept_attention.errors import NodeInputError
 from concept_attention.nodes.encode import ConceptEncode
+from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 from sampling import FLUX1, SD3
 from test_nodes import check_no_patch_remains
 
@@ -59,6 +60,21 @@ def test_maps_equal_the_paper_equations(request, concepts, which, cfg, batch):
     for method, reference in zip(("concept_attention", "cross_attention"), zip(*expected)):
         torch.testing.assert_close(capture.scores[method], torch.stack(reference), atol=1e-4, rtol=1e-4)
     assert capture.maps().shape == (batch, 3, 8, 6)
+
+
+def test_encode_image_equals_the_paper_equations(sd35_medium, concepts, tiny_vae):
+    calls = []
+    image = torch.rand(1, 100, 70, 3, generator=torch.Generator().manual_seed(0))
+    with recorded_inputs(sd35_medium, calls):
+        capture = ConceptAttentionEncodeImage.execute(sd35_medium, tiny_vae("taesd3"), image, concepts, 0.5, 1, 0, "all",
+                                                      KEEP_ALL, positive=SD3.conditioning(1)).args[0]
+    assert len(calls) == 1 and calls[0]["x"].shape == (1, 16, 12, 8)     # 100x70 px -> 96x64 px -> 1/8
+    assert capture.grid == (1, 6, 4) and capture.image_size == (100, 70)
+    expected = paper_reference.sd3_concept_attention_maps(
+        sd35_medium.model.diffusion_model, *(calls[0][k] for k in ("x", "timesteps", "context", "y")),
+        concepts.embeddings, layers=(0, 1, 2))
+    torch.testing.assert_close(capture.scores["concept_attention"][0], expected[0], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(capture.scores["cross_attention"][0], expected[1], atol=1e-4, rtol=1e-4)
 
 
 def test_sd35_medium_maps_come_from_the_joint_attention_not_attn2(sd35_medium, concepts):
