@@ -69,12 +69,26 @@ class ConceptAttention:
     keep: str = KEEP_SUMS
     grid: tuple = (1, 0, 0)            # (frames, height, width) in patches
     image_size: tuple = (0, 0)         # (height, width) in pixels of the decoded image
+    video_frames: int = 1              # frames of the decoded video (1: an image)
+    frames_per_latent: int = 1         # decoded frames per latent frame after the first (CogVideoX: 4)
+    latents_per_token: int = 1         # latent frames per token frame (CogVideoX 1.5: 2)
     batch_size: int = 0
     steps: tuple = ()
     sigmas: tuple = ()
     step_sums: dict = field(default_factory=dict)
     layer_sums: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict)
+
+    @property
+    def is_video(self) -> bool:
+        return self.video_frames > 1 or self.grid[0] > 1
+
+    def token_frame_of(self) -> torch.Tensor:
+        """For every decoded frame, the token frame its maps come from: the VAE decodes
+        latent frame 0 to frame 0 alone and each later latent frame to
+        `frames_per_latent` frames; a token frame covers `latents_per_token` latent
+        frames. [video_frames] indices."""
+        return maths.token_frames(self.video_frames, self.frames_per_latent, self.latents_per_token, self.grid[0])
 
     @property
     def captured_steps(self) -> tuple:
@@ -90,7 +104,9 @@ class ConceptAttention:
         """One capture holding the evaluations of several runs (e.g. noise samples)."""
         first = captures[0]
         out = cls(concepts=first.concepts, family=first.family, layers=first.layers, keep=first.keep,
-                  grid=first.grid, image_size=first.image_size, batch_size=first.batch_size)
+                  grid=first.grid, image_size=first.image_size, video_frames=first.video_frames,
+                  frames_per_latent=first.frames_per_latent, latents_per_token=first.latents_per_token,
+                  batch_size=first.batch_size)
         out.steps = tuple(s for c in captures for s in c.steps)
         out.sigmas = tuple(s for c in captures for s in c.sigmas)
         out.step_sums = {m: torch.cat([c.step_sums[m] for c in captures]) for m in first.step_sums}
@@ -130,9 +146,7 @@ class ConceptAttention:
                 flat = self.step_sums[method][step_rows].sum(dim=0) / (len(step_rows) * len(self.layers))
             else:
                 flat = self.layer_sums[method][layer_rows].sum(dim=0) / (len(self.steps) * len(layer_rows))
-        frames, height, width = self.grid
-        shape = (height, width) if frames == 1 else (frames, height, width)
-        return flat.reshape(*flat.shape[:2], *shape)
+        return flat.reshape(*flat.shape[:2], *(self.grid if self.is_video else self.grid[1:]))
 
     @staticmethod
     def _select(available: tuple, wanted, what: str) -> list:
@@ -155,6 +169,7 @@ class ConceptAttention:
 @dataclass(frozen=True)
 class ConceptMaps:
     """Normalised heatmaps ready to show: maps [B, C, H, W] in [0, 1], one per
-    (image, concept), with the concept words in order."""
+    (image, concept), with the concept words in order; for video [B, C, N, H, W],
+    one per decoded frame."""
     words: tuple
     maps: torch.Tensor = field(repr=False)

@@ -61,33 +61,44 @@ def normalize(maps: torch.Tensor, mode: str = "per_concept", eps: float = 1e-12)
 
 
 def resize(maps: torch.Tensor, size: tuple) -> torch.Tensor:
-    """Bilinear resize of [B, C, h, w] maps to size (H, W)."""
+    """Bilinear resize of [..., h, w] maps (images [B, C, h, w], video [B, C, F, h, w])
+    to size (H, W)."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
-    return F.interpolate(maps.float(), size=tuple(size), mode="bilinear", align_corners=False)
+    flat = maps.float().reshape(-1, 1, *maps.shape[-2:])
+    return F.interpolate(flat, size=tuple(size), mode="bilinear", align_corners=False).reshape(*maps.shape[:-2], *size)
+
+
+def token_frames(video_frames: int, frames_per_latent: int, latents_per_token: int, token_count: int) -> torch.Tensor:
+    """The token frame of each decoded video frame: a causal video VAE decodes latent
+    frame 0 to frame 0 alone and every later latent frame to `frames_per_latent`
+    frames (frame f comes from latent ceil(f / frames_per_latent)); a token frame
+    covers `latents_per_token` latent frames. [video_frames] long indices."""
+    frames = torch.arange(video_frames)
+    latent = (frames + frames_per_latent - 1) // frames_per_latent
+    return (latent // latents_per_token).clamp(max=token_count - 1)
 
 
 def argmax_masks(maps: torch.Tensor) -> torch.Tensor:
-    """One mutually exclusive {0, 1} mask per concept: each pixel goes to the
-    concept with the highest map value. maps: [B, C, H, W] -> [B, C, H, W]."""
+    """One mutually exclusive {0, 1} mask per concept: each pixel (of each frame) goes
+    to the concept with the highest map value. maps: [B, C, ...] -> [B, C, ...]."""
     winner = maps.argmax(dim=1)
     return F.one_hot(winner, maps.shape[1]).movedim(-1, 1).to(maps.dtype)
 
 
 def blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of [B, C, H, W] maps with standard deviation `sigma` pixels
-    (separable, edges reflected); sigma <= 0 returns the maps unchanged."""
+    """Gaussian blur of [..., H, W] maps with standard deviation `sigma` pixels
+    (separable, edges reflected, each frame on its own); sigma <= 0 returns the maps unchanged."""
     if sigma <= 0:
         return maps
     radius = max(1, min(int(3 * sigma + 0.5), min(maps.shape[-2:]) - 1))
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=maps.device)
     kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
     kernel = kernel / kernel.sum()
-    batch, count, height, width = maps.shape
-    flat = maps.float().reshape(batch * count, 1, height, width)
+    flat = maps.float().reshape(-1, 1, *maps.shape[-2:])
     flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
     flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
-    return flat.reshape(batch, count, height, width)
+    return flat.reshape(maps.shape)
 
 
 def threshold_masks(maps: torch.Tensor, value=None) -> torch.Tensor:
@@ -98,18 +109,17 @@ def threshold_masks(maps: torch.Tensor, value=None) -> torch.Tensor:
 
 
 def grow(masks: torch.Tensor, pixels: int) -> torch.Tensor:
-    """Dilate {0, 1} masks [B, C, H, W] by `pixels` (a square neighbourhood);
-    negative values erode. 0 returns the masks unchanged."""
+    """Dilate {0, 1} masks [..., H, W] by `pixels` (a square neighbourhood, each frame
+    on its own); negative values erode. 0 returns the masks unchanged."""
     if pixels == 0:
         return masks
     size = 2 * abs(pixels) + 1
-    batch, count, height, width = masks.shape
-    flat = masks.reshape(batch * count, 1, height, width)
+    flat = masks.reshape(-1, 1, *masks.shape[-2:])
     if pixels > 0:
         flat = F.max_pool2d(flat, size, stride=1, padding=abs(pixels))
     else:
         flat = -F.max_pool2d(-flat, size, stride=1, padding=abs(pixels))
-    return flat.reshape(batch, count, height, width)
+    return flat.reshape(masks.shape)
 
 
 # Colour maps as evenly spaced anchor colours (matplotlib's, sampled at 9 points),

@@ -9,6 +9,13 @@ from . import flux, flux2, sd3
 from .text import matching_stream
 
 FAMILIES = (flux, flux2, sd3)
+# Families whose model code this ComfyUI lacks: {name: why}.
+UNAVAILABLE = {}
+try:
+    from . import cogvideox
+    FAMILIES += (cogvideox,)
+except ModuleNotFoundError as e:   # ComfyUI added CogVideoX after 0.3.75
+    UNAVAILABLE["CogVideoX"] = f"this ComfyUI has no CogVideoX model code ({e.name}); update ComfyUI to 0.33 or newer"
 
 
 class UnsupportedModelError(ValueError):
@@ -22,9 +29,10 @@ def family_of(model):
         if family.matches(diffusion_model):
             return family
     supported = ", ".join(f.NAME for f in FAMILIES)
+    unavailable = "".join(f" ({name}: {why})" for name, why in UNAVAILABLE.items())
     raise UnsupportedModelError(
         f"{type(model.model).__name__} ({type(diffusion_model).__name__}) is not a supported model; "
-        f"ConceptAttention needs a joint-attention transformer: {supported}")
+        f"ConceptAttention needs a joint-attention transformer: {supported}{unavailable}")
 
 
 def text_encoding(clip, tokens: dict, length: int):

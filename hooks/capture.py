@@ -56,6 +56,7 @@ class Recorder:
         self.layer_sums = None   # KEEP_SUMS: [M, L, B, C, P]
         self.grid = None
         self.image_size = None
+        self.video = (1, 1, 1)
         # Only the sampler's own conditional pass of each prediction is recorded, not
         # the extra passes of guidance tricks (skip-layer guidance, PAG) that follow it.
         self.awaiting_pass = False
@@ -91,7 +92,7 @@ class Recorder:
         """Record one model call's scores (call.scores). Several conditional chunks in
         one call (combined conditioning) are averaged."""
         if self.grid is None:
-            self.grid, self.image_size = call.grid, call.image_size
+            self.grid, self.image_size, self.video = call.grid, call.image_size, call.video
         elif call.grid != self.grid:
             # Area conditioning runs the model on a crop: its patches are not the image's.
             return
@@ -112,6 +113,7 @@ class Recorder:
         if not self.steps:
             return out
         out.grid, out.image_size = self.grid, self.image_size
+        out.video_frames, out.frames_per_latent, out.latents_per_token = self.video
         out.steps, out.sigmas = tuple(self.steps), tuple(self.sigmas)
         if self.spec.keep == KEEP_ALL:
             out.scores = dict(zip(maths.METHODS, torch.stack(self.raw, dim=1).unbind()))
@@ -127,10 +129,13 @@ class ModelCall:
     transformer_options[CALL_KEY]. A family module sets `stream` ([R, C, hidden])
     and keeps what else its blocks need on its own subclass."""
 
-    def __init__(self, spec: CaptureSpec, rows: torch.Tensor, grid: tuple, image_size: tuple):
+    def __init__(self, spec: CaptureSpec, rows: torch.Tensor, grid: tuple, image_size: tuple, video_frames: int = 1,
+                 frames_per_latent: int = 1, latents_per_token: int = 1):
         self.spec, self.rows = spec, rows
         self.grid = grid                    # (frames, height, width) in patches
         self.image_size = image_size        # (height, width) in pixels
+        # Video: decoded frames, and how they map to token frames (data.ConceptAttention.token_frame_of).
+        self.video = (video_frames, frames_per_latent, latents_per_token)
         self.patches = math.prod(grid)
         self.stream = None
         self.scores = {method: [] for method in maths.METHODS}    # per chosen layer [R, C, P]

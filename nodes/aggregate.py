@@ -10,7 +10,8 @@ from .types import CATEGORY, ConceptAttn, ConceptMaps as ConceptMapsType
 NODE = "HeatmapAggregate"
 OUTPUT_SIZES = ("image", "latent_grid")
 THRESHOLD_MODES = ("mean", "fixed")
-LAYOUT = "Batches are image-major: image 0's concepts in order, then image 1's, and so on."
+LAYOUT = ("Batches are image-major: image 0's concepts in order, then image 1's, and so on; for video, each "
+          "concept's frames in order (concept-major), then the next video.")
 
 
 class HeatmapAggregate(io.ComfyNode):
@@ -35,7 +36,8 @@ class HeatmapAggregate(io.ComfyNode):
                                tooltip="per_concept: each map stretched to 0..1 on its own. joint: one scale for all "
                                        "concepts of an image, so their strengths compare."),
                 io.Combo.Input("output_size", options=OUTPUT_SIZES, default="image",
-                               tooltip="image: the decoded image's size, upsampled bilinearly. latent_grid: one pixel per patch."),
+                               tooltip="image: the decoded image's size, upsampled bilinearly (video: and one map per "
+                                       "decoded frame). latent_grid: one pixel per patch (video: one frame per token frame)."),
                 io.Combo.Input("colormap", options=maths.COLORMAPS, default="plasma", tooltip="Colours of the heatmap images."),
                 io.Float.Input("blur", default=0.0, min=0.0, max=64.0, step=0.5,
                                tooltip="Gaussian blur of the maps, in output pixels (standard deviation), before the masks "
@@ -47,6 +49,9 @@ class HeatmapAggregate(io.ComfyNode):
                                tooltip="The cut for threshold_mode fixed, on the normalised 0..1 maps."),
                 io.Int.Input("grow", default=0, min=-256, max=256,
                              tooltip="Grow (positive) or shrink (negative) the argmax and threshold masks by this many pixels."),
+                io.String.Input("concept", default="all",
+                                tooltip="\"all\", or one concept word: only that concept's maps and masks (for a video, "
+                                        "its frames, ready for a video-saving node)."),
                 io.Latent.Input("after", optional=True,
                                 tooltip="Connect the sampler's LATENT here when the maps come from ConceptAttention Apply, "
                                         "so that this node runs after the sampler that fills them."),
@@ -66,37 +71,57 @@ class HeatmapAggregate(io.ComfyNode):
 
     @classmethod
     def execute(cls, concept_attn, layers, timesteps, method, normalization, output_size, colormap,
-                blur=0.0, threshold_mode="mean", threshold=0.5, grow=0, after=None) -> io.NodeOutput:
+                blur=0.0, threshold_mode="mean", threshold=0.5, grow=0, concept="all", after=None) -> io.NodeOutput:
         capture = concept_attn
-        try:
-            layer_subset = _subset(layers, capture.layers, "layer")
-        except ValueError as e:
-            raise NodeInputError(NODE, "layers", str(e)) from None
-        try:
-            step_subset = _subset(timesteps, capture.captured_steps, "timestep")
-        except ValueError as e:
-            raise NodeInputError(NODE, "timesteps", str(e)) from None
-        try:
-            maps = capture.maps(method, layers=layer_subset, steps=step_subset)
-        except SelectionError as e:
-            raise NodeInputError(NODE, {"layer": "layers", "step": "timesteps"}.get(e.what, e.what), str(e)) from None
-        except ValueError as e:
-            raise NodeInputError(NODE, "concept_attn", f"{e}. With ConceptAttention Apply, connect the sampler's "
-                                                       "LATENT to `after` so that this node runs after it") from None
+        maps = _maps(capture, layers, timesteps, method)
+        words = tuple(capture.concepts)
+        if concept.strip().lower() != "all":
+            chosen = _concept_index(words, concept)
+            maps, words = maps[:, [chosen]], (words[chosen],)
         if output_size == "image":
+            if capture.is_video:
+                maps = maps[:, :, capture.token_frame_of()]             # one map per decoded frame
             maps = maths.resize(maps, capture.image_size)
         maps = maths.blur(maps, blur)
         soft = maths.normalize(maps, normalization)
         argmax = maths.grow(maths.argmax_masks(maps), grow)
         thresholded = maths.grow(maths.threshold_masks(soft, threshold if threshold_mode == "fixed" else None), grow)
-        batch, concepts, height, width = maps.shape
-        labels = "\n".join(w for _ in range(batch) for w in capture.concepts)
+        per_map = maps[0, 0].numel() // (maps.shape[-2] * maps.shape[-1])   # frames of a video, 1 for an image
+        labels = "\n".join(w for _ in range(maps.shape[0]) for w in words for _ in range(per_map))
 
         def as_batch(t):
-            return t.reshape(batch * concepts, height, width, *t.shape[4:])
+            return t.reshape(-1, *maps.shape[-2:], *t.shape[maps.ndim:])
 
         return io.NodeOutput(as_batch(maths.colorize(soft, colormap)), as_batch(soft), as_batch(argmax),
-                             as_batch(thresholded), labels, ConceptMaps(words=tuple(capture.concepts), maps=soft))
+                             as_batch(thresholded), labels, ConceptMaps(words=words, maps=soft))
+
+
+def _maps(capture, layers: str, timesteps: str, method: str):
+    """The captured maps of the chosen layers and steps: [B, C, h, w] (video: [B, C, F, h, w])."""
+    try:
+        layer_subset = _subset(layers, capture.layers, "layer")
+    except ValueError as e:
+        raise NodeInputError(NODE, "layers", str(e)) from None
+    try:
+        step_subset = _subset(timesteps, capture.captured_steps, "timestep")
+    except ValueError as e:
+        raise NodeInputError(NODE, "timesteps", str(e)) from None
+    try:
+        return capture.maps(method, layers=layer_subset, steps=step_subset)
+    except SelectionError as e:
+        raise NodeInputError(NODE, {"layer": "layers", "step": "timesteps"}.get(e.what, e.what), str(e)) from None
+    except ValueError as e:
+        raise NodeInputError(NODE, "concept_attn", f"{e}. With ConceptAttention Apply, connect the sampler's "
+                                                   "LATENT to `after` so that this node runs after it") from None
+
+
+def _concept_index(words: tuple, concept: str) -> int:
+    wanted = concept.strip().lower()
+    for i, word in enumerate(words):
+        if word.lower() == wanted:
+            return i
+    raise NodeInputError(NODE, "concept", f"{concept!r} is not a captured concept; write \"all\" or one of: "
+                                          f"{', '.join(words)}")
 
 
 def _subset(text: str, captured: tuple, what: str):

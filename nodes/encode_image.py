@@ -71,6 +71,8 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
             samples.append(dataclasses.replace(capture))
         capture.replace_with(ConceptAttention.concatenate(samples))
         capture.image_size = tuple(image.shape[1:3])
+        if capture.is_video:          # a video model reads the image batch as one video's frames
+            capture.video_frames = image.shape[0]
         return io.NodeOutput(capture)
 
 

@@ -19,28 +19,34 @@ class HeatmapOverlay(io.ComfyNode):
             category=CATEGORY,
             description="Blends each concept's heatmap over its image and writes the concept on it.",
             inputs=[
-                io.Image.Input("image", tooltip="The decoded images (one, or one per image of the sampled batch)."),
+                io.Image.Input("image", tooltip="The decoded images (one, or one per image of the sampled batch); "
+                                                "for video, the decoded frames (of one video, or of each)."),
                 ConceptMaps.Input("heatmaps", tooltip="The maps output of Heatmap Aggregate."),
                 io.Float.Input("opacity", default=0.5, min=0.0, max=1.0, step=0.05, tooltip="0: only the image; 1: only the heatmap."),
                 io.Combo.Input("colormap", options=maths.COLORMAPS, default="plasma", tooltip="Colours of the heatmap."),
                 io.Boolean.Input("label", default=True, tooltip="Write the concept word in the top-left corner."),
             ],
             outputs=[io.Image.Output(display_name="overlays",
-                                     tooltip="One overlay per (image, concept), image-major: image 0's concepts, then image 1's.")],
+                                     tooltip="One overlay per (image, concept), image-major: image 0's concepts, then "
+                                             "image 1's; for video, each concept's frames in order, then the next video.")],
         )
 
     @classmethod
     def execute(cls, image, heatmaps, opacity, colormap, label=True) -> io.NodeOutput:
-        maps = heatmaps.maps
+        maps = heatmaps.maps                                # [B, C, H, W], video [B, C, N, H, W]
         batch, concepts = maps.shape[:2]
-        if image.shape[0] not in (1, batch):
-            raise NodeInputError(NODE, "image", f"{image.shape[0]} images for maps of {batch}; "
-                                                f"connect the decoded batch the maps were made from, or a single image")
+        frames = maps.shape[2] if maps.ndim == 5 else 1
+        if image.shape[0] not in (frames, batch * frames):
+            what = f"{batch} videos of {frames} frames" if maps.ndim == 5 else f"{batch}"
+            raise NodeInputError(NODE, "image", f"{image.shape[0]} images for maps of {what}; connect the decoded "
+                                                f"batch the maps were made from, or a single "
+                                                f"{'video' if maps.ndim == 5 else 'image'}")
         height, width = image.shape[1:3]
-        colour = maths.colorize(maths.resize(maps, (height, width)), colormap)          # [B, C, H, W, 3]
-        base = image[..., :3].expand(batch, -1, -1, -1).unsqueeze(1).to(colour)
-        overlays = maths.blend(base, colour, opacity).reshape(batch * concepts, height, width, 3)
+        maps = maps.reshape(batch, concepts, frames, *maps.shape[-2:])
+        colour = maths.colorize(maths.resize(maps, (height, width)), colormap)       # [B, C, N, H, W, 3]
+        base = image[..., :3].reshape(-1, 1, frames, height, width, 3).to(colour)    # per video, shared over concepts
+        overlays = maths.blend(base, colour, opacity).reshape(-1, height, width, 3)
         if label:
-            words = [w for _ in range(batch) for w in heatmaps.words]
+            words = [w for _ in range(batch) for w in heatmaps.words for _ in range(frames)]
             overlays = torch.stack([draw_label(o, w) for o, w in zip(overlays, words)])
         return io.NodeOutput(overlays)

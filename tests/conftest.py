@@ -104,3 +104,49 @@ def tiny_vae(tmp_path_factory):
             pytest.skip(f"this ComfyUI's VAELoader has no {name}")
         return nodes.VAELoader().load_vae(name)[0]
     return load
+
+
+def _cogvideox(model_dir, name, config, expect="CogVideoX_T2V"):
+    from concept_attention import hooks
+    import tiny_models
+    if "CogVideoX" in hooks.UNAVAILABLE:
+        pytest.skip(hooks.UNAVAILABLE["CogVideoX"])
+    return tiny_models.load_with_stock_loader(tiny_models.build_cogvideox(model_dir / f"{name}.safetensors", config),
+                                              expect=expect)
+
+
+@pytest.fixture(scope="session")
+def cogvideox(model_dir):
+    """Tiny CogVideoX 1.0 with RoPE (5b-like)."""
+    import tiny_models
+    return _cogvideox(model_dir, "cogvideox_5b", tiny_models.COGVIDEOX_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def cogvideox_2b(model_dir):
+    """Tiny CogVideoX 1.0 with the positional table (2b-like)."""
+    import tiny_models
+    return _cogvideox(model_dir, "cogvideox_2b", tiny_models.COGVIDEOX_2B_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def cogvideox_15(model_dir):
+    """Tiny CogVideoX 1.5 (patch_size_t = 2)."""
+    import tiny_models
+    return _cogvideox(model_dir, "cogvideox_15", tiny_models.COGVIDEOX_15_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def cogvideox_i2v(model_dir):
+    """Tiny CogVideoX 1.0 image-to-video (the image latent concatenated to the noise)."""
+    import tiny_models
+    return _cogvideox(model_dir, "cogvideox_i2v", tiny_models.COGVIDEOX_I2V_CONFIG, expect="CogVideoX_I2V")
+
+
+@pytest.fixture(scope="session")
+def cogvideox_clip():
+    from concept_attention import hooks
+    import tiny_models
+    if "CogVideoX" in hooks.UNAVAILABLE:
+        pytest.skip(hooks.UNAVAILABLE["CogVideoX"])
+    return tiny_models.build_cogvideox_clip()

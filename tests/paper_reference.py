@@ -1,4 +1,4 @@
-"""ConceptAttention for one forward pass of Flux 1 or SD3, written from the paper's
+"""ConceptAttention for one forward pass of Flux 1 or 2, SD3 or CogVideoX, written from the paper's
 equations with plain torch (scaled_dot_product_attention, explicit RoPE and
 modulation) and the model's own modules for the learned layers. Independent of the
 extension's capture code: tests compare its maps with what the extension records.
@@ -184,4 +184,65 @@ def sd3_concept_attention_maps(dm, x, timesteps, context, y, concept_embeddings,
         if not block.context_block.pre_only:
             txt = text_stream.update(txt, txt_out)
             concepts = text_stream.update(concepts, con_out)
+    return torch.stack(output_space), torch.stack(cross)
+
+
+# ---------------------------------------------------------------------------
+# CogVideoX: one stream with shared weights, text first; RoPE (or a positional
+# table, in the patch embedding) on the video tokens only.
+
+def _cogvideo_rotate(x, cos, sin):
+    """x [B, H, N, D] with interleaved (real, imag) feature pairs, rotated by the angles of cos/sin [N, D]."""
+    real, imag = x.reshape(*x.shape[:-1], -1, 2).unbind(-1)
+    return x * cos + torch.stack((-imag, real), dim=-1).flatten(3) * sin
+
+
+@torch.no_grad()
+def cogvideox_concept_attention_maps(dm, x, timestep, context, concept_embeddings, layers):
+    """Per-layer (output-space, cross-attention) raw scores [L, B, C, P] of one CogVideoX
+    call; x [B, C, T, H, W] as the model receives it. The concepts take each block's
+    text ("enc") modulation and the shared projections, and no positions."""
+    import comfy.ldm.cogvideo.model as cogvideo
+    import comfy.ldm.common_dit
+
+    p, p_t = dm.patch_size, dm.patch_size_t or 1
+    x = comfy.ldm.common_dit.pad_to_patch_size(x, (p_t, p, p)).permute(0, 2, 1, 3, 4)    # [B, T, C, H, W]
+    batch, frames, _, height, width = x.shape
+    t_emb = cogvideo.get_timestep_embedding(timestep, dm.time_proj_dim, dm.time_proj_flip, dm.time_proj_shift)
+    temb = dm.time_embedding_linear_2(F.silu(dm.time_embedding_linear_1(t_emb)))
+    joint = dm.patch_embed(context, x)                     # text projection, video patches, positional table
+    text, video = joint[:, :context.shape[1]], joint[:, context.shape[1]:]
+    concepts = dm.patch_embed.text_proj(concept_embeddings.unsqueeze(0).expand(batch, -1, -1))
+    rotary = dm._get_rotary_emb(height // p, width // p, frames // p_t, x.device) if dm.use_rotary_positional_embeddings else None
+
+    def qkv(block, tokens, shift, scale):
+        normed = block.norm1.norm(tokens) * (1 + scale[:, None]) + shift[:, None]
+        count, heads, width_ = tokens.shape[1], block.num_heads, block.head_dim
+        q = block.norm_q(block.q(normed).view(batch, count, heads, width_)).transpose(1, 2)
+        k = block.norm_k(block.k(normed).view(batch, count, heads, width_)).transpose(1, 2)
+        return q, k, block.v(normed).view(batch, count, heads, width_).transpose(1, 2)
+
+    def feed_forward(block, tokens, shift, scale):
+        normed = block.norm2.norm(tokens) * (1 + scale[:, None]) + shift[:, None]
+        return block.ff_out(F.gelu(block.ff_proj(normed), approximate="tanh"))
+
+    output_space, cross = [], []
+    for index in range(max(layers) + 1):
+        block = dm.blocks[index]
+        shift, scale, gate, enc_shift, enc_scale, enc_gate = block.norm1.linear(F.silu(temb)).chunk(6, dim=1)
+        vq, vk, vv = qkv(block, video, shift, scale)
+        tq, tk, tv = qkv(block, text, enc_shift, enc_scale)
+        cq, ck, cv = qkv(block, concepts, enc_shift, enc_scale)
+        vq_r, vk_r = (vq, vk) if rotary is None else (_cogvideo_rotate(vq, *rotary), _cogvideo_rotate(vk, *rotary))
+        text_out, video_out, concept_out, scores = _attend((tq, tk, tv), (vq_r, vk_r, vv), (cq, ck, cv), vq, ck)
+        if index in layers:
+            output_space.append(scores[0])
+            cross.append(scores[1])
+        video = video + gate[:, None] * block.attn_out(video_out)
+        text = text + enc_gate[:, None] * block.attn_out(text_out)
+        concepts = concepts + enc_gate[:, None] * block.attn_out(concept_out)
+        shift, scale, gate, enc_shift, enc_scale, enc_gate = block.norm2.linear(F.silu(temb)).chunk(6, dim=1)
+        video = video + gate[:, None] * feed_forward(block, video, shift, scale)
+        text = text + enc_gate[:, None] * feed_forward(block, text, enc_shift, enc_scale)
+        concepts = concepts + enc_gate[:, None] * feed_forward(block, concepts, enc_shift, enc_scale)
     return torch.stack(output_space), torch.stack(cross)

@@ -18,7 +18,7 @@ SEED = 5
 class Family:
     text_width: int          # the tiny checkpoints' text input
     latent_channels: int
-    latent_size: tuple       # (height, width) of the default latent
+    latent_size: tuple       # (height, width) of the default latent; (frames, height, width) for video
     tokens: int              # prompt tokens of the built conditioning
     pooled_width: int = 0    # a random pooled vector this wide (0: none)
     zero_pooled: int = 0     # a zero pooled vector this wide, for models that ignore it
@@ -41,9 +41,10 @@ class Family:
         return ConceptSet(words=tuple(words),
                           embeddings=torch.randn(len(words), self.text_width, generator=torch.Generator().manual_seed(seed)))
 
-    def latent(self, batch=1, height=None, width=None) -> dict:
-        default_height, default_width = self.latent_size
-        return {"samples": torch.zeros(batch, self.latent_channels, height or default_height, width or default_width)}
+    def latent(self, batch=1, *size) -> dict:
+        """An empty latent [batch, channels, *size]: (height, width), or (frames, height,
+        width) for video; latent_size by default."""
+        return {"samples": torch.zeros(batch, self.latent_channels, *(size or self.latent_size))}
 
     def run_capture(self, model, concepts, cfg=1.0, batch=1, sampler="euler", steps=4, layers="default",
                     timesteps="all", size=None, keep=KEEP_SUMS, positive=None):
@@ -65,3 +66,4 @@ SD3 = Family(text_width=tiny_models.SD3_TEXT_DIM, latent_channels=16, latent_siz
              pooled_width=tiny_models.SD3_POOLED_DIM)
 FLUX2 = Family(text_width=tiny_models.FLUX2_TEXT_DIM, latent_channels=128, latent_size=(8, 8), tokens=40,
                zero_pooled=768, guidance=4.0)
+COGVIDEOX = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(3, 8, 6), tokens=32)

@@ -3,10 +3,12 @@ latent bit-identical to KSampler's with the same inputs, and captures every step
 import pytest
 import torch
 
-from sampling import FLUX1, FLUX2, SD3
+from sampling import COGVIDEOX, FLUX1, FLUX2, SD3
 
 MODELS = [("flux_dev", FLUX1, "Flux 1"), ("flux_schnell", FLUX1, "Flux 1"), ("sd3", SD3, "SD3"),
-          ("sd35_medium", SD3, "SD3"), ("flux2_dev", FLUX2, "Flux 2"), ("flux2_klein", FLUX2, "Flux 2")]
+          ("sd35_medium", SD3, "SD3"), ("flux2_dev", FLUX2, "Flux 2"), ("flux2_klein", FLUX2, "Flux 2"),
+          ("cogvideox", COGVIDEOX, "CogVideoX"), ("cogvideox_2b", COGVIDEOX, "CogVideoX"),
+          ("cogvideox_15", COGVIDEOX, "CogVideoX"), ("cogvideox_i2v", COGVIDEOX, "CogVideoX")]
 
 
 @pytest.mark.parametrize("which, family, name", MODELS, ids=[m[0] for m in MODELS])

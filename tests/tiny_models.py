@@ -151,6 +151,39 @@ def build_sd3(path, config=SD3_CONFIG, seed=0) -> Path:
     return _save(model.state_dict(), path, torch.float32)
 
 
+# CogVideoX: ComfyUI detects dim = norm1.linear's output / 6 and fixes head dim 64; the 2b
+# positional table splits dim in thirds, so 3 heads (dim 192).
+COGVIDEOX_CONFIG = dict(num_attention_heads=3, attention_head_dim=64, in_channels=16, out_channels=16,
+                        time_embed_dim=64, text_embed_dim=TINY_TEXT_DIM, num_layers=3,
+                        use_rotary_positional_embeddings=True)                      # 1.0, 5b-like (RoPE)
+COGVIDEOX_2B_CONFIG = {**COGVIDEOX_CONFIG, "use_rotary_positional_embeddings": False,
+                       "use_learned_positional_embeddings": True}                   # 1.0, 2b-like (positional table)
+COGVIDEOX_15_CONFIG = {**COGVIDEOX_CONFIG, "patch_size_t": 2}                      # 1.5
+COGVIDEOX_I2V_CONFIG = {**COGVIDEOX_CONFIG, "in_channels": 32}                     # image-to-video: + the image latent
+
+
+def build_cogvideox(path, config=COGVIDEOX_CONFIG, seed=0) -> Path:
+    """Save a tiny CogVideoX transformer (one of the COGVIDEOX_*CONFIG) as fp32 safetensors."""
+    import comfy.ldm.cogvideo.model as cogvideo
+
+    torch.manual_seed(seed)
+    model = cogvideo.CogVideoXTransformer3DModel(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **config)
+    _init_uninitialised_(model, torch.Generator().manual_seed(seed))
+    return _save(model.state_dict(), path, torch.float32)
+
+
+def build_cogvideox_clip(seed=0):
+    """A real, tiny CogVideoX text encoder: ComfyUI's CogVideoX T5-XXL class at the
+    tiny T5 width, with the real T5 tokenizer (padded to 226). cond: (1, 226, 64)."""
+    import comfy.text_encoders.cogvideo as cogvideo_text
+    from concept_attention.demo_model import small_text_encoder
+
+    clip = small_text_encoder(cogvideo_text.cogvideo_te(dtype_t5=torch.float32), cogvideo_text.CogVideoXTokenizer,
+                              {"t5xxl": T5_TINY})
+    _fill_all_(clip.cond_stage_model, seed)
+    return clip
+
+
 def load_with_stock_loader(path, expect=None):
     """A checkpoint through comfy.sd.load_diffusion_model (what UNETLoader does), fp32."""
     import comfy.sd

@@ -1,0 +1,198 @@
+"""ConceptAttention on tiny CogVideoX checkpoints (ComfyUI's CogVideoXTransformer3DModel,
+loaded by its own loader): 1.0 with RoPE (5b-like), 1.0 with the positional table
+(2b-like), 1.5 (patch_size_t = 2) and image-to-video. Maps that equal the paper's
+equations, per-frame IMAGE and MASK batches in the documented layout, the temporal
+mapping, the T5 text encoder, and no hook left behind.
+(Identical latents for every family: test_identical_latents.py.)"""
+import pytest
+import torch
+
+import comfy.model_management
+import comfy.patcher_extension
+
+import paper_reference
+from concept_attention import hooks
+from concept_attention.data import KEEP_ALL, ConceptAttention
+from concept_attention.errors import NodeInputError
+from concept_attention.nodes.encode import ConceptEncode
+from concept_attention.nodes.overlay import HeatmapOverlay
+from sampling import COGVIDEOX
+from test_nodes import aggregate, check_no_patch_remains
+
+MODELS = ["cogvideox", "cogvideox_2b", "cogvideox_15"]
+DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
+run_capture, run_ksampler = COGVIDEOX.run_capture, COGVIDEOX.run_ksampler
+
+
+@pytest.fixture(scope="module")
+def concepts():
+    return COGVIDEOX.concepts()
+
+
+def recording_model(model, calls):
+    """A clone whose outermost DIFFUSION_MODEL wrapper records every call's inputs."""
+    def record(executor, x, timestep, context, ofs=None, transformer_options=None, **kwargs):
+        calls.append(dict(x=x.clone(), timestep=timestep.clone(), context=context.clone(),
+                          flags=list(transformer_options["cond_or_uncond"])))
+        return executor(x, timestep, context, ofs, transformer_options, **kwargs)
+    clone = model.clone()
+    clone.add_wrapper_with_key(DIFFUSION_MODEL, "test_record", record)
+    return clone
+
+
+@pytest.mark.parametrize("which", MODELS)
+@pytest.mark.parametrize("cfg, batch, size", [(1.0, 1, (3, 8, 6)), (3.0, 2, (2, 6, 8)), (1.0, 1, (5, 4, 6))])
+def test_maps_equal_the_paper_equations(request, concepts, which, cfg, batch, size):
+    model = request.getfixturevalue(which)
+    calls = []
+    _, capture = run_capture(recording_model(model, calls), concepts, cfg=cfg, batch=batch, steps=2, size=size,
+                             keep=KEEP_ALL)
+    expected = []
+    for call in calls:
+        per = call["x"].shape[0] // len(call["flags"])
+        rows = [i * per + r for i, flag in enumerate(call["flags"]) if flag == 0 for r in range(per)]
+        if rows:
+            expected.append(paper_reference.cogvideox_concept_attention_maps(
+                model.model.diffusion_model, call["x"][rows], call["timestep"][rows], call["context"][rows],
+                concepts.embeddings, layers=(0, 1, 2)))
+    assert len(expected) == len(capture.steps) == 2
+    for method, reference in zip(("concept_attention", "cross_attention"), zip(*expected)):
+        torch.testing.assert_close(capture.scores[method], torch.stack(reference), atol=1e-4, rtol=1e-4)
+    frames = size[0] if which != "cogvideox_15" else -(-size[0] // 2)
+    assert capture.maps().shape == (batch, 3, frames, size[1] // 2, size[2] // 2)
+    assert capture.video_frames == 4 * size[0] - 3
+
+
+def test_default_layers_are_every_block(cogvideox, concepts):
+    assert run_capture(cogvideox, concepts)[1].layers == (0, 1, 2)
+
+
+def test_an_earlier_attention_override_still_runs_and_sees_every_block(cogvideox, concepts):
+    seen = []
+
+    def earlier(func, *args, **kwargs):
+        seen.append(args[0].shape[1])
+        return func(*args, **kwargs)
+
+    patched = cogvideox.clone()
+    patched.model_options["transformer_options"]["optimized_attention_override"] = earlier
+    captured, _ = run_capture(patched, concepts, steps=1)
+    assert torch.equal(captured, run_ksampler(patched, steps=1))
+    assert seen == [32 + 3 * 4 * 3] * 6      # 3 blocks in the plain and in the capture run, text + video tokens
+
+
+def test_image_to_video_maps(cogvideox_i2v, concepts):
+    image = torch.randn(1, 16, 3, 8, 6, generator=torch.Generator().manual_seed(1))
+    positive = COGVIDEOX.conditioning(1, concat_latent_image=image)
+    captured, capture = run_capture(cogvideox_i2v, concepts, positive=positive)
+    assert torch.equal(captured, run_ksampler(cogvideox_i2v, positive=positive))
+    assert capture.maps().shape == (1, 3, 3, 4, 3)
+
+
+# Per-frame outputs
+
+@pytest.mark.parametrize("which, token_frames", [("cogvideox", 3), ("cogvideox_15", 2)])
+def test_per_frame_outputs_are_concept_major_frames(request, concepts, which, token_frames):
+    model = request.getfixturevalue(which)
+    _, capture = run_capture(model, concepts, batch=2, size=(3, 8, 6))
+    heatmaps, soft, argmax, thresholded, labels, maps = aggregate(capture)
+    frames = 9                                               # 3 latent frames: frame 0, then 4 each
+    assert capture.video_frames == frames and capture.grid[0] == token_frames
+    assert heatmaps.shape == (2 * 3 * frames, 64, 48, 3)
+    assert soft.shape == argmax.shape == thresholded.shape == (2 * 3 * frames, 64, 48)
+    assert labels.splitlines() == [w for _ in range(2) for w in ("dragon", "rock", "sky") for _ in range(frames)]
+    # every decoded frame's masks partition it
+    per_frame = argmax.reshape(2, 3, frames, 64, 48)
+    assert torch.equal(per_frame.sum(dim=1), torch.ones(2, frames, 64, 48))
+    # frames of the same token frame carry the same map; layout [video, concept, frame]
+    grid = capture.maps()                                    # [2, 3, token frames, 4, 3]
+    expected_frames = capture.token_frame_of()
+    assert expected_frames.tolist() == ([0, 1, 1, 1, 1, 2, 2, 2, 2] if token_frames == 3 else [0, 0, 0, 0, 0, 1, 1, 1, 1])
+    _, on_grid, _, _, _, _ = aggregate(capture, size="latent_grid", normalization="joint")
+    assert on_grid.shape == (2 * 3 * token_frames, 4, 3)
+    assert maps.maps.shape == (2, 3, frames, 64, 48)
+    assert grid.shape[2] == token_frames
+
+
+def test_one_concept_as_a_video(cogvideox, concepts):
+    _, capture = run_capture(cogvideox, concepts, size=(3, 8, 6))
+    everything = aggregate(capture)[1].reshape(1, 3, 9, 64, 48)
+    rock = aggregate(capture, concept="Rock")
+    assert rock[1].shape == (9, 64, 48) and rock[4].splitlines() == ["rock"] * 9
+    assert torch.equal(rock[1], everything[0, 1])            # per-concept normalisation does not depend on the others
+    with pytest.raises(NodeInputError, match="HeatmapAggregate › concept: 'tree' is not a captured concept; .*dragon, rock, sky"):
+        aggregate(capture, concept="tree")
+
+
+def test_planted_maps_move_across_the_decoded_frames_as_documented():
+    """A synthetic capture whose concept 0 wins a different patch in each token frame:
+    the peak moves across the decoded frames exactly as token_frame_of says."""
+    token_frames, height, width = 3, 4, 4
+    scores = torch.zeros(1, 1, 1, 2, token_frames, height, width)      # [E, L, B, C, F, h, w]
+    scores[..., 1, :, :, :] = 1.0                                      # "still" wins everywhere else
+    peaks = [(0, 0), (1, 2), (3, 3)]
+    for frame, (row, column) in enumerate(peaks):
+        scores[..., 0, frame, row, column] = 10.0
+    capture = ConceptAttention(concepts=("moving", "still"), family="CogVideoX", layers=(0,), keep=KEEP_ALL,
+                               grid=(token_frames, height, width), image_size=(height * 8, width * 8),
+                               video_frames=9, frames_per_latent=4, latents_per_token=1, batch_size=1,
+                               steps=(0,), sigmas=(1.0,),
+                               scores={m: scores.flatten(-3) for m in ("concept_attention", "cross_attention")})
+    argmax = aggregate(capture, size="image")[2].reshape(2, 9, height * 8, width * 8)
+    expected = [0, 1, 1, 1, 1, 2, 2, 2, 2]                   # frame 0 alone, then 4 frames per latent frame
+    for decoded, token in enumerate(expected):
+        row, column = peaks[token]
+        assert argmax[0, decoded, row * 8 + 4, column * 8 + 4] == 1, (decoded, token)
+        for other, (r, c) in enumerate(peaks):
+            if other != token:
+                assert argmax[0, decoded, r * 8 + 4, c * 8 + 4] == 0, (decoded, other)
+
+
+def test_overlay_of_each_decoded_frame(cogvideox, concepts):
+    _, capture = run_capture(cogvideox, concepts, batch=2, size=(3, 8, 6))
+    maps = aggregate(capture)[5]
+    frames = torch.rand(2 * 9, 64, 48, 3, generator=torch.Generator().manual_seed(0))
+    overlays = HeatmapOverlay.execute(frames, maps, 0.5, "plasma", False).args[0]
+    assert overlays.shape == (2 * 3 * 9, 64, 48, 3)
+    # video 1, concept 2, frame 5 blends frame 5 of video 1
+    index = (1 * 3 + 2) * 9 + 5
+    only_image = HeatmapOverlay.execute(frames, maps, 0.0, "plasma", False).args[0]
+    assert torch.allclose(only_image[index], frames[9 + 5])
+    with pytest.raises(NodeInputError, match="HeatmapOverlay › image: 10 images for maps of 2 videos of 9 frames"):
+        HeatmapOverlay.execute(frames[:10], maps, 0.5, "plasma", False)
+
+
+# Text encoder, errors, hygiene
+
+def test_encode_with_the_cogvideox_text_encoder(cogvideox, cogvideox_clip):
+    concepts, encoded_with = ConceptEncode.execute(cogvideox_clip, "dragon, rock").args
+    assert concepts.family == "CogVideoX" and encoded_with == "CogVideoX text encoder (T5-XXL): the T5-XXL tokens"
+    cond = cogvideox_clip.encode_from_tokens(cogvideox_clip.tokenize("rock"))
+    assert cond.shape[1] == 226 and torch.equal(concepts.embeddings[1], cond[0, 0])
+    prompt = cogvideox_clip.encode_from_tokens_scheduled(cogvideox_clip.tokenize("a dragon on a rock"))
+    captured, capture = run_capture(cogvideox, concepts, positive=prompt)
+    assert torch.equal(captured, run_ksampler(cogvideox, positive=prompt))
+    assert capture.maps().shape == (1, 2, 3, 4, 3)
+
+
+def test_no_hook_or_override_remains_after_run_error_or_interrupt(cogvideox, concepts):
+    check_no_patch_remains(cogvideox, lambda: run_capture(cogvideox, concepts)[0],
+                           lambda: run_capture(cogvideox, concepts, layers="9"), lambda: run_ksampler(cogvideox))
+
+
+def test_the_family_is_listed_or_says_why_it_is_not():
+    names = [family.NAME for family in hooks.FAMILIES]
+    assert "CogVideoX" in names or "update ComfyUI" in hooks.UNAVAILABLE["CogVideoX"]
+
+
+def test_an_interrupt_inside_a_block_removes_the_hooks(cogvideox, concepts):
+    """The pre-hooks live for one model call: an interrupt raised while the blocks run
+    (here by an earlier attention override) leaves none behind."""
+    def interrupting(func, *args, **kwargs):
+        raise comfy.model_management.InterruptProcessingException()
+
+    patched = cogvideox.clone()
+    patched.model_options["transformer_options"]["optimized_attention_override"] = interrupting
+    with pytest.raises(comfy.model_management.InterruptProcessingException):
+        run_capture(patched, concepts)
+    assert all(not block._forward_pre_hooks for block in cogvideox.model.diffusion_model.blocks)
