@@ -88,8 +88,9 @@ def klein_clip():
 
 @pytest.fixture(scope="session")
 def tiny_vae(tmp_path_factory):
-    """load(name): VAELoader's VAE of that name, from random tiny TAESDs: taef1 (Flux 1),
-    taesd3 (SD3), taef2 (Flux 2; skipped where this ComfyUI's VAELoader has none)."""
+    """load(name): VAELoader's VAE of that name, from random tiny TAEs: taef1 (Flux 1),
+    taesd3 (SD3), taef2 (Flux 2), taehv.safetensors (video, for CogVideoX); skipped where
+    this ComfyUI's VAELoader lists no such name."""
     import folder_paths
     import nodes
     import tiny_models
@@ -97,10 +98,11 @@ def tiny_vae(tmp_path_factory):
     directory = tmp_path_factory.mktemp("vae_approx")
     for name, channels in (("taef1", 16), ("taesd3", 16), ("taef2", 128)):
         tiny_models.build_taesd(directory, vae_name=name, latent_channels=channels)
+    tiny_models.build_taehv(directory / "taehv.safetensors")
     folder_paths.add_model_folder_path("vae_approx", str(directory))
 
     def load(name):
-        if name not in nodes.VAELoader.image_taes:
+        if name not in nodes.VAELoader.vae_list(nodes.VAELoader):
             pytest.skip(f"this ComfyUI's VAELoader has no {name}")
         return nodes.VAELoader().load_vae(name)[0]
     return load

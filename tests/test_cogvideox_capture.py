@@ -15,6 +15,7 @@ from concept_attention import hooks
 from concept_attention.data import KEEP_ALL, ConceptAttention
 from concept_attention.errors import NodeInputError
 from concept_attention.nodes.encode import ConceptEncode
+from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 from concept_attention.nodes.overlay import HeatmapOverlay
 from sampling import COGVIDEOX
 from test_nodes import aggregate, check_no_patch_remains
@@ -61,6 +62,21 @@ def test_maps_equal_the_paper_equations(request, concepts, which, cfg, batch, si
     frames = size[0] if which != "cogvideox_15" else -(-size[0] // 2)
     assert capture.maps().shape == (batch, 3, frames, size[1] // 2, size[2] // 2)
     assert capture.video_frames == 4 * size[0] - 3
+
+
+def test_encode_a_video_equals_the_paper_equations(cogvideox, concepts, tiny_vae):
+    calls = []
+    frames = torch.rand(9, 64, 48, 3, generator=torch.Generator().manual_seed(0))     # one video of 9 frames
+    capture = ConceptAttentionEncodeImage.execute(recording_model(cogvideox, calls), tiny_vae("taehv.safetensors"),
+                                                  frames, concepts, 0.5, 1, 0, "all", KEEP_ALL,
+                                                  positive=COGVIDEOX.conditioning(1)).args[0]
+    assert calls[0]["x"].shape == (1, 16, 3, 8, 6)             # 9 frames -> 3 latent frames
+    assert capture.video_frames == 9 and capture.grid == (3, 4, 3) and capture.image_size == (64, 48)
+    expected = paper_reference.cogvideox_concept_attention_maps(
+        cogvideox.model.diffusion_model, calls[0]["x"], calls[0]["timestep"], calls[0]["context"],
+        concepts.embeddings, layers=(0, 1, 2))
+    torch.testing.assert_close(capture.scores["concept_attention"][0], expected[0], atol=1e-4, rtol=1e-4)
+    assert aggregate(capture)[0].shape == (3 * 9, 64, 48, 3)
 
 
 def test_default_layers_are_every_block(cogvideox, concepts):

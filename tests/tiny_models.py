@@ -278,18 +278,37 @@ def build_flux1_for_clip_l(path, seed=0):
     return build_flux(path, guidance=True, seed=seed, config=FLUX1_CLIP_L_CONFIG)
 
 
-def build_server_models(root, flux_name, sd3_name, flux2_name, clip_name):
+def build_server_models(root, flux_name, sd3_name, flux2_name, cogvideox_name, clip_name):
     """The tiny models a server's stock loaders take, in the folders under `root`:
-    diffusion_models/ a Flux 1 dev and a Flux 2 for CLIP-L, and an SD3; text_encoders/
-    a CLIP-L; vae_approx/ taef1, taesd3 and taef2."""
+    diffusion_models/ a Flux 1 dev, a Flux 2 and a CogVideoX for CLIP-L, and an SD3;
+    text_encoders/ a CLIP-L; vae_approx/ taef1, taesd3, taef2 and taehv (video)."""
     root = Path(root)
     build_flux1_for_clip_l(root / "diffusion_models" / flux_name)
     build_flux(root / "diffusion_models" / flux2_name, guidance=True, config=FLUX2_CLIP_L_CONFIG)
     build_sd3(root / "diffusion_models" / sd3_name)
+    if _has_cogvideox():
+        build_cogvideox(root / "diffusion_models" / cogvideox_name, {**COGVIDEOX_CONFIG, "text_embed_dim": CLIP_L_DIM})
+        build_taehv(root / "vae_approx" / "taehv.safetensors")
     build_clip_l(root / "text_encoders" / clip_name)
     build_taesd(root / "vae_approx")
     build_taesd(root / "vae_approx", vae_name="taesd3")
     build_taesd(root / "vae_approx", vae_name="taef2", latent_channels=128)
+
+
+def _has_cogvideox() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("comfy.ldm.cogvideo") is not None
+
+
+def build_taehv(path, seed=0):
+    """Save a random taehv (ComfyUI's TAEHV, 16 latent channels: a video TAE with the
+    4x temporal, 8x spatial compression of CogVideoX's VAE) in fp32, so that the stock
+    VAELoader applies no HunyuanVideo scaling."""
+    import comfy.taesd.taehv
+
+    model = comfy.taesd.taehv.TAEHV(latent_channels=16)
+    _fill_all_(model, seed)
+    return _save(model.state_dict(), path, torch.float32)
 
 
 def build_clip_l(path, seed=0):

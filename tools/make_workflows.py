@@ -54,7 +54,17 @@ MODELS = {
          "https://huggingface.co/Comfy-Org/flux2-dev/resolve/main/split_files/text_encoders/mistral_3_small_flux2_bf16.safetensors"),
     "flux2-vae.safetensors":
         ("vae", "https://huggingface.co/Comfy-Org/flux2-dev/resolve/main/split_files/vae/flux2-vae.safetensors"),
+    "cogvideox_vae.safetensors":
+        ("vae", "https://huggingface.co/Comfy-Org/void-model/resolve/main/vae/cogvideox_vae.safetensors"),
 }
+COGVIDEOX_NOTE = (
+    "CogVideoX: put a CogVideoX transformer in ComfyUI's own layout (its keys start blocks.0.norm1...; ComfyUI does "
+    "not read the diffusers files of THUDM/CogVideoX-5b, and ships no repackaged 5b) as cogvideox_5b.safetensors "
+    "in models/diffusion_models, t5xxl_fp16.safetensors in models/text_encoders and cogvideox_vae.safetensors "
+    "(Comfy-Org/void-model, vae/) in models/vae. 49 frames at 720x480, 50 steps, cfg 6 as the reference's example. "
+    "Layers \"default\" reads every block. The heatmaps come one map per decoded frame: frame 0 from latent "
+    "frame 0, then 4 frames per latent frame."
+)
 FLUX2_NOTE = (
     "Flux 2 {name}: put {unet} in models/diffusion_models, {clip} in models/text_encoders and "
     "flux2-vae.safetensors in models/vae ({repo} on Hugging Face). The sampling follows ComfyUI's own Flux 2 "
@@ -510,6 +520,64 @@ def flux2_dev_generate_with_heatmaps(g):
                     prefix="flux2_dev")
 
 
+VIDEO_PROMPT = "a green dragon flying over a rock under a blue sky, cinematic, slow camera pan"
+VIDEO_FPS = 8.0   # CogVideoX 1.0's frame rate
+
+
+def _cogvideox_generate(g):
+    """CogVideoX text to video through the ConceptAttention Sampler; returns the decode node,
+    the sampler and the CLIP output."""
+    unet = g.add("UNETLoader", 0, unet_name="cogvideox_5b.safetensors", weight_dtype="default")
+    clip = g.add("CLIPLoader", 0, clip_name="t5xxl_fp16.safetensors", type="cogvideox", device="default")
+    vae = g.add("VAELoader", 0, vae_name="cogvideox_vae.safetensors")
+    note = g.note(0, COGVIDEOX_NOTE, title="Models for CogVideoX")
+    g.group("CogVideoX 5b", [unet, clip, vae, note], GROUP_COLORS["models"])
+    positive = g.add("CLIPTextEncode", 1, title="Prompt", box_width=400, clip=clip["CLIP"], text=VIDEO_PROMPT)
+    negative = g.add("CLIPTextEncode", 1, title="Negative prompt", box_width=400, clip=clip["CLIP"], text="")
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
+    latent = g.add("EmptyHunyuanLatentVideo", 1, title="Empty video latent (49 frames)", width=720, height=480,
+                   length=49, batch_size=1)
+    g.group("Prompt and concepts", [positive, negative, concepts, latent], GROUP_COLORS["prompt"])
+    sampler = g.add("ConceptAttentionSampler", 2, model=unet["MODEL"], seed=42, steps=50, cfg=6.0, sampler_name="euler",
+                    scheduler="normal", positive=positive["CONDITIONING"], negative=negative["CONDITIONING"],
+                    latent_image=latent["LATENT"], denoise=1.0, concepts=concepts["concepts"], layers="default",
+                    timesteps="all")
+    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae["VAE"])
+    save = g.add("SaveAnimatedWEBP", 2, title="Save Video", images=decode["IMAGE"],
+                 filename_prefix="ConceptAttention/cogvideox_video", fps=VIDEO_FPS, lossless=False, quality=85,
+                 method="default")
+    g.group("Sample", [sampler, decode, save], GROUP_COLORS["sample"])
+    return decode, sampler
+
+
+def cogvideox_text_to_video_heatmaps(g):
+    decode, sampler = _cogvideox_generate(g)
+    per_concept = []
+    for word in (w.strip() for w in CONCEPTS.split(",")):
+        aggregate = g.add("HeatmapAggregate", 3, title=f"Heatmaps of {word}", concept_attn=sampler["concept_attn"],
+                          concept=word)
+        save = g.add("SaveAnimatedWEBP", 4, title=f"Save {word} heatmaps", images=aggregate["heatmaps"],
+                     filename_prefix=f"ConceptAttention/cogvideox_{word}_heatmaps", fps=VIDEO_FPS, lossless=False,
+                     quality=85, method="default")
+        per_concept += [aggregate, save]
+    g.group("One heatmap video per concept", per_concept, GROUP_COLORS["maps"])
+
+
+def cogvideox_text_to_video_overlays(g):
+    decode, sampler = _cogvideox_generate(g)
+    per_concept = []
+    for word in (w.strip() for w in CONCEPTS.split(",")):
+        aggregate = g.add("HeatmapAggregate", 3, title=f"Maps of {word}", concept_attn=sampler["concept_attn"],
+                          concept=word)
+        overlay = g.add("HeatmapOverlay", 3, title=f"Overlay {word}", image=decode["IMAGE"], heatmaps=aggregate["maps"],
+                        opacity=0.5, colormap="plasma", label=True)
+        save = g.add("SaveAnimatedWEBP", 4, title=f"Save {word} overlays", images=overlay["overlays"],
+                     filename_prefix=f"ConceptAttention/cogvideox_{word}_overlays", fps=VIDEO_FPS, lossless=False,
+                     quality=85, method="default")
+        per_concept += [aggregate, overlay, save]
+    g.group("One overlay video per concept", per_concept, GROUP_COLORS["maps"])
+
+
 # name -> (builder, titles of the output nodes whose images make the thumbnail, in order)
 WORKFLOWS = {
     "flux1_generate_with_heatmaps": (generate_with_heatmaps, ["Save Image", "Save Overlays"]),
@@ -520,6 +588,10 @@ WORKFLOWS = {
     "sd35_heatmaps_of_an_image": (sd35_heatmaps_of_an_image, ["Save Overlays"]),
     "flux2_klein_generate_with_heatmaps": (flux2_klein_generate_with_heatmaps, ["Save Image", "Save Overlays"]),
     "flux2_dev_generate_with_heatmaps": (flux2_dev_generate_with_heatmaps, ["Save Image", "Save Overlays"]),
+    "cogvideox_text_to_video_heatmaps": (cogvideox_text_to_video_heatmaps,
+                                         ["Save Video", "Save dragon heatmaps", "Save rock heatmaps", "Save sky heatmaps"]),
+    "cogvideox_text_to_video_overlays": (cogvideox_text_to_video_overlays,
+                                         ["Save dragon overlays", "Save rock overlays", "Save sky overlays"]),
 }
 
 

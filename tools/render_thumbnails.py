@@ -42,6 +42,8 @@ RUN_TIMEOUT_S = 1800
 TINY_UNET = "tiny_flux1_dev.safetensors"
 TINY_SD3 = "tiny_sd3.safetensors"
 TINY_FLUX2 = "tiny_flux2.safetensors"
+TINY_COGVIDEOX = "tiny_cogvideox.safetensors"
+VIDEO_FRAMES = 9   # decoded frames of the tiny runs: 3 latent frames
 TINY_CLIP = "tiny_clip_l.safetensors"
 
 
@@ -51,6 +53,7 @@ def size_rules(width=None, height=None, steps=None) -> dict:
     if width and height:
         for sizer in ("EmptySD3LatentImage", "EmptyLatentImage", "EmptyFlux2LatentImage", "Flux2Scheduler"):
             rules[sizer] = {"inputs": {"width": width, "height": height}}
+        rules["EmptyHunyuanLatentVideo"] = {"inputs": {"width": width, "height": height, "length": VIDEO_FRAMES}}
     if steps:
         rules["*"] = {"inputs": {"steps": steps}}
     return rules
@@ -95,7 +98,17 @@ def sd3_substitutions(clip_name=TINY_CLIP) -> dict:
     }
 
 
-TINY_MODELS = {"flux1": _flux1_substitutions, "flux2": _flux2_substitutions, "sd35": sd3_substitutions}
+def _cogvideox_substitutions(clip_name):
+    """A tiny CogVideoX whose text input is CLIP-L wide, the CLIP-L loaded as
+    stable_diffusion in place of T5-XXL, and a random taehv (a video TAE with
+    CogVideoX's 16 channels and 4x8x8 compression)."""
+    return {"UNETLoader": {"inputs": {"unet_name": TINY_COGVIDEOX}},
+            "CLIPLoader": {"inputs": {"clip_name": clip_name, "type": "stable_diffusion"}},
+            "VAELoader": {"inputs": {"vae_name": "taehv.safetensors"}}}
+
+
+TINY_MODELS = {"flux1": _flux1_substitutions, "flux2": _flux2_substitutions, "sd35": sd3_substitutions,
+               "cogvideox": _cogvideox_substitutions}
 
 
 def demo_substitutions(width=128, height=128, steps=None) -> dict:
@@ -164,7 +177,7 @@ def _build_tiny_models(root: Path) -> dict:
     host.prepare()
     import tiny_models
 
-    tiny_models.build_server_models(root, TINY_UNET, TINY_SD3, TINY_FLUX2, TINY_CLIP)
+    tiny_models.build_server_models(root, TINY_UNET, TINY_SD3, TINY_FLUX2, TINY_COGVIDEOX, TINY_CLIP)
     return {folder: root / folder for folder in ("diffusion_models", "text_encoders", "vae_approx")}
 
 
