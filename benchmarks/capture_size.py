@@ -1,10 +1,14 @@
-"""Size of CONCEPT_ATTN at each family's default layers, for both `keep` modes.
+"""Size of CONCEPT_ATTN at each family's default layers, for both `keep` modes (images
+and CogVideoX video).
 
 The stored size depends on the evaluations, layers, images, concepts and patches,
 not on the model's width, so this feeds the extension's own Recorder one model call
 per step with scores of the real shapes (random values) and prints what it keeps.
 
     ~/comfy/venv/bin/python benchmarks/capture_size.py [--size 1024] [--steps 28] [--concepts 5]
+
+Only the sizes are measured; the full `every_step_and_layer` rows of the video models
+allocate that much memory (several GB) for a moment.
 """
 import argparse
 import sys
@@ -13,18 +17,30 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import host  # noqa: E402
 
-# (family module name, model, its joint-attention blocks, latent pixels per patch side)
-MODELS = [
+# (family module name, model, its joint-attention blocks, pixels per patch side)
+IMAGE_MODELS = [
     ("flux", "Flux 1 dev / schnell", 19, 16),
     ("flux2", "Flux 2 dev", 8, 16),
     ("sd3", "SD3 medium", 24, 16),
     ("sd3", "SD3.5 medium", 24, 16),
     ("sd3", "SD3.5 large", 38, 16),
 ]
-BUDGET_MB = 64
+# (model, blocks, token grid (frames, height, width), what it is): CogVideoX at its own
+# resolutions, 50 steps as the reference's example. 1.0: 49 frames at 480x720 are 13 latent
+# frames of 60x90, patches of 2x2; 1.5: 81 frames at 768x1360 are 21 latent frames (22 after
+# padding to pairs) of 96x170, patches of 2x2x2.
+VIDEO_MODELS = [
+    ("CogVideoX 2b", 30, (13, 30, 45), "49 frames, 480x720"),
+    ("CogVideoX 5b", 42, (13, 30, 45), "49 frames, 480x720"),
+    ("CogVideoX 1.5 5b", 42, (11, 48, 85), "81 frames, 768x1360"),
+]
+VIDEO_STEPS = 50
+IMAGE_BUDGET_MB, VIDEO_BUDGET_MB = 64, 256
 
 
-def stored_bytes(family, blocks, patches, steps, concepts, keep) -> int:
+def stored_bytes(family, blocks, grid, steps, concepts, keep) -> int:
+    import math
+
     import torch
 
     from concept_attention import maths
@@ -36,9 +52,9 @@ def stored_bytes(family, blocks, patches, steps, concepts, keep) -> int:
                        layers=family.default_layers(blocks), keep=keep)
     sigmas = torch.linspace(1, 0, steps + 1)
     recorder = Recorder(spec, sigmas)
-    side = int(patches ** 0.5)
+    patches = math.prod(grid)
     for step in range(steps):
-        call = ModelCall(spec, torch.tensor([0]), (1, side, side), (side * 16, side * 16))
+        call = ModelCall(spec, torch.tensor([0]), grid, (grid[1] * 16, grid[2] * 16))
         for _ in spec.layers:
             for method in maths.METHODS:
                 call.scores[method].append(torch.randn(1, concepts, patches))
@@ -58,16 +74,31 @@ def main():
 
     families = {module.__name__.rsplit(".", 1)[-1]: module for module in hooks.FAMILIES}
     print(f"{opts.size}x{opts.size} px, {opts.steps} steps, {opts.concepts} concepts, batch 1, both methods; "
-          f"MiB (budget at the defaults: {BUDGET_MB} MB)")
+          f"MiB (budget at the defaults: {IMAGE_BUDGET_MB} MB)")
     print(f"| model | default layers | patches | {KEEP_SUMS} | {KEEP_ALL} |")
     print("|---|---|---|---|---|")
-    for module, model, blocks, pixels in MODELS:
-        family = families[module]
-        patches = (opts.size // pixels) ** 2
-        sizes = [stored_bytes(family, blocks, patches, opts.steps, opts.concepts, keep) / 2**20
-                 for keep in (KEEP_SUMS, KEEP_ALL)]
-        layers = family.default_layers(blocks)
-        print(f"| {model} | {layers[0]}-{layers[-1]} ({len(layers)}) | {patches} | {sizes[0]:.1f} | {sizes[1]:.1f} |")
+    for module, model, blocks, pixels in IMAGE_MODELS:
+        side = opts.size // pixels
+        _row(families[module], model, blocks, (1, side, side), opts.steps, opts.concepts)
+    if "cogvideox" not in families:
+        print(f"\nCogVideoX: {hooks.UNAVAILABLE['CogVideoX']}")
+        return
+    print(f"\nvideo, {VIDEO_STEPS} steps, {opts.concepts} concepts, batch 1, both methods; MiB "
+          f"(budget at the defaults: {VIDEO_BUDGET_MB} MB)")
+    print(f"| model | video | default layers | patches (frames x h x w) | {KEEP_SUMS} | {KEEP_ALL} |")
+    print("|---|---|---|---|---|---|")
+    for model, blocks, grid, video in VIDEO_MODELS:
+        _row(families["cogvideox"], model, blocks, grid, VIDEO_STEPS, opts.concepts, video)
+
+
+def _row(family, model, blocks, grid, steps, concepts, video=None):
+    from concept_attention.data import KEEP_ALL, KEEP_SUMS
+
+    sizes = [stored_bytes(family, blocks, grid, steps, concepts, keep) / 2**20 for keep in (KEEP_SUMS, KEEP_ALL)]
+    layers = family.default_layers(blocks)
+    patches = grid[1] * grid[2] if video is None else "x".join(map(str, grid))
+    first = f"| {model} |" + (f" {video} |" if video else "")
+    print(f"{first} {layers[0]}-{layers[-1]} ({len(layers)}) | {patches} | {sizes[0]:.1f} | {sizes[1]:.1f} |")
 
 
 if __name__ == "__main__":
