@@ -550,32 +550,36 @@ def _cogvideox_generate(g):
     return decode, sampler
 
 
-def cogvideox_text_to_video_heatmaps(g):
-    decode, sampler = _cogvideox_generate(g)
-    per_concept = []
+def _video_per_concept(g, sampler, group, kind, frames_of):
+    """For each concept: a HeatmapAggregate of it alone and an animated WEBP of the
+    frames that frames_of(word, aggregate) gives: (nodes it added, an IMAGE output)."""
+    nodes = []
     for word in (w.strip() for w in CONCEPTS.split(",")):
-        aggregate = g.add("HeatmapAggregate", 3, title=f"Heatmaps of {word}", concept_attn=sampler["concept_attn"],
+        aggregate = g.add("HeatmapAggregate", 3, title=f"Maps of {word}", concept_attn=sampler["concept_attn"],
                           concept=word)
-        save = g.add("SaveAnimatedWEBP", 4, title=f"Save {word} heatmaps", images=aggregate["heatmaps"],
-                     filename_prefix=f"ConceptAttention/cogvideox_{word}_heatmaps", fps=VIDEO_FPS, lossless=False,
+        added, frames = frames_of(word, aggregate)
+        save = g.add("SaveAnimatedWEBP", 4, title=f"Save {word} {kind}", images=frames,
+                     filename_prefix=f"ConceptAttention/cogvideox_{word}_{kind}", fps=VIDEO_FPS, lossless=False,
                      quality=85, method="default")
-        per_concept += [aggregate, save]
-    g.group("One heatmap video per concept", per_concept, GROUP_COLORS["maps"])
+        nodes += [aggregate, *added, save]
+    g.group(group, nodes, GROUP_COLORS["maps"])
+
+
+def cogvideox_text_to_video_heatmaps(g):
+    _, sampler = _cogvideox_generate(g)
+    _video_per_concept(g, sampler, "One heatmap video per concept", "heatmaps",
+                       lambda word, aggregate: ([], aggregate["heatmaps"]))
 
 
 def cogvideox_text_to_video_overlays(g):
     decode, sampler = _cogvideox_generate(g)
-    per_concept = []
-    for word in (w.strip() for w in CONCEPTS.split(",")):
-        aggregate = g.add("HeatmapAggregate", 3, title=f"Maps of {word}", concept_attn=sampler["concept_attn"],
-                          concept=word)
-        overlay = g.add("HeatmapOverlay", 3, title=f"Overlay {word}", image=decode["IMAGE"], heatmaps=aggregate["maps"],
-                        opacity=0.5, colormap="plasma", label=True)
-        save = g.add("SaveAnimatedWEBP", 4, title=f"Save {word} overlays", images=overlay["overlays"],
-                     filename_prefix=f"ConceptAttention/cogvideox_{word}_overlays", fps=VIDEO_FPS, lossless=False,
-                     quality=85, method="default")
-        per_concept += [aggregate, overlay, save]
-    g.group("One overlay video per concept", per_concept, GROUP_COLORS["maps"])
+
+    def overlay(word, aggregate):
+        node = g.add("HeatmapOverlay", 3, title=f"Overlay {word}", image=decode["IMAGE"], heatmaps=aggregate["maps"],
+                     opacity=0.5, colormap="plasma", label=True)
+        return [node], node["overlays"]
+
+    _video_per_concept(g, sampler, "One overlay video per concept", "overlays", overlay)
 
 
 # name -> (builder, titles of the output nodes whose images make the thumbnail, in order)
