@@ -1,6 +1,8 @@
 """The ComfyUI nodes (V3 API). Each node checks its inputs and delegates."""
 from comfy_api.latest import ComfyExtension, io
 
+from .demo import install_demo_scene
+
 from .aggregate import HeatmapAggregate
 from .apply import ConceptAttentionApply
 from .demo import ConceptAttentionDemoModel
@@ -8,11 +10,15 @@ from .encode import ConceptEncode
 from .encode_image import ConceptAttentionEncodeImage
 from .overlay import HeatmapOverlay
 from .sampler import ConceptAttentionSampler
+from .viewer import ConceptAttentionViewer
 
 NODES = [ConceptEncode, ConceptAttentionSampler, ConceptAttentionApply, ConceptAttentionEncodeImage,
-         HeatmapAggregate, HeatmapOverlay, ConceptAttentionDemoModel]
+         HeatmapAggregate, HeatmapOverlay, ConceptAttentionViewer, ConceptAttentionDemoModel]
 
 
 class ConceptAttentionExtension(ComfyExtension):
+    async def on_load(self) -> None:
+        install_demo_scene()
+
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return NODES

@@ -1,9 +1,11 @@
 """HeatmapAggregate: CONCEPT_ATTN -> heatmap images, soft masks, argmax masks."""
+import torch
 from comfy_api.latest import io
 
 from .. import maths
 from ..data import ConceptMaps, SelectionError
 from ..errors import NodeInputError
+from ..render import draw_label
 from ..selection import parse_indices
 from .types import CATEGORY, ConceptAttn, ConceptMaps as ConceptMapsType
 
@@ -49,6 +51,9 @@ class HeatmapAggregate(io.ComfyNode):
                                tooltip="The cut for threshold_mode fixed, on the normalised 0..1 maps."),
                 io.Int.Input("grow", default=0, min=-256, max=256,
                              tooltip="Grow (positive) or shrink (negative) the argmax and threshold masks by this many pixels."),
+                io.Boolean.Input("label", default=True,
+                                 tooltip="Write the concept word in the top-left corner of each heatmap image, so that "
+                                         "previews say which map is which (the masks are left as they are)."),
                 io.String.Input("concept", default="all",
                                 tooltip="\"all\", or one concept word: only that concept's maps and masks (for a video, "
                                         "its frames, ready for a video-saving node)."),
@@ -71,7 +76,8 @@ class HeatmapAggregate(io.ComfyNode):
 
     @classmethod
     def execute(cls, concept_attn, layers, timesteps, method, normalization, output_size, colormap,
-                blur=0.0, threshold_mode="mean", threshold=0.5, grow=0, concept="all", after=None) -> io.NodeOutput:
+                blur=0.0, threshold_mode="mean", threshold=0.5, grow=0, label=True, concept="all",
+                after=None) -> io.NodeOutput:
         capture = concept_attn
         maps = _maps(capture, layers, timesteps, method)
         words = tuple(capture.concepts)
@@ -92,8 +98,11 @@ class HeatmapAggregate(io.ComfyNode):
         def as_batch(t):
             return t.reshape(-1, *maps.shape[-2:], *t.shape[maps.ndim:])
 
-        return io.NodeOutput(as_batch(maths.colorize(soft, colormap)), as_batch(soft), as_batch(argmax),
-                             as_batch(thresholded), labels, ConceptMaps(words=words, maps=soft))
+        heatmaps = as_batch(maths.colorize(soft, colormap))
+        if label:
+            heatmaps = torch.stack([draw_label(image, word) for image, word in zip(heatmaps, labels.splitlines())])
+        return io.NodeOutput(heatmaps, as_batch(soft), as_batch(argmax), as_batch(thresholded), labels,
+                             ConceptMaps(words=words, maps=soft))
 
 
 def _maps(capture, layers: str, timesteps: str, method: str):

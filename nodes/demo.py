@@ -1,4 +1,10 @@
-"""ConceptAttentionDemoModel: the bundled small model, so the extension runs out of the box."""
+"""ConceptAttentionDemoModel: the bundled small model, so the extension runs out of the box;
+and the scene its image template reads."""
+import logging
+import shutil
+from pathlib import Path
+
+import folder_paths
 from comfy_api.latest import io
 
 from ..demo_model import load_demo
@@ -26,3 +32,19 @@ class ConceptAttentionDemoModel(io.ComfyNode):
     @classmethod
     def execute(cls) -> io.NodeOutput:
         return io.NodeOutput(*load_demo())
+
+
+DEMO_SCENE = Path(__file__).resolve().parents[1] / "assets" / "demo_scene.png"
+
+
+def install_demo_scene():
+    """Put the demo scene into ComfyUI's input folder (once), so that the template
+    "Try ConceptAttention - read an image (no downloads)" can load it with LoadImage."""
+    target = Path(folder_paths.get_input_directory()) / DEMO_SCENE.name
+    if target.exists():
+        return
+    try:
+        shutil.copyfile(DEMO_SCENE, target)
+    except OSError as e:
+        logging.warning("ConceptAttention: could not copy %s to the input folder (%s); the image template "
+                        "needs an image loaded by hand", DEMO_SCENE.name, e)

@@ -10,6 +10,7 @@ import os
 import shutil
 import struct
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_rules(server):
-    """Substitutions(workflow, width, height, steps) that give a workflow models this
-    host's loaders build: the tiny models of its family through the stock loaders
+    """Substitutions(family, width, height, steps) that give a workflow of that family
+    (make_workflows.Workflow.family) models this host's loaders build: the tiny models of its family through the stock loaders
     where UNETLoader builds them at their size (ComfyUI 0.33). ComfyUI 0.3.75's
     UNETLoader builds Flux only at full size (24 heads, Flux 2 48): there the Flux 1
     workflows run on the bundled demo model, and the Flux 2 ones are skipped."""
@@ -79,12 +80,11 @@ def model_rules(server):
             for family, name, config in (("flux1", UNET_NAME, tiny_models.FLUX1_CLIP_L_CONFIG),
                                          ("flux2", render_thumbnails.TINY_FLUX2, tiny_models.FLUX2_CLIP_L_CONFIG))}
 
-    def rules(workflow, width, height, steps):
-        family = render_thumbnails.family_of(workflow)
+    def rules(family, width, height, steps):
         if family == "cogvideox" and "CogVideoX" in hooks.UNAVAILABLE:
             pytest.skip(hooks.UNAVAILABLE["CogVideoX"])
         if fits.get(family, True):
-            return render_thumbnails.tiny_substitutions(workflow, width, height, steps, CLIP_NAME)
+            return render_thumbnails.tiny_substitutions(family, width, height, steps, CLIP_NAME)
         if family == "flux2":
             pytest.skip("this ComfyUI's UNETLoader builds Flux 2 only at full size (48 heads), not the tiny test model")
         print("Flux 1 workflows run on the demo model: this ComfyUI's UNETLoader builds Flux only at 24 heads")
@@ -115,7 +115,7 @@ def _png_size(png: bytes) -> tuple[int, int]:
 
 
 def test_flux1_heatmaps_workflow(server, model_rules):
-    prompt = workflow_format.substitute(json.loads(WORKFLOW.read_text()), model_rules(WORKFLOW.stem, WIDTH, HEIGHT, None))
+    prompt = workflow_format.substitute(json.loads(WORKFLOW.read_text()), model_rules("flux1", WIDTH, HEIGHT, None))
     by_type = {}
     for node_id, node in prompt.items():
         by_type.setdefault(node["class_type"], []).append(node_id)
@@ -142,6 +142,9 @@ def test_flux1_heatmaps_workflow(server, model_rules):
 
 # Images each output node (by title) gives for one generated image and the workflow's concepts.
 UI_OUTPUTS = {
+    "Try ConceptAttention (no downloads)": {"Save Image": 1, "Save Overlays": 5, "Save Heatmaps": 5,
+                                            "Preview Segmentation": 5},
+    "Try ConceptAttention - read an image (no downloads)": {"Save Overlays": 5},
     "flux1_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3, "Preview Segmentation": 3},
     "flux1_heatmaps_of_an_image": {"Save Overlays": 4, "Save Heatmaps": 4},
     "flux1_mask_the_sky_and_inpaint": {"Save Original": 1, "Preview Sky Mask": 1, "Save New Sky": 1},
@@ -197,7 +200,7 @@ def test_ui_workflow(server, model_rules, name):
     fresh = workflow_format.ui_to_api(make_workflows.build(name, server.object_info), server.object_info)
     assert prompt == fresh, f"workflows/{name}.json is out of date with the nodes: run tools/make_workflows.py"
 
-    rules = model_rules(name, UI_WIDTH, UI_HEIGHT, UI_STEPS)
+    rules = model_rules(make_workflows.WORKFLOWS[name].family, UI_WIDTH, UI_HEIGHT, UI_STEPS)
     rules["*"]["inputs"]["noise_samples"] = 1
     prompt = workflow_format.substitute(prompt, rules)
     assert not workflow_format.nodes_of(prompt, "DualCLIPLoader")
@@ -231,6 +234,11 @@ def test_ui_workflow(server, model_rules, name):
         if kind == "output":
             prefix = prompt[node_id]["inputs"]["filename_prefix"]
             assert sorted(server.output.glob(f"{prefix}_*.png")) == sorted(_saved(server, entry, node_id)), prefix
+    for node_id in workflow_format.nodes_of(prompt, "ConceptAttentionViewer"):
+        view = entry["outputs"][node_id]["concept_attention_viewer"][0]      # what the viewer in the page shows
+        concepts = workflow_format.nodes_of(prompt, "ConceptEncode")
+        assert view["concepts"] == [w.strip() for w in next(iter(concepts.values()))["inputs"]["concepts"].split(",")]
+        assert len(view["pictures"]) == 1 and len(view["maps"]) == len(view["views"])
 
 
 def _webp_size(data: bytes) -> tuple:
@@ -358,5 +366,5 @@ def test_workflow_templates_are_served(server):
     assert sorted(listed.get("ConceptAttention", [])) == UI_WORKFLOWS, listed
     for name in UI_WORKFLOWS:
         for suffix in (".json", ".jpg"):
-            route = f"/api/workflow_templates/ConceptAttention/{name}{suffix}"
+            route = f"/api/workflow_templates/ConceptAttention/{urllib.parse.quote(name)}{suffix}"
             assert server.read(route) == (REPO / "workflows" / f"{name}{suffix}").read_bytes(), route

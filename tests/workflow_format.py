@@ -227,9 +227,10 @@ def substitute(prompt: dict, rules: dict) -> dict:
         by a "New" node with exactly these value inputs (its links are kept only where
         "New" takes an input of the same name, listed in "keep_links"), and re-point
         links to its outputs by `output_map` (old slot -> new slot; identity if absent);
-      {"split": {"0": {"class_type": "A", "inputs": {...}}, "2": {...}}}: replace the
-        node by one node per listed output (id "<id>.<slot>"), each giving that output
-        as its output 0, e.g. a checkpoint loader's MODEL and VAE by two loaders.
+      {"split": {"0": {"class_type": "A", "inputs": {...}}, "2": {..., "output": 1}}}:
+        replace the node by one node per listed output (id "<id>.<slot>"), each giving
+        that output as its output "output" (0 if absent), e.g. a checkpoint loader's
+        MODEL and VAE by two loaders.
     Nodes that a rule adds are not substituted again.
     """
     prompt = copy.deepcopy(prompt)
@@ -246,7 +247,7 @@ def substitute(prompt: dict, rules: dict) -> dict:
                 part_id = f"{node_id}.{slot}"
                 prompt[part_id] = {"class_type": part["class_type"], "inputs": copy.deepcopy(part.get("inputs", {})),
                                    "_meta": {"title": f"{title} -> {part['class_type']}"}}
-                relink[node_id][int(slot)] = [part_id, 0]
+                relink[node_id][int(slot)] = [part_id, part.get("output", 0)]
         elif "class_type" in rule:
             kept = {k: v for k, v in node["inputs"].items() if k in rule.get("keep_links", ())}
             node["class_type"] = rule["class_type"]

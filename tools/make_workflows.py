@@ -16,6 +16,7 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import host
 from comfy_server import REPO, ComfyClient, ComfyServer
@@ -24,6 +25,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from workflow_format import socket_inputs, widget_layout  # noqa: E402
 
 OUT = REPO / "workflows"
+DEMO_SCENE = "demo_scene.png"   # assets/demo_scene.png, which the extension copies into ComfyUI's input folder
 
 # Download links the frontend offers when a model is missing (those of ComfyUI's own Flux templates).
 MODELS = {
@@ -85,7 +87,8 @@ COLUMN_GAP, ROW_GAP = 60, 50
 TITLE_H, GROUP_HEADER, GROUP_PAD = 30, 40, 15
 WIDTH = 320
 SLOT_H, WIDGET_H = 22, 30
-IMAGE_NODES = {"SaveImage": 340, "PreviewImage": 340, "LoadImage": 340}  # extra height for the picture
+# extra height for the picture (the viewer: its panel)
+IMAGE_NODES = {"SaveImage": 340, "PreviewImage": 340, "LoadImage": 340, "ConceptAttentionViewer": 480}
 GROUP_COLORS = {"models": "#3f789e", "prompt": "#3f789e", "sample": "#8A8", "maps": "#a1309b", "edit": "#b06634",
                 "output": "#444"}
 
@@ -582,26 +585,110 @@ def cogvideox_text_to_video_overlays(g):
     _video_per_concept(g, sampler, "One overlay video per concept", "overlays", overlay)
 
 
-# name -> (builder, titles of the output nodes whose images make the thumbnail, in order)
+DEMO_PROMPT = "a red circle and a blue square on grass"
+DEMO_CONCEPTS = "red, blue, circle, square, grass"
+DEMO_NOTE = (
+    "No downloads: the ConceptAttention Demo Model node loads the small model that ships with the extension "
+    "(models/demo), trained on 128 px scenes of coloured shapes (circle, square, triangle, cross, star, heart in "
+    "red, green, blue, yellow, purple, orange or white) on sky, grass or a wooden floor. It knows only those words. "
+    "Run the graph, then explore the maps in the ConceptAttention Viewer: click a concept, hover the image."
+)
+DEMO_IMAGE_NOTE = (
+    "No downloads: the demo model reads an image you load (Encode Image), here demo_scene.png, a held-out scene "
+    "(a purple circle and a blue square on grass) that the extension puts into ComfyUI's input folder. Load any "
+    "128 px scene of coloured shapes on sky, grass or a wooden floor; the demo model knows only those words."
+)
+DEMO_IMAGE_CONCEPTS = "purple, blue, circle, square, grass"
+
+
+def _demo_model(g, note):
+    demo = g.add("ConceptAttentionDemoModel", 0)
+    g.group("The demo model (ships with the extension)", [demo, g.note(0, note, title="About this template")],
+            GROUP_COLORS["models"])
+    return demo
+
+
+def try_no_downloads(g):
+    demo = _demo_model(g, DEMO_NOTE)
+    positive = g.add("CLIPTextEncode", 1, title="Prompt", box_width=400, clip=demo["CLIP"], text=DEMO_PROMPT)
+    negative = g.add("CLIPTextEncode", 1, title="Negative prompt", box_width=400, clip=demo["CLIP"], text="")
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=demo["CLIP"], concepts=DEMO_CONCEPTS, pooling="first_token")
+    latent = g.add("EmptySD3LatentImage", 1, width=128, height=128, batch_size=1)
+    g.group("Prompt and concepts", [positive, negative, concepts, latent], GROUP_COLORS["prompt"])
+    sampler = g.add("ConceptAttentionSampler", 2, model=demo["MODEL"], seed=3, steps=20, cfg=4.0, sampler_name="euler",
+                    scheduler="simple", positive=positive["CONDITIONING"], negative=negative["CONDITIONING"],
+                    latent_image=latent["LATENT"], denoise=1.0, concepts=concepts["concepts"], layers="default",
+                    timesteps="all")
+    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=demo["VAE"])
+    aggregate = g.add("HeatmapAggregate", 2, concept_attn=sampler["concept_attn"])
+    g.group("Sample and read the maps", [sampler, decode, aggregate], GROUP_COLORS["sample"])
+    viewer = g.add("ConceptAttentionViewer", 3, box_width=460, concept_attn=sampler["concept_attn"],
+                   images=decode["IMAGE"])
+    g.group("Explore the maps", [viewer], GROUP_COLORS["maps"])
+    _overlays_and_segmentation(g, decode, aggregate, "try", column=4)
+
+
+def try_reading_an_image(g):
+    demo = _demo_model(g, DEMO_IMAGE_NOTE)
+    image = g.add("LoadImage", 1, image=DEMO_SCENE)
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=demo["CLIP"], concepts=DEMO_IMAGE_CONCEPTS,
+                     pooling="first_token")
+    g.group("Image and concepts", [image, concepts], GROUP_COLORS["prompt"])
+    read = g.add("ConceptAttentionEncodeImage", 2, model=demo["MODEL"], vae=demo["VAE"], image=image["IMAGE"],
+                 concepts=concepts["concepts"], noise_level=0.5, noise_samples=4, seed=0, layers="default")
+    aggregate = g.add("HeatmapAggregate", 2, concept_attn=read["concept_attn"])
+    overlay = g.add("HeatmapOverlay", 2, image=image["IMAGE"], heatmaps=aggregate["maps"], opacity=0.5,
+                    colormap="plasma", label=True)
+    g.group("Read the image", [read, aggregate, overlay], GROUP_COLORS["sample"])
+    g.add("ConceptAttentionViewer", 3, box_width=460, concept_attn=read["concept_attn"], images=image["IMAGE"])
+    g.add("SaveImage", 4, title="Save Overlays", images=overlay["overlays"],
+          filename_prefix="ConceptAttention/try_image_overlays")
+
+
+class Workflow(NamedTuple):
+    build: Callable          # build(graph) adds the nodes
+    thumbnail: list          # titles of the output nodes whose images make the thumbnail, in order
+    family: str              # the models it loads: demo (ships with the extension), flux1, flux2, sd35, cogvideox
+
+
 WORKFLOWS = {
-    "flux1_generate_with_heatmaps": (generate_with_heatmaps, ["Save Image", "Save Overlays"]),
-    "flux1_heatmaps_of_an_image": (heatmaps_of_an_image, ["Save Overlays"]),
-    "flux1_mask_the_sky_and_inpaint": (mask_the_sky_and_inpaint, ["Save Original", "Preview Sky Mask", "Save New Sky"]),
-    "flux1_apply_with_sampler_custom_advanced": (apply_with_sampler_custom_advanced, ["Save Image", "Save Overlays"]),
-    "sd35_generate_with_heatmaps": (sd35_generate_with_heatmaps, ["Save Image", "Save Overlays"]),
-    "sd35_heatmaps_of_an_image": (sd35_heatmaps_of_an_image, ["Save Overlays"]),
-    "flux2_klein_generate_with_heatmaps": (flux2_klein_generate_with_heatmaps, ["Save Image", "Save Overlays"]),
-    "flux2_dev_generate_with_heatmaps": (flux2_dev_generate_with_heatmaps, ["Save Image", "Save Overlays"]),
-    "cogvideox_text_to_video_heatmaps": (cogvideox_text_to_video_heatmaps,
-                                         ["Save Video", "Save dragon heatmaps", "Save rock heatmaps", "Save sky heatmaps"]),
-    "cogvideox_text_to_video_overlays": (cogvideox_text_to_video_overlays,
-                                         ["Save dragon overlays", "Save rock overlays", "Save sky overlays"]),
+    # The page shows a template's file name as its title; web/templates.js lists these two first.
+    "Try ConceptAttention (no downloads)": Workflow(try_no_downloads, ["Save Image", "Save Overlays"], "demo"),
+    "Try ConceptAttention - read an image (no downloads)": Workflow(try_reading_an_image, ["Save Overlays"], "demo"),
+    "flux1_generate_with_heatmaps": Workflow(generate_with_heatmaps, ["Save Image", "Save Overlays"], "flux1"),
+    "flux1_heatmaps_of_an_image": Workflow(heatmaps_of_an_image, ["Save Overlays"], "flux1"),
+    "flux1_mask_the_sky_and_inpaint": Workflow(mask_the_sky_and_inpaint,
+                                               ["Save Original", "Preview Sky Mask", "Save New Sky"], "flux1"),
+    "flux1_apply_with_sampler_custom_advanced": Workflow(apply_with_sampler_custom_advanced,
+                                                         ["Save Image", "Save Overlays"], "flux1"),
+    "sd35_generate_with_heatmaps": Workflow(sd35_generate_with_heatmaps, ["Save Image", "Save Overlays"], "sd35"),
+    "sd35_heatmaps_of_an_image": Workflow(sd35_heatmaps_of_an_image, ["Save Overlays"], "sd35"),
+    "flux2_klein_generate_with_heatmaps": Workflow(flux2_klein_generate_with_heatmaps, ["Save Image", "Save Overlays"],
+                                                   "flux2"),
+    "flux2_dev_generate_with_heatmaps": Workflow(flux2_dev_generate_with_heatmaps, ["Save Image", "Save Overlays"],
+                                                 "flux2"),
+    "cogvideox_text_to_video_heatmaps": Workflow(cogvideox_text_to_video_heatmaps,
+                                                 ["Save Video", "Save dragon heatmaps", "Save rock heatmaps",
+                                                  "Save sky heatmaps"], "cogvideox"),
+    "cogvideox_text_to_video_overlays": Workflow(cogvideox_text_to_video_overlays,
+                                                 ["Save dragon overlays", "Save rock overlays", "Save sky overlays"],
+                                                 "cogvideox"),
 }
+
+
+THUMBNAIL_NOTE = (
+    "This template's thumbnail shows the extension's bundled demo model running this same graph (its loaders "
+    "swapped for the ConceptAttention Demo Model node, the demo model's prompt and concepts): the model this "
+    "template is for cannot be downloaded where the extension is built. The \"Try ConceptAttention\" templates "
+    "run on the demo model as they are."
+)
 
 
 def build(name, object_info) -> dict:
     graph = Graph(name, object_info)
-    WORKFLOWS[name][0](graph)
+    WORKFLOWS[name].build(graph)
+    if WORKFLOWS[name].family != "demo":
+        graph.note(0, THUMBNAIL_NOTE, title="About the thumbnail")
     return graph.to_ui()
 
 

@@ -4,6 +4,9 @@ Each workflow in workflows/*.json is converted to the API format with the server
 /object_info, adapted to the models that server has (substitutions), run, and the
 images of its chosen output nodes (make_workflows.WORKFLOWS) are put on one sheet.
 
+    # the committed thumbnails: every graph on the bundled demo model (its prompt, its
+    # concepts, its scene for LoadImage) on a temporary CPU server:
+    python tools/render_thumbnails.py --demo
     # tiny random test models on a temporary CPU server (the pictures are noise):
     python tools/render_thumbnails.py --tiny
     # a running server, with substitutions for its models:
@@ -32,13 +35,14 @@ from pathlib import Path
 
 import host
 from comfy_server import ComfyClient, ComfyServer
-from make_workflows import OUT, REPO, WORKFLOWS  # also puts tests/ on sys.path, for workflow_format
+from make_workflows import CONCEPTS, DEMO_CONCEPTS, DEMO_PROMPT, OUT, REPO, WORKFLOWS  # also puts tests/ on sys.path
 from workflow_format import nodes_of, substitute, ui_to_api
 
 SHEET_WIDTH = 512
 GAP = 4
 BACKGROUND = (24, 24, 24)
 RUN_TIMEOUT_S = 1800
+DEMO_SCENE = REPO / "assets" / "demo_scene.png"
 TINY_UNET = "tiny_flux1_dev.safetensors"
 TINY_SD3 = "tiny_sd3.safetensors"
 TINY_FLUX2 = "tiny_flux2.safetensors"
@@ -59,15 +63,10 @@ def size_rules(width=None, height=None, steps=None) -> dict:
     return rules
 
 
-def family_of(workflow: str) -> str:
-    """The model family of an example workflow, from its name: flux1, flux2 or sd35."""
-    return workflow.split("_", 1)[0]
-
-
-def tiny_substitutions(workflow, width=256, height=256, steps=4, clip_name=TINY_CLIP) -> dict:
-    """The stock loaders of a workflow swapped for the tiny test models
-    (tests/tiny_models.py build_server_models) of its family."""
-    return {**TINY_MODELS[family_of(workflow)](clip_name), **size_rules(width, height, steps)}
+def tiny_substitutions(family, width=256, height=256, steps=4, clip_name=TINY_CLIP) -> dict:
+    """The stock loaders of a workflow of `family` (make_workflows.Workflow.family)
+    swapped for the tiny test models (tests/tiny_models.py build_server_models)."""
+    return {**TINY_MODELS[family](clip_name), **size_rules(width, height, steps)}
 
 
 def _flux1_substitutions(clip_name):
@@ -107,21 +106,39 @@ def _cogvideox_substitutions(clip_name):
             "VAELoader": {"inputs": {"vae_name": "taehv.safetensors"}}}
 
 
-TINY_MODELS = {"flux1": _flux1_substitutions, "flux2": _flux2_substitutions, "sd35": sd3_substitutions,
+TINY_MODELS = {"demo": lambda clip_name: {}, "flux1": _flux1_substitutions, "flux2": _flux2_substitutions, "sd35": sd3_substitutions,
                "cogvideox": _cogvideox_substitutions}
 
 
+DEMO = {"class_type": "ConceptAttentionDemoModel", "inputs": {}}   # outputs MODEL, CLIP, VAE
+
+
 def demo_substitutions(width=128, height=128, steps=None) -> dict:
-    """The stock loaders of the Flux 1 workflows swapped for the bundled demo model: one
-    ConceptAttention Demo Model node gives each loader's MODEL, CLIP or VAE."""
-    demo = {"class_type": "ConceptAttentionDemoModel", "inputs": {}}
+    """The stock loaders of a workflow swapped for the bundled demo model: one
+    ConceptAttention Demo Model node gives each loader's MODEL, CLIP or VAE (the SD3.5
+    checkpoint loader's MODEL and VAE too), and the latents become the demo model's."""
+    image_latent = {"class_type": "EmptySD3LatentImage", "inputs": {"width": width, "height": height, "batch_size": 1}}
     return {
-        "UNETLoader": demo,
-        "CLIPLoader": {**demo, "output_map": {"0": 1}},
-        "DualCLIPLoader": {**demo, "output_map": {"0": 1}},
-        "VAELoader": {**demo, "output_map": {"0": 2}},
         **size_rules(width, height, steps),
+        "UNETLoader": DEMO,
+        "CLIPLoader": {**DEMO, "output_map": {"0": 1}},
+        "DualCLIPLoader": {**DEMO, "output_map": {"0": 1}},
+        "TripleCLIPLoader": {**DEMO, "output_map": {"0": 1}},
+        "VAELoader": {**DEMO, "output_map": {"0": 2}},
+        "CheckpointLoaderSimple": {"split": {"0": DEMO, "2": {**DEMO, "output": 2}}},
+        # Flux 2 and CogVideoX latents: the demo model's 16-channel image latent instead
+        "EmptyFlux2LatentImage": image_latent,
+        "EmptyHunyuanLatentVideo": image_latent,
     }
+
+
+def demo_thumbnail_substitutions(scene_size=128, steps=20) -> dict:
+    """demo_substitutions, with the demo model's own prompt and concepts in every text
+    and concept input, so that each thumbnail shows what the graph does."""
+    rules = demo_substitutions(scene_size, scene_size, steps)
+    rules["CLIPTextEncode"] = {"inputs": {"text": DEMO_PROMPT}}
+    rules["ConceptEncode"] = {"inputs": {"concepts": DEMO_CONCEPTS}}
+    return rules
 
 
 def contact_sheet(images, width=SHEET_WIDTH):
@@ -143,22 +160,36 @@ def contact_sheet(images, width=SHEET_WIDTH):
     return sheet
 
 
+def _rename_chosen_concepts(prompt: dict, rules: dict):
+    """Where the rules replace the concepts, a Heatmap Aggregate's `concept` (one word of
+    the workflow's concepts) becomes the word at the same place in the new ones."""
+    new_words = rules.get("ConceptEncode", {}).get("inputs", {}).get("concepts")
+    if new_words is None:
+        return
+    old_words = [w.strip() for w in CONCEPTS.split(",")]
+    new_words = [w.strip() for w in new_words.split(",")]
+    for node in nodes_of(prompt, "HeatmapAggregate").values():
+        if node["inputs"].get("concept") in old_words:
+            node["inputs"]["concept"] = new_words[old_words.index(node["inputs"]["concept"])]
+
+
 def render(client, name, object_info, rules, image=None, out=OUT, width=SHEET_WIDTH) -> Path:
     from PIL import Image
 
     ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
     prompt = substitute(ui_to_api(ui, object_info), rules)
+    _rename_chosen_concepts(prompt, rules)
     for node in nodes_of(prompt, "LoadImage").values():
         if image is not None:
             node["inputs"]["image"] = client.upload_image(image, f"concept_attention_{Path(node['inputs']['image']).name}")
     entry = client.run(prompt, timeout=RUN_TIMEOUT_S)
     by_title = {node["_meta"]["title"]: node_id for node_id, node in prompt.items()}
     images = []
-    for title in WORKFLOWS[name][1]:
+    for title in WORKFLOWS[name].thumbnail:
         items = entry["outputs"].get(by_title[title], {}).get("images", [])
         images += [Image.open(io.BytesIO(client.view(item))).convert("RGB") for item in items]
     if not images:
-        raise RuntimeError(f"{name}: no images from {WORKFLOWS[name][1]}")
+        raise RuntimeError(f"{name}: no images from {WORKFLOWS[name].thumbnail}")
     path = out / f"{name}.jpg"
     contact_sheet(images, width).save(path, "JPEG", quality=88, optimize=True)
     return path
@@ -185,6 +216,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--server", help="URL of a running ComfyUI with this extension and the models")
+    where.add_argument("--demo", action="store_true", help="start a temporary CPU server and run every graph on the "
+                                                           "bundled demo model (the committed thumbnails)")
     where.add_argument("--tiny", action="store_true", help="start a temporary CPU server with the tiny test models")
     parser.add_argument("--substitutions", help="JSON file (or inline JSON) of substitutions; with --tiny, added to its own")
     parser.add_argument("--size", help="WxH of the generated images, e.g. 512x512 (default: the workflow's; 256x256 with --tiny)")
@@ -202,9 +235,15 @@ def main(argv=None):
         text = args.substitutions
         extra = json.loads(text if text.lstrip().startswith("{") else Path(text).read_text())
 
+    if args.demo:
+        args.image = DEMO_SCENE
+
     def rules_for(name):
-        if args.tiny:
-            rules = tiny_substitutions(name, width=width or 256, height=height or 256, steps=args.steps or 4)
+        if args.demo:
+            rules = demo_thumbnail_substitutions()
+        elif args.tiny:
+            rules = tiny_substitutions(WORKFLOWS[name].family, width=width or 256, height=height or 256,
+                                       steps=args.steps or 4)
         else:
             rules = size_rules(width, height, args.steps)
         for key, rule in extra.items():
@@ -220,7 +259,11 @@ def main(argv=None):
             path = render(client, name, object_info, rules_for(name), args.image, args.out, args.width)
             print(f"wrote {path} ({time.monotonic() - started:.1f} s)")
 
-    if args.tiny:
+    if args.demo:
+        with tempfile.TemporaryDirectory(prefix="concept_attention_demo_") as root, \
+                ComfyServer(host.find_comfyui(), Path(root)) as server:
+            render_all(server)
+    elif args.tiny:
         with tempfile.TemporaryDirectory(prefix="concept_attention_tiny_") as root, \
                 ComfyServer(host.find_comfyui(), Path(root), _build_tiny_models(Path(root) / "models")) as server:
             render_all(server)

@@ -1,0 +1,46 @@
+"""ConceptAttentionViewer: an interactive view of the maps in the node itself (web/viewer.js)."""
+from comfy_api.latest import io
+
+from .. import maths
+from ..errors import NodeInputError
+from ..viewer_data import payload
+from .types import CATEGORY, ConceptAttn
+
+NODE = "ConceptAttentionViewer"
+UI_KEY = "concept_attention_viewer"   # the key of the node's UI output that web/viewer.js reads
+
+
+class ConceptAttentionViewer(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=NODE,
+            display_name="ConceptAttention Viewer",
+            category=CATEGORY,
+            description="Explore the maps in the node: the image with one concept's heatmap over it, concept chips, "
+                        "every concept ranked under the pointer, opacity, and the maps of each captured step, layer, "
+                        "frame and image of the batch.",
+            inputs=[
+                ConceptAttn.Input("concept_attn", tooltip="Scores captured by a ConceptAttention Sampler, Apply or "
+                                                          "Encode Image node."),
+                io.Image.Input("images", tooltip="The decoded images the maps were made from (for video, the decoded "
+                                                 "frames)."),
+                io.Combo.Input("method", options=maths.METHODS, default="concept_attention",
+                               tooltip="concept_attention: the paper's output-space maps. cross_attention: its baseline."),
+            ],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, concept_attn, images, method="concept_attention") -> io.NodeOutput:
+        capture = concept_attn
+        if not capture.steps:
+            raise NodeInputError(NODE, "concept_attn", "nothing was captured yet: connect the decoded images of the "
+                                                       "sampler that filled these maps, so that this node runs after it")
+        expected = capture.batch_size * (capture.video_frames if capture.is_video else 1)
+        if images.shape[0] != expected:
+            raise NodeInputError(NODE, "images", f"{images.shape[0]} images for maps of {capture.batch_size} "
+                                                 f"{'videos' if capture.is_video else 'images'}; connect the decoded "
+                                                 f"batch the maps were made from ({expected} images)")
+        return io.NodeOutput(ui={UI_KEY: [payload(capture, images, method)]})
