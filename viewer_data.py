@@ -16,7 +16,10 @@ from PIL import Image
 
 IMAGE_SIDE = 1024      # pictures are sent at most this size a side
 FRAME_SIDE = 384       # video frames: smaller, as there are many
-JPEG_QUALITY = 85
+BUDGET_BYTES = 2_000_000
+# The pictures take what the maps leave of the budget: the best of these JPEG
+# qualities that fits (the last one whatever it takes; only noise-like pictures need it).
+JPEG_QUALITIES = (85, 70, 55, 40)
 
 
 def payload(capture, pictures: torch.Tensor, method: str) -> dict:
@@ -27,6 +30,7 @@ def payload(capture, pictures: torch.Tensor, method: str) -> dict:
     views = [("all steps and layers", None, None)]
     views += [(f"step {s}", [s], None) for s in capture.captured_steps]
     views += [(f"layer {layer}", None, [layer]) for layer in capture.layers]
+    maps = [_png(capture.maps(method, layers=layers, steps=steps)) for _, steps, layers in views]
     side = FRAME_SIDE if capture.is_video else IMAGE_SIDE
     return {
         "concepts": list(capture.concepts),
@@ -40,8 +44,8 @@ def payload(capture, pictures: torch.Tensor, method: str) -> dict:
         "steps": list(capture.captured_steps),
         "layers": list(capture.layers),
         "views": [label for label, _, _ in views],
-        "maps": [_png(capture.maps(method, layers=layers, steps=steps)) for _, steps, layers in views],
-        "pictures": [_jpeg(picture, side) for picture in pictures[..., :3]],
+        "maps": maps,
+        "pictures": _jpegs(pictures[..., :3], side, BUDGET_BYTES - sum(map(len, maps))),
     }
 
 
@@ -55,10 +59,17 @@ def _png(maps: torch.Tensor) -> str:
     return _data_url(Image.fromarray(pixels, mode="L"), "PNG")
 
 
-def _jpeg(picture: torch.Tensor, side: int) -> str:
-    image = Image.fromarray((picture.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
-    image.thumbnail((side, side))
-    return _data_url(image, "JPEG", quality=JPEG_QUALITY)
+def _jpegs(pictures: torch.Tensor, side: int, budget: int) -> list:
+    images = []
+    for picture in pictures:
+        image = Image.fromarray((picture.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+        image.thumbnail((side, side))
+        images.append(image)
+    for quality in JPEG_QUALITIES:
+        urls = [_data_url(image, "JPEG", quality=quality) for image in images]
+        if sum(map(len, urls)) <= budget:
+            break
+    return urls
 
 
 def _data_url(image, kind: str, **options) -> str:

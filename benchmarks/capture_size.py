@@ -39,27 +39,9 @@ IMAGE_BUDGET_MB, VIDEO_BUDGET_MB = 64, 256
 
 
 def stored_bytes(family, blocks, grid, steps, concepts, keep) -> int:
-    import math
+    import synthetic
 
-    import torch
-
-    from concept_attention import maths
-    from concept_attention.data import ConceptSet
-    from concept_attention.hooks.capture import CaptureSpec, ModelCall, Recorder
-
-    words = tuple(f"concept{i}" for i in range(concepts))
-    spec = CaptureSpec(concepts=ConceptSet(words=words, embeddings=torch.zeros(concepts, 1)), family=family.NAME,
-                       layers=family.default_layers(blocks), keep=keep)
-    sigmas = torch.linspace(1, 0, steps + 1)
-    recorder = Recorder(spec, sigmas)
-    patches = math.prod(grid)
-    for step in range(steps):
-        call = ModelCall(spec, torch.tensor([0]), grid, (grid[1] * 16, grid[2] * 16))
-        for _ in spec.layers:
-            for method in maths.METHODS:
-                call.scores[method].append(torch.randn(1, concepts, patches))
-        recorder.add(call, step, float(sigmas[step]), chunks=1)
-    return recorder.finish().nbytes
+    return synthetic.capture(family, blocks, grid, steps, concepts, keep).nbytes
 
 
 def main():

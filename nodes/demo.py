@@ -39,7 +39,7 @@ DEMO_SCENE = Path(__file__).resolve().parents[1] / "assets" / "demo_scene.png"
 
 def install_demo_scene():
     """Put the demo scene into ComfyUI's input folder (once), so that the template
-    "Try ConceptAttention - read an image (no downloads)" can load it with LoadImage."""
+    "Try ConceptAttention on an image (no downloads)" can load it with LoadImage."""
     target = Path(folder_paths.get_input_directory()) / DEMO_SCENE.name
     if target.exists():
         return

@@ -14,6 +14,9 @@ from concept_attention.nodes.aggregate import HeatmapAggregate
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.overlay import HeatmapOverlay
 from concept_attention.nodes.sampler import ConceptAttentionSampler
+from concept_attention.nodes.viewer import UI_KEY, ConceptAttentionViewer
+from concept_attention import viewer_data
+from concept_attention.viewer_data import BUDGET_BYTES
 from test_flux_capture import conditioning, latent, run_capture
 
 
@@ -139,6 +142,48 @@ def test_overlay_rejects_a_mismatched_batch(capture):
     maps = aggregate(capture)[5]
     with pytest.raises(NodeInputError, match="HeatmapOverlay › image: 3 images for maps of 2"):
         HeatmapOverlay.execute(torch.zeros(3, 64, 64, 3), maps, 0.5, "plasma", True)
+
+
+# ConceptAttentionViewer
+
+def _decode(data_url):
+    import base64
+    import io
+
+    import numpy
+    from PIL import Image
+
+    picture = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1])))
+    return torch.from_numpy(numpy.asarray(picture).copy())
+
+
+def test_viewer_views_are_the_aggregate_maps_in_8_bits(capture):
+    view = ConceptAttentionViewer.execute(capture, torch.full((2, 128, 96, 3), 0.5)).ui[UI_KEY][0]
+    assert view["concepts"] == ["dragon", "rock", "sky"] and view["grid"] == [8, 6] and view["batch"] == 2
+    assert view["views"] == ["all steps and layers"] + [f"step {s}" for s in capture.captured_steps] + \
+        [f"layer {layer}" for layer in capture.layers]
+    subsets = [(None, None)] + [([s], None) for s in capture.captured_steps] + [(None, [layer]) for layer in capture.layers]
+    for sheet, (steps, layers) in zip(view["maps"], subsets, strict=True):
+        # tiles: a row per image, a column per concept, each the token grid
+        tiles = _decode(sheet).reshape(2, 8, 3, 6).permute(0, 2, 1, 3).float() / 255
+        assert (tiles - capture.maps(steps=steps, layers=layers)).abs().max() <= 0.5 / 255 + 1e-6
+    assert [_decode(p).shape for p in view["pictures"]] == [(128, 96, 3)] * 2
+
+
+@pytest.mark.parametrize("budget", [BUDGET_BYTES, 1_000_000])
+def test_viewer_payload_keeps_to_its_budget(capture, budget, monkeypatch):
+    # Noise is the worst case for JPEG: the pictures give up quality to fit what the maps leave.
+    # (Two such pictures at the best quality just fit in 2 MB; the smaller budget needs the fallback.)
+    monkeypatch.setattr(viewer_data, "BUDGET_BYTES", budget)
+    noise = torch.rand(2, 1024, 1024, 3, generator=torch.Generator().manual_seed(0))
+    view = ConceptAttentionViewer.execute(capture, noise).ui[UI_KEY][0]
+    assert sum(map(len, view["maps"] + view["pictures"])) <= budget
+    assert [_decode(p).shape for p in view["pictures"]] == [(1024, 1024, 3)] * 2
+
+
+def test_viewer_rejects_a_mismatched_batch(capture):
+    with pytest.raises(NodeInputError, match=r"ConceptAttentionViewer › images: 3 images for maps of 2 images"):
+        ConceptAttentionViewer.execute(capture, torch.zeros(3, 128, 96, 3))
 
 
 # Sampler errors and hygiene

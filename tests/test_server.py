@@ -144,7 +144,7 @@ def test_flux1_heatmaps_workflow(server, model_rules):
 UI_OUTPUTS = {
     "Try ConceptAttention (no downloads)": {"Save Image": 1, "Save Overlays": 5, "Save Heatmaps": 5,
                                             "Preview Segmentation": 5},
-    "Try ConceptAttention - read an image (no downloads)": {"Save Overlays": 5},
+    "Try ConceptAttention on an image (no downloads)": {"Save Overlays": 5},
     "flux1_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3, "Preview Segmentation": 3},
     "flux1_heatmaps_of_an_image": {"Save Overlays": 4, "Save Heatmaps": 4},
     "flux1_mask_the_sky_and_inpaint": {"Save Original": 1, "Preview Sky Mask": 1, "Save New Sky": 1},

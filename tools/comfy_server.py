@@ -42,7 +42,8 @@ class ComfyClient:
         request = urllib.request.Request(self.url + route, data=data, headers={"Content-Type": content_type})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                return json.loads(response.read())
+                body = response.read()
+                return json.loads(body) if body else None        # /settings answers with no body
         except urllib.error.HTTPError as e:
             body = e.read().decode(errors="replace")
             raise ServerError(f"POST {route} -> {e.code}: {body}\n{self.log_tail()}") from None

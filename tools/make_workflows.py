@@ -654,7 +654,7 @@ class Workflow(NamedTuple):
 WORKFLOWS = {
     # The page shows a template's file name as its title; web/templates.js lists these two first.
     "Try ConceptAttention (no downloads)": Workflow(try_no_downloads, ["Save Image", "Save Overlays"], "demo"),
-    "Try ConceptAttention - read an image (no downloads)": Workflow(try_reading_an_image, ["Save Overlays"], "demo"),
+    "Try ConceptAttention on an image (no downloads)": Workflow(try_reading_an_image, ["Save Overlays"], "demo"),
     "flux1_generate_with_heatmaps": Workflow(generate_with_heatmaps, ["Save Image", "Save Overlays"], "flux1"),
     "flux1_heatmaps_of_an_image": Workflow(heatmaps_of_an_image, ["Save Overlays"], "flux1"),
     "flux1_mask_the_sky_and_inpaint": Workflow(mask_the_sky_and_inpaint,

@@ -247,8 +247,10 @@ app.registerExtension({
     nodeType.prototype.onNodeCreated = function () {
       onNodeCreated?.apply(this, arguments);
       this.conceptViewer = new Viewer();
-      this.addDOMWidget("viewer", "concept_attention_viewer", this.conceptViewer.root,
-                        { serialize: false, hideOnZoom: false, getMinHeight: () => 320 });
+      // the panel is a view, not a setting: keep it out of the saved workflow and the prompt
+      const widget = this.addDOMWidget("viewer", "concept_attention_viewer", this.conceptViewer.root,
+                                       { serialize: false, hideOnZoom: false, getMinHeight: () => 320 });
+      widget.serialize = false;
       this.setSize([Math.max(this.size[0], 420), Math.max(this.size[1], 520)]);
     };
     const onExecuted = nodeType.prototype.onExecuted;
