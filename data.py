@@ -43,6 +43,8 @@ class ConceptSet:
 # What a capture keeps (CaptureSpec.keep, the capture nodes' `keep` input).
 KEEP_SUMS = "per_step_and_per_layer"
 KEEP_ALL = "every_step_and_layer"
+NOTHING_CAPTURED = ("nothing was captured: the sampler has not run with this capture, or no conditional pass "
+                    "reached the chosen layers and timesteps")
 KEEPS = (KEEP_SUMS, KEEP_ALL)
 
 
@@ -90,6 +92,18 @@ class ConceptAttention:
         frames. [video_frames] indices."""
         return maths.token_frames(self.video_frames, self.frames_per_latent, self.latents_per_token, self.grid[0])
 
+    def token_frame_ranges(self) -> list:
+        """(first, last) decoded frames of each token frame (None where a token frame
+        shows in no decoded frame); [(0, 0)] for an image."""
+        if not self.is_video:
+            return [(0, 0)]
+        of = self.token_frame_of().tolist()
+        return [(of.index(f), len(of) - 1 - of[::-1].index(f)) if f in of else None for f in range(self.grid[0])]
+
+    def sigma_of(self, step: int) -> float:
+        """The noise level at which a captured step was evaluated (its first evaluation)."""
+        return self.sigmas[self.steps.index(step)]
+
     @property
     def captured_steps(self) -> tuple:
         return tuple(sorted(set(self.steps)))
@@ -129,8 +143,7 @@ class ConceptAttention:
         if method not in maths.METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(maths.METHODS)}")
         if not self.steps:
-            raise ValueError("nothing was captured: the sampler has not run with this capture, "
-                             "or no conditional pass reached the chosen layers and timesteps")
+            raise ValueError(NOTHING_CAPTURED)
         layer_rows = self._select(self.layers, layers, "layer")
         step_rows = self._select(self.steps, steps, "step")
         if self.keep == KEEP_ALL:

@@ -86,6 +86,58 @@ def argmax_masks(maps: torch.Tensor) -> torch.Tensor:
     return F.one_hot(winner, maps.shape[1]).movedim(-1, 1).to(maps.dtype)
 
 
+def fit(size: tuple, side: int) -> tuple:
+    """(h, w) of an image of `size` (H, W) scaled to fit in side x side, aspect kept."""
+    scale = side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def as_items(maps: torch.Tensor) -> torch.Tensor:
+    """Images [B, C, h, w] unchanged; video [B, C, F, h, w] as one item per (video,
+    token frame), video-major: [B * F, C, h, w]."""
+    return maps.movedim(2, 1).flatten(0, 1) if maps.ndim == 5 else maps
+
+
+def regions(maps: torch.Tensor, image_size: tuple) -> dict:
+    """Where each concept wins the argmax, measured on the token grid, each patch
+    counting as its share of the image. maps: [N, C, h, w]; image_size: (H, W) pixels.
+
+    area_share [N, C]: fraction of patches the concept wins;
+    centroid [N, C, 2]: (x, y) in image pixels, the mean of its patches' centres;
+    box [N, C, 4]: (left, top, right, bottom) in image pixels, its patches' outer edges.
+    A concept that wins no patch has NaN centroid and box.
+    """
+    count, concepts, height, width = maps.shape
+    won = argmax_masks(maps).bool()                                   # [N, C, h, w]
+    area = won.flatten(2).float().mean(dim=-1)
+    scale_y, scale_x = image_size[0] / height, image_size[1] / width
+    rows = torch.arange(height, dtype=torch.float32).view(height, 1).expand(height, width)
+    columns = torch.arange(width, dtype=torch.float32).view(1, width).expand(height, width)
+    patches = won.flatten(2).sum(dim=-1).float()
+    centroid = torch.stack([((columns + 0.5) * won).flatten(2).sum(-1) * scale_x,
+                            ((rows + 0.5) * won).flatten(2).sum(-1) * scale_y], dim=-1) / patches[..., None]
+    inf = torch.tensor(float("inf"))
+    left = torch.where(won, columns, inf).flatten(2).amin(-1) * scale_x
+    top = torch.where(won, rows, inf).flatten(2).amin(-1) * scale_y
+    right = (torch.where(won, columns, -inf).flatten(2).amax(-1) + 1) * scale_x
+    bottom = (torch.where(won, rows, -inf).flatten(2).amax(-1) + 1) * scale_y
+    box = torch.stack([left, top, right, bottom], dim=-1)
+    empty = patches == 0
+    centroid[empty] = float("nan")
+    box[empty] = float("nan")
+    return {"area_share": area, "centroid": centroid, "box": box}
+
+
+def soft_overlap(maps: torch.Tensor) -> torch.Tensor:
+    """How much two concepts' maps cover the same place, 0..1 (1: the same map up to
+    scale): sum(min) / sum(max) of the per-concept normalised maps (weighted Jaccard).
+    maps: [N, C, h, w] -> [N, C, C]."""
+    shapes = normalize(maps, "per_concept").flatten(2)                # [N, C, P]
+    low = torch.minimum(shapes[:, :, None], shapes[:, None]).sum(-1)
+    high = torch.maximum(shapes[:, :, None], shapes[:, None]).sum(-1)
+    return low / high.clamp_min(1e-12)
+
+
 def blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of [..., H, W] maps with standard deviation `sigma` pixels
     (separable, edges reflected, each frame on its own); sigma <= 0 returns the maps unchanged."""

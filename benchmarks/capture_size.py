@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / d) for d in ("tools", "tests")]  # host; synthetic
 import host  # noqa: E402
 
 # (family module name, model, its joint-attention blocks, pixels per patch side)

@@ -5,15 +5,20 @@ from .demo import install_demo_scene
 
 from .aggregate import HeatmapAggregate
 from .apply import ConceptAttentionApply
+from .compare import ConceptCompare
 from .demo import ConceptAttentionDemoModel
 from .encode import ConceptEncode
 from .encode_image import ConceptAttentionEncodeImage
+from .evolution import ConceptEvolution
+from .gate import ConceptGate
 from .overlay import HeatmapOverlay
+from .report import ConceptReport
 from .sampler import ConceptAttentionSampler
 from .viewer import ConceptAttentionViewer
 
 NODES = [ConceptEncode, ConceptAttentionSampler, ConceptAttentionApply, ConceptAttentionEncodeImage,
-         HeatmapAggregate, HeatmapOverlay, ConceptAttentionViewer, ConceptAttentionDemoModel]
+         HeatmapAggregate, HeatmapOverlay, ConceptAttentionViewer, ConceptReport, ConceptEvolution, ConceptCompare,
+         ConceptGate, ConceptAttentionDemoModel]
 
 
 class ConceptAttentionExtension(ComfyExtension):

@@ -3,11 +3,10 @@ import torch
 from comfy_api.latest import io
 
 from .. import maths
-from ..data import ConceptMaps, SelectionError
-from ..errors import NodeInputError
+from ..data import ConceptMaps
 from ..render import draw_label
-from ..selection import parse_indices
-from .types import CATEGORY, ConceptAttn, ConceptMaps as ConceptMapsType
+from . import map_inputs
+from .types import CATEGORY, ConceptMaps as ConceptMapsType
 
 NODE = "HeatmapAggregate"
 OUTPUT_SIZES = ("image", "latent_grid")
@@ -26,21 +25,17 @@ class HeatmapAggregate(io.ComfyNode):
             description="Turns captured scores into one map per (image, concept): softmax over concepts for each "
                         "step and layer, then the mean. " + LAYOUT,
             inputs=[
-                ConceptAttn.Input("concept_attn", tooltip="Scores captured by the ConceptAttention Sampler."),
-                io.String.Input("layers", default="all",
-                                tooltip="Which captured layers to average: \"all\", a range \"15-18\" or a list \"15,17\"."),
-                io.String.Input("timesteps", default="all",
-                                tooltip="Which captured sampler steps to average: \"all\", a range \"2-5\" or a list \"0,3\"."),
-                io.Combo.Input("method", options=maths.METHODS, default="concept_attention",
-                               tooltip="concept_attention: the paper's output-space maps. cross_attention: the paper's "
-                                       "baseline, image queries . concept keys before RoPE, averaged over heads."),
+                map_inputs.capture_input(),
+                map_inputs.layers_input(),
+                map_inputs.timesteps_input(),
+                map_inputs.method_input(),
                 io.Combo.Input("normalization", options=("per_concept", "joint"), default="per_concept",
                                tooltip="per_concept: each map stretched to 0..1 on its own. joint: one scale for all "
                                        "concepts of an image, so their strengths compare."),
                 io.Combo.Input("output_size", options=OUTPUT_SIZES, default="image",
                                tooltip="image: the decoded image's size, upsampled bilinearly (video: and one map per "
                                        "decoded frame). latent_grid: one pixel per patch (video: one frame per token frame)."),
-                io.Combo.Input("colormap", options=maths.COLORMAPS, default="plasma", tooltip="Colours of the heatmap images."),
+                map_inputs.colormap_input(),
                 io.Float.Input("blur", default=0.0, min=0.0, max=64.0, step=0.5,
                                tooltip="Gaussian blur of the maps, in output pixels (standard deviation), before the masks "
                                        "are made. 0: none."),
@@ -57,9 +52,7 @@ class HeatmapAggregate(io.ComfyNode):
                 io.String.Input("concept", default="all",
                                 tooltip="\"all\", or one concept word: only that concept's maps and masks (for a video, "
                                         "its frames, ready for a video-saving node)."),
-                io.Latent.Input("after", optional=True,
-                                tooltip="Connect the sampler's LATENT here when the maps come from ConceptAttention Apply, "
-                                        "so that this node runs after the sampler that fills them."),
+                map_inputs.after_input(),
             ],
             outputs=[
                 io.Image.Output(display_name="heatmaps", tooltip="Coloured heatmaps, one per (image, concept). " + LAYOUT),
@@ -79,10 +72,10 @@ class HeatmapAggregate(io.ComfyNode):
                 blur=0.0, threshold_mode="mean", threshold=0.5, grow=0, label=True, concept="all",
                 after=None) -> io.NodeOutput:
         capture = concept_attn
-        maps = _maps(capture, layers, timesteps, method)
+        maps = map_inputs.selected_maps(NODE, capture, layers, timesteps, method)
         words = tuple(capture.concepts)
         if concept.strip().lower() != "all":
-            chosen = _concept_index(words, concept)
+            chosen = map_inputs.concept_index(NODE, words, concept)
             maps, words = maps[:, [chosen]], (words[chosen],)
         if output_size == "image":
             if capture.is_video:
@@ -103,38 +96,3 @@ class HeatmapAggregate(io.ComfyNode):
             heatmaps = torch.stack([draw_label(image, word) for image, word in zip(heatmaps, labels.splitlines())])
         return io.NodeOutput(heatmaps, as_batch(soft), as_batch(argmax), as_batch(thresholded), labels,
                              ConceptMaps(words=words, maps=soft))
-
-
-def _maps(capture, layers: str, timesteps: str, method: str):
-    """The captured maps of the chosen layers and steps: [B, C, h, w] (video: [B, C, F, h, w])."""
-    try:
-        layer_subset = _subset(layers, capture.layers, "layer")
-    except ValueError as e:
-        raise NodeInputError(NODE, "layers", str(e)) from None
-    try:
-        step_subset = _subset(timesteps, capture.captured_steps, "timestep")
-    except ValueError as e:
-        raise NodeInputError(NODE, "timesteps", str(e)) from None
-    try:
-        return capture.maps(method, layers=layer_subset, steps=step_subset)
-    except SelectionError as e:
-        raise NodeInputError(NODE, {"layer": "layers", "step": "timesteps"}.get(e.what, e.what), str(e)) from None
-    except ValueError as e:
-        raise NodeInputError(NODE, "concept_attn", f"{e}. With ConceptAttention Apply, connect the sampler's "
-                                                   "LATENT to `after` so that this node runs after it") from None
-
-
-def _concept_index(words: tuple, concept: str) -> int:
-    wanted = concept.strip().lower()
-    for i, word in enumerate(words):
-        if word.lower() == wanted:
-            return i
-    raise NodeInputError(NODE, "concept", f"{concept!r} is not a captured concept; write \"all\" or one of: "
-                                          f"{', '.join(words)}")
-
-
-def _subset(text: str, captured: tuple, what: str):
-    """None for "all", else the parsed indices (checked against what was captured later)."""
-    if text.strip().lower() in ("", "all") or not captured:
-        return None
-    return parse_indices(text, max(captured) + 1, what)

@@ -1,10 +1,10 @@
 """ConceptAttentionViewer: an interactive view of the maps in the node itself (web/viewer.js)."""
 from comfy_api.latest import io
 
-from .. import maths
 from ..errors import NodeInputError
 from ..viewer_data import payload
-from .types import CATEGORY, ConceptAttn
+from . import map_inputs
+from .types import CATEGORY
 
 NODE = "ConceptAttentionViewer"
 UI_KEY = "concept_attention_viewer"   # the key of the node's UI output that web/viewer.js reads
@@ -21,12 +21,10 @@ class ConceptAttentionViewer(io.ComfyNode):
                         "every concept ranked under the pointer, opacity, and the maps of each captured step, layer, "
                         "frame and image of the batch.",
             inputs=[
-                ConceptAttn.Input("concept_attn", tooltip="Scores captured by a ConceptAttention Sampler, Apply or "
-                                                          "Encode Image node."),
+                map_inputs.capture_input(),
                 io.Image.Input("images", tooltip="The decoded images the maps were made from (for video, the decoded "
                                                  "frames)."),
-                io.Combo.Input("method", options=maths.METHODS, default="concept_attention",
-                               tooltip="concept_attention: the paper's output-space maps. cross_attention: its baseline."),
+                map_inputs.method_input(),
             ],
             outputs=[],
             is_output_node=True,

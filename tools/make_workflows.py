@@ -609,17 +609,7 @@ def _demo_model(g, note):
 
 
 def try_no_downloads(g):
-    demo = _demo_model(g, DEMO_NOTE)
-    positive = g.add("CLIPTextEncode", 1, title="Prompt", box_width=400, clip=demo["CLIP"], text=DEMO_PROMPT)
-    negative = g.add("CLIPTextEncode", 1, title="Negative prompt", box_width=400, clip=demo["CLIP"], text="")
-    concepts = g.add("ConceptEncode", 1, box_width=400, clip=demo["CLIP"], concepts=DEMO_CONCEPTS, pooling="first_token")
-    latent = g.add("EmptySD3LatentImage", 1, width=128, height=128, batch_size=1)
-    g.group("Prompt and concepts", [positive, negative, concepts, latent], GROUP_COLORS["prompt"])
-    sampler = g.add("ConceptAttentionSampler", 2, model=demo["MODEL"], seed=3, steps=20, cfg=4.0, sampler_name="euler",
-                    scheduler="simple", positive=positive["CONDITIONING"], negative=negative["CONDITIONING"],
-                    latent_image=latent["LATENT"], denoise=1.0, concepts=concepts["concepts"], layers="default",
-                    timesteps="all")
-    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=demo["VAE"])
+    sampler, decode = _demo_generation(g, *_demo_start(g, DEMO_NOTE), DEMO_PROMPT, DEMO_CONCEPTS, 1)
     aggregate = g.add("HeatmapAggregate", 2, concept_attn=sampler["concept_attn"])
     g.group("Sample and read the maps", [sampler, decode, aggregate], GROUP_COLORS["sample"])
     viewer = g.add("ConceptAttentionViewer", 3, box_width=460, concept_attn=sampler["concept_attn"],
@@ -645,16 +635,117 @@ def try_reading_an_image(g):
           filename_prefix="ConceptAttention/try_image_overlays")
 
 
+DEMO_REPORT_NOTE = (
+    "No downloads: the demo model generates the scene, then the maps become answers. Concept Report: which concept "
+    "wins how much of the image, how strongly, where (centroid, box), and which look ignored or merged. Concept "
+    "Evolution: each concept's map at every step and every layer. Concept Gate: is \"red\" present (its area share "
+    "at least 5%)? Its BOOLEAN can drive a switch, or stop the run."
+)
+DEMO_SECOND_PROMPT = "a yellow star and a blue square on sky"
+DEMO_SECOND_CONCEPTS = "yellow, blue, star, square, sky"
+DEMO_COMPARE_NOTE = (
+    "No downloads: two prompts on the demo model with the same seed, their maps side by side in Concept Compare. "
+    "Concepts are matched by word; a word one run lacks shows as an empty cell. The shared normalisation puts both "
+    "runs on one scale, so their strengths compare."
+)
+
+
+def _demo_generation(g, demo, latent, prompt, concepts, column, run=None):
+    """Prompt, concepts, sampler and decode on the demo model; `run` names them when a graph has several."""
+    suffix = f" ({run})" if run else ""
+    positive = g.add("CLIPTextEncode", column, title=f"Prompt{suffix}", box_width=400, clip=demo["CLIP"], text=prompt)
+    negative = g.add("CLIPTextEncode", column, title=f"Negative prompt{suffix}", box_width=400, clip=demo["CLIP"],
+                     text="")
+    encode = g.add("ConceptEncode", column, title=f"Concepts{suffix}" if run else None, box_width=400,
+                   clip=demo["CLIP"], concepts=concepts, pooling="first_token")
+    g.group(f"Prompt and concepts{suffix}", [positive, negative, encode], GROUP_COLORS["prompt"])
+    sampler = g.add("ConceptAttentionSampler", column + 1, model=demo["MODEL"], seed=3, steps=20, cfg=4.0,
+                    sampler_name="euler", scheduler="simple", positive=positive["CONDITIONING"],
+                    negative=negative["CONDITIONING"], latent_image=latent["LATENT"], denoise=1.0,
+                    concepts=encode["concepts"], layers="default", timesteps="all")
+    decode = g.add("VAEDecode", column + 1, samples=sampler["LATENT"], vae=demo["VAE"])
+    return sampler, decode
+
+
+def _demo_start(g, note):
+    """The demo model and a 128 px latent (the size it was trained at)."""
+    demo = _demo_model(g, note)
+    return demo, g.add("EmptySD3LatentImage", 0, width=128, height=128, batch_size=1)
+
+
+def try_reports(g):
+    sampler, decode = _demo_generation(g, *_demo_start(g, DEMO_REPORT_NOTE), DEMO_PROMPT, DEMO_CONCEPTS, 1)
+    g.group("Sample", [sampler, decode], GROUP_COLORS["sample"])
+    maps = sampler["concept_attn"]
+    report = g.add("ConceptReport", 3, concept_attn=maps, concept="red")
+    evolution = g.add("ConceptEvolution", 3, concept_attn=maps)
+    gate = g.add("ConceptGate", 3, concept_attn=maps, concept="red", measure="area_share", threshold=0.05)
+    g.group("Answers", [report, evolution, gate], GROUP_COLORS["maps"])
+    g.add("SaveImage", 4, title="Save Image", images=decode["IMAGE"], filename_prefix="ConceptAttention/report_image")
+    g.add("PreviewAny", 4, title="Report table", box_width=560, source=report["table"])
+    g.add("SaveImage", 4, title="Save Chart", images=report["chart"], filename_prefix="ConceptAttention/report_chart")
+    g.add("SaveImage", 5, title="Save Evolution by step", box_width=560, images=evolution["by_step"],
+          filename_prefix="ConceptAttention/evolution_by_step")
+    g.add("SaveImage", 5, title="Save Evolution by layer", images=evolution["by_layer"],
+          filename_prefix="ConceptAttention/evolution_by_layer")
+    g.add("PreviewAny", 5, title="Is red present?", source=gate["present"])
+    g.add("PreviewAny", 5, title="Red's area share", source=gate["value"])
+
+
+def try_two_prompts(g):
+    demo, latent = _demo_start(g, DEMO_COMPARE_NOTE)
+    first, first_image = _demo_generation(g, demo, latent, DEMO_PROMPT, DEMO_CONCEPTS, 1, "run 1")
+    second, second_image = _demo_generation(g, demo, latent, DEMO_SECOND_PROMPT, DEMO_SECOND_CONCEPTS, 1, "run 2")
+    g.group("Sample", [first, first_image, second, second_image], GROUP_COLORS["sample"])
+    _compare(g, [(first, "circle and square"), (second, "star and square")], [first_image, second_image], "two_prompts")
+
+
+def _compare(g, runs, images, prefix, column=3):
+    names = {f"name_{k}": name for k, (_, name) in enumerate(runs, 1)}
+    sources = {f"run_{k}": sampler["concept_attn"] for k, (sampler, _) in enumerate(runs, 1)}
+    compare = g.add("ConceptCompare", column, **sources, **names)
+    g.group("Compare", [compare], GROUP_COLORS["maps"])
+    for k, image in enumerate(images, 1):
+        g.add("SaveImage", column + 1, title=f"Save Image {k}", images=image["IMAGE"],
+              filename_prefix=f"ConceptAttention/{prefix}_image_{k}")
+    g.add("SaveImage", column + 2, title="Save Comparison", box_width=420, images=compare["grid"],
+          filename_prefix=f"ConceptAttention/{prefix}_grid")
+    g.add("PreviewAny", column + 2, title="Area shares", box_width=420, source=compare["area_shares"])
+
+
+def flux1_vs_sd35_compare(g):
+    """One prompt on Flux 1 dev and SD3.5 large, each with its own text encoder for the concepts."""
+    latent = g.add("EmptySD3LatentImage", 1, width=1024, height=1024, batch_size=1)
+    runs, images = [], []
+    for title, family in (("Flux 1 dev", _flux_generation), ("SD3.5 large", _sd35_generation)):
+        model, clip, vae, prompt_nodes, positive, negative, settings = family(g)
+        concepts = g.add("ConceptEncode", 1, title=f"Concepts ({title})", box_width=400, clip=clip, concepts=CONCEPTS,
+                         pooling="first_token")
+        g.group(f"Prompt and concepts ({title})", [*prompt_nodes, concepts], GROUP_COLORS["prompt"])
+        sampler = g.add("ConceptAttentionSampler", 2, model=model, seed=42, positive=positive["CONDITIONING"],
+                        negative=negative["CONDITIONING"], latent_image=latent["LATENT"], denoise=1.0,
+                        concepts=concepts["concepts"], layers="default", timesteps="all", **settings)
+        decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae)
+        g.group(f"Sample ({title})", [sampler, decode], GROUP_COLORS["sample"])
+        runs.append((sampler, title))
+        images.append(decode)
+    _compare(g, runs, images, "flux1_vs_sd35")
+
+
 class Workflow(NamedTuple):
     build: Callable          # build(graph) adds the nodes
     thumbnail: list          # titles of the output nodes whose images make the thumbnail, in order
-    family: str              # the models it loads: demo (ships with the extension), flux1, flux2, sd35, cogvideox
+    family: str              # the models it loads: demo (ships with the extension), flux1, flux2, sd35, flux1_sd35
+                             # (both), cogvideox
 
 
 WORKFLOWS = {
     # The page shows a template's file name as its title; web/templates.js lists these two first.
     "Try ConceptAttention (no downloads)": Workflow(try_no_downloads, ["Save Image", "Save Overlays"], "demo"),
     "Try ConceptAttention on an image (no downloads)": Workflow(try_reading_an_image, ["Save Overlays"], "demo"),
+    "Try ConceptAttention reports (no downloads)": Workflow(try_reports, ["Save Chart", "Save Evolution by step"],
+                                                           "demo"),
+    "Try ConceptAttention on two prompts (no downloads)": Workflow(try_two_prompts, ["Save Comparison"], "demo"),
     "flux1_generate_with_heatmaps": Workflow(generate_with_heatmaps, ["Save Image", "Save Overlays"], "flux1"),
     "flux1_heatmaps_of_an_image": Workflow(heatmaps_of_an_image, ["Save Overlays"], "flux1"),
     "flux1_mask_the_sky_and_inpaint": Workflow(mask_the_sky_and_inpaint,
@@ -670,6 +761,7 @@ WORKFLOWS = {
     "cogvideox_text_to_video_heatmaps": Workflow(cogvideox_text_to_video_heatmaps,
                                                  ["Save Video", "Save dragon heatmaps", "Save rock heatmaps",
                                                   "Save sky heatmaps"], "cogvideox"),
+    "flux1_vs_sd35_compare": Workflow(flux1_vs_sd35_compare, ["Save Comparison"], "flux1_sd35"),
     "cogvideox_text_to_video_overlays": Workflow(cogvideox_text_to_video_overlays,
                                                  ["Save dragon overlays", "Save rock overlays", "Save sky overlays"],
                                                  "cogvideox"),

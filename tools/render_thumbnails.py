@@ -107,6 +107,7 @@ def _cogvideox_substitutions(clip_name):
 
 
 TINY_MODELS = {"demo": lambda clip_name: {}, "flux1": _flux1_substitutions, "flux2": _flux2_substitutions, "sd35": sd3_substitutions,
+               "flux1_sd35": lambda clip_name: {**_flux1_substitutions(clip_name), **sd3_substitutions(clip_name)},
                "cogvideox": _cogvideox_substitutions}
 
 
@@ -173,7 +174,7 @@ def _rename_chosen_concepts(prompt: dict, rules: dict):
             node["inputs"]["concept"] = new_words[old_words.index(node["inputs"]["concept"])]
 
 
-def render(client, name, object_info, rules, image=None, out=OUT, width=SHEET_WIDTH) -> Path:
+def render(client, name, object_info, rules, image=None, out=OUT, width=SHEET_WIDTH, pictures=None) -> Path:
     from PIL import Image
 
     ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
@@ -187,7 +188,10 @@ def render(client, name, object_info, rules, image=None, out=OUT, width=SHEET_WI
     images = []
     for title in WORKFLOWS[name].thumbnail:
         items = entry["outputs"].get(by_title[title], {}).get("images", [])
-        images += [Image.open(io.BytesIO(client.view(item))).convert("RGB") for item in items]
+        shown = [Image.open(io.BytesIO(client.view(item))).convert("RGB") for item in items]
+        for i, picture in enumerate(shown if pictures else []):
+            picture.save(pictures / f"{name} - {title} {i}.png")
+        images += shown
     if not images:
         raise RuntimeError(f"{name}: no images from {WORKFLOWS[name].thumbnail}")
     path = out / f"{name}.jpg"
@@ -227,6 +231,8 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", choices=list(WORKFLOWS), help="render only these workflows")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for the .jpg files (default: workflows/)")
     parser.add_argument("--width", type=int, default=SHEET_WIDTH, help="thumbnail width in px")
+    parser.add_argument("--pictures", type=Path, help="also save each picture of a thumbnail at full size in this folder "
+                                                      "(the README's pictures come from here)")
     args = parser.parse_args(argv)
 
     width, height = (int(v) for v in args.size.lower().split("x")) if args.size else (None, None)
@@ -239,7 +245,9 @@ def main(argv=None):
         args.image = DEMO_SCENE
 
     def rules_for(name):
-        if args.demo:
+        if args.demo and WORKFLOWS[name].family == "demo":
+            rules = size_rules(width, height, args.steps)    # made for the demo model: as they are
+        elif args.demo:
             rules = demo_thumbnail_substitutions()
         elif args.tiny:
             rules = tiny_substitutions(WORKFLOWS[name].family, width=width or 256, height=height or 256,
@@ -256,7 +264,7 @@ def main(argv=None):
         object_info = client.get("/object_info", timeout=60)
         for name in args.only or WORKFLOWS:
             started = time.monotonic()
-            path = render(client, name, object_info, rules_for(name), args.image, args.out, args.width)
+            path = render(client, name, object_info, rules_for(name), args.image, args.out, args.width, args.pictures)
             print(f"wrote {path} ({time.monotonic() - started:.1f} s)")
 
     if args.demo:

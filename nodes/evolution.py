@@ -1,0 +1,82 @@
+"""ConceptEvolution: how each concept's map forms over the captured steps, and over
+the captured layers, as labelled grids."""
+import torch
+from comfy_api.latest import io
+
+from .. import maths
+from ..data import KEEP_ALL
+from ..errors import NodeInputError
+from ..render import draw_grid
+from . import map_inputs
+from .types import CATEGORY
+
+NODE = "ConceptEvolution"
+
+
+class ConceptEvolution(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=NODE,
+            display_name="Concept Evolution",
+            category=CATEGORY,
+            description="Grids of how the maps form: one row per concept, one column per captured step (labelled with "
+                        "its index and noise level sigma; each the mean over the chosen layers), and the same per "
+                        "captured layer (each the mean over the chosen steps). One grid per image; for video, per "
+                        "token frame.",
+            inputs=[
+                map_inputs.capture_input(),
+                map_inputs.layers_input("show (and average in the per-step grid)"),
+                map_inputs.timesteps_input("show (and average in the per-layer grid)"),
+                map_inputs.method_input(),
+                io.Combo.Input("normalization", options=("per_concept", "joint"), default="per_concept",
+                               tooltip="per_concept: each cell stretched to 0..1 on its own, to see its shape. joint: "
+                                       "one scale per column, so that concepts compare within a step or layer."),
+                map_inputs.colormap_input(),
+                io.Int.Input("cell_size", default=96, min=16, max=512,
+                             tooltip="The longer side of each cell, in pixels (the image's aspect is kept)."),
+                map_inputs.after_input(),
+            ],
+            outputs=[
+                io.Image.Output(display_name="by_step",
+                                tooltip="Rows: concepts; columns: the chosen steps, labelled step and sigma. One grid "
+                                        "per image (video: per token frame, video-major)."),
+                io.Image.Output(display_name="by_layer",
+                                tooltip="Rows: concepts; columns: the chosen layers. One grid per image (video: per "
+                                        "token frame, video-major)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, concept_attn, layers="all", timesteps="all", method="concept_attention",
+                normalization="per_concept", colormap="plasma", cell_size=96, after=None) -> io.NodeOutput:
+        capture = concept_attn
+        layer_subset, step_subset = map_inputs.selection(NODE, capture, layers, timesteps)
+        map_inputs.check_captured(NODE, capture)
+        if capture.keep != KEEP_ALL:
+            # Without the raw scores, one step is known only over every layer, and one layer over every step.
+            partial = [name for name, subset, captured in (("layers", layer_subset, capture.layers),
+                                                           ("timesteps", step_subset, capture.captured_steps))
+                       if subset is not None and set(subset) < set(captured)]
+            if partial:
+                raise NodeInputError(NODE, partial[0], f"this capture kept {capture.keep}: the grids show each step "
+                                                       f"over all layers and each layer over all steps; write \"all\", "
+                                                       f"or capture with keep = {KEEP_ALL} to choose {partial[0]}")
+        steps = step_subset or capture.captured_steps
+        chosen_layers = layer_subset or capture.layers
+        by_step = [(f"step {s}\nsigma {capture.sigma_of(s):.3f}",
+                    map_inputs.maps(NODE, capture, method, layer_subset, [s])) for s in sorted(steps)]
+        by_layer = [(f"layer {layer}", map_inputs.maps(NODE, capture, method, [layer], step_subset))
+                    for layer in sorted(chosen_layers)]
+        cell = maths.fit(capture.image_size, cell_size)
+        words = list(capture.concepts)
+        return io.NodeOutput(*(_grids(columns, words, cell, normalization, colormap) for columns in (by_step, by_layer)))
+
+
+def _grids(columns, words, cell, normalization, colormap) -> torch.Tensor:
+    """One grid per item: rows concepts, a column per (label, maps [B, C, ...])."""
+    tiles = [maths.colorize(maths.normalize(maths.resize(maths.as_items(maps), cell), normalization), colormap)
+             for _, maps in columns]                                      # each [N, C, h, w, 3]
+    labels = [label for label, _ in columns]
+    return torch.stack([draw_grid([[tile[n, c] for tile in tiles] for c in range(len(words))], words, labels, cell)
+                        for n in range(tiles[0].shape[0])])

@@ -1,0 +1,94 @@
+"""What the nodes that read a CONCEPT_ATTN share: the layer, timestep and method
+inputs, picking the maps they select, and finding a concept by its word."""
+from comfy_api.latest import io
+
+from .. import maths
+from ..data import NOTHING_CAPTURED, SelectionError
+from ..errors import NodeInputError
+from ..selection import parse_indices
+from .types import ConceptAttn
+
+
+def capture_input(tooltip="Scores captured by a ConceptAttention Sampler, Apply or Encode Image node."):
+    return ConceptAttn.Input("concept_attn", tooltip=tooltip)
+
+
+def layers_input(what="average"):
+    return io.String.Input("layers", default="all",
+                           tooltip=f"Which captured layers to {what}: \"all\", a range \"15-18\" or a list \"15,17\".")
+
+
+def timesteps_input(what="average"):
+    return io.String.Input("timesteps", default="all",
+                           tooltip=f"Which captured sampler steps to {what}: \"all\", a range \"2-5\" or a list \"0,3\".")
+
+
+def method_input():
+    return io.Combo.Input("method", options=maths.METHODS, default="concept_attention",
+                          tooltip="concept_attention: the paper's output-space maps. cross_attention: the paper's "
+                                  "baseline, image queries . concept keys before RoPE, averaged over heads.")
+
+
+def colormap_input():
+    return io.Combo.Input("colormap", options=maths.COLORMAPS, default="plasma", tooltip="Colours of the maps.")
+
+
+def after_input():
+    return io.Latent.Input("after", optional=True,
+                           tooltip="Connect the sampler's LATENT here when the maps come from ConceptAttention Apply, "
+                                   "so that this node runs after the sampler that fills them.")
+
+
+def selection(node: str, capture, layers: str, timesteps: str) -> tuple:
+    """(layer subset, step subset) of the inputs; None stands for all captured."""
+    try:
+        layer_subset = _subset(layers, capture.layers, "layer")
+    except ValueError as e:
+        raise NodeInputError(node, "layers", str(e)) from None
+    try:
+        step_subset = _subset(timesteps, capture.captured_steps, "timestep")
+    except ValueError as e:
+        raise NodeInputError(node, "timesteps", str(e)) from None
+    return layer_subset, step_subset
+
+
+def maps(node: str, capture, method: str, layers=None, steps=None, input_name="concept_attn"):
+    """capture.maps for a subset, its failures told as the node's input errors:
+    [B, C, h, w] (video: [B, C, F, h, w])."""
+    try:
+        return capture.maps(method, layers=layers, steps=steps)
+    except SelectionError as e:
+        raise NodeInputError(node, {"layer": "layers", "step": "timesteps"}.get(e.what, e.what), str(e)) from None
+    except ValueError as e:
+        raise NodeInputError(node, input_name, f"{e}{AFTER_HINT}") from None
+
+
+AFTER_HINT = (". With ConceptAttention Apply, connect the sampler's LATENT to `after` so that this node runs "
+              "after it")
+
+
+def check_captured(node: str, capture, input_name="concept_attn"):
+    if not capture.steps:
+        raise NodeInputError(node, input_name, NOTHING_CAPTURED + AFTER_HINT)
+
+
+def selected_maps(node: str, capture, layers: str, timesteps: str, method: str):
+    """The captured maps of the chosen layers and steps, averaged."""
+    layer_subset, step_subset = selection(node, capture, layers, timesteps)
+    return maps(node, capture, method, layer_subset, step_subset)
+
+
+def concept_index(node: str, words: tuple, concept: str, input_name: str = "concept", allow_all: bool = True) -> int:
+    wanted = concept.strip().lower()
+    for i, word in enumerate(words):
+        if word.lower() == wanted:
+            return i
+    hint = "write \"all\" or one of" if allow_all else "write one of"
+    raise NodeInputError(node, input_name, f"{concept!r} is not a captured concept; {hint}: {', '.join(words)}")
+
+
+def _subset(text: str, captured: tuple, what: str):
+    """None for "all", else the parsed indices (checked against what was captured later)."""
+    if text.strip().lower() in ("", "all") or not captured:
+        return None
+    return parse_indices(text, max(captured) + 1, what)
