@@ -24,6 +24,9 @@ from ..data import KEEP_ALL, KEEP_SUMS, ConceptAttention, ConceptSet
 KEY = "concept_attention"
 # transformer_options key of the per-model-call state a family module sets up.
 CALL_KEY = "concept_attention_call"
+# transformer_options key of the family's block step (ConceptBlockPatch.advance), so that
+# each call can re-wrap block patches that another extension set after ours.
+ADVANCE_KEY = "concept_attention_advance"
 OUTER_SAMPLE = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
 PREDICT_NOISE = comfy.patcher_extension.WrappersMP.PREDICT_NOISE
 
@@ -139,6 +142,7 @@ class ModelCall:
         self.patches = math.prod(grid)
         self.stream = None
         self.scores = {method: [] for method in maths.METHODS}    # per chosen layer [R, C, P]
+        self.advancing = None               # the block whose concept step is running
 
     def advance(self, stream: torch.Tensor):
         """The concept stream after a block; fp16 overflow is clamped, as the image
@@ -175,9 +179,26 @@ def record_model_call(transformer_options: dict, batch: int, make_call, run):
         return run(transformer_options)
     rows, chunks, step, sigma = claim
     call = make_call(rows)
-    out = run({**transformer_options, CALL_KEY: call})
+    out = run(_with_block_patches({**transformer_options, CALL_KEY: call}, call.spec))
     recorder.add(call, step, sigma, chunks)
     return out
+
+
+def _with_block_patches(transformer_options: dict, spec: CaptureSpec) -> dict:
+    """transformer_options whose blocks up to the last chosen one all carry our
+    ConceptBlockPatch: a patch another extension set after ours (replacing it) is
+    wrapped for this call, so that both run."""
+    advance = transformer_options.get(ADVANCE_KEY)
+    if advance is None:                     # a family without block patches (CogVideoX)
+        return transformer_options
+    replace = transformer_options.get("patches_replace", {})
+    blocks = replace.get("dit", {})
+    keys = [("double_block", i) for i in range(spec.last_layer + 1)]
+    foreign = [k for k in keys if not isinstance(blocks.get(k), ConceptBlockPatch)]
+    if not foreign:
+        return transformer_options
+    wrapped = {**blocks, **{k: ConceptBlockPatch(k[1], advance, blocks.get(k)) for k in foreign}}
+    return {**transformer_options, "patches_replace": {**replace, "dit": wrapped}}
 
 
 class ConceptBlockPatch:
@@ -198,19 +219,26 @@ class ConceptBlockPatch:
 
     def __call__(self, args, extra):
         call = args["transformer_options"].get(CALL_KEY)
-        if call is None or self.index > call.spec.last_layer:
+        # Inside our own step for this block (a patch set after ours that calls the one it
+        # replaced calls us again): just run the block.
+        if call is None or self.index > call.spec.last_layer or call.advancing == self.index:
             return self._run_block(args, extra)
 
         def run(transformer_options):
             return self._run_block({**args, "transformer_options": transformer_options}, extra)
 
-        return self.advance(self.index, call, args, run)
+        call.advancing = self.index
+        try:
+            return self.advance(self.index, call, args, run)
+        finally:
+            call.advancing = None
 
 
 def patch_blocks(model, spec: CaptureSpec, advance):
     """A ConceptBlockPatch on every block up to the last chosen one (the stream has
     to pass through the earlier blocks), wrapping any patch already there."""
     existing = model.model_options["transformer_options"].get("patches_replace", {}).get("dit", {})
+    model.model_options["transformer_options"][ADVANCE_KEY] = advance
     for i in range(spec.last_layer + 1):
         model.set_model_patch_replace(ConceptBlockPatch(i, advance, existing.get(("double_block", i))),
                                       "dit", "double_block", i)

@@ -1,0 +1,112 @@
+"""Other extensions on the same model, for every family: a block patch (patches_replace)
+set before ours or after ours, and an attention override set before or after ours,
+all keep running and keep their effect on the image, and the maps stay the same
+whichever came first."""
+import pytest
+import torch
+
+import sampling
+from concept_attention.data import KEEP_ALL
+from concept_attention.nodes.apply import ConceptAttentionApply
+
+BLOCK_FAMILIES = {"flux_dev": "FLUX1", "sd3": "SD3", "flux2_klein": "FLUX2"}      # they have block patch points
+ALL_FAMILIES = {**BLOCK_FAMILIES, "cogvideox": "COGVIDEOX"}
+BLOCKS = 3                                                    # every tiny model has 3 joint blocks or more
+
+
+def family_and_model(request, fixture, families):
+    return getattr(sampling, families[fixture]), request.getfixturevalue(fixture)
+
+
+class ScalingBlockPatch:
+    """Another extension's block patch: scales the block's outputs (a visible effect)
+    and counts its calls. `calls_previous`: it wraps the entry it replaced, as a
+    careful extension does; otherwise it overwrites it and runs the block itself."""
+
+    def __init__(self, previous=None):
+        self.previous, self.calls = previous, 0
+
+    def __call__(self, args, extra):
+        self.calls += 1
+        out = self.previous(args, extra) if self.previous is not None else extra["original_block"](args)
+        return {key: None if value is None else value * 1.01 for key, value in out.items()}   # SD3: no text after its last block
+
+
+def with_block_patches(model, wrap_previous=False):
+    patched = model.clone()
+    existing = patched.model_options["transformer_options"].get("patches_replace", {}).get("dit", {})
+    patches = []
+    for i in range(BLOCKS):
+        patch = ScalingBlockPatch(existing.get(("double_block", i)) if wrap_previous else None)
+        patched.set_model_patch_replace(patch, "dit", "double_block", i)
+        patches.append(patch)
+    return patched, patches
+
+
+def apply_then_sample(family, model, concepts, add_others, keep=KEEP_ALL):
+    """ConceptAttention Apply first, then `add_others(model)` on its output, then KSampler."""
+    patched, capture = ConceptAttentionApply.execute(model, concepts, "all", "all", keep).args
+    latent = family.run_ksampler(add_others(patched))
+    return latent, capture
+
+
+@pytest.mark.parametrize("fixture", list(BLOCK_FAMILIES))
+def test_block_patches_before_and_after_ours_keep_running(request, fixture):
+    family, model = family_and_model(request, fixture, BLOCK_FAMILIES)
+    concepts = family.concepts()
+    others, patches = with_block_patches(model)
+    expected = family.run_ksampler(others)                    # the other extension alone
+    assert not torch.equal(expected, family.run_ksampler(model))
+    calls = sum(p.calls for p in patches)
+
+    before, capture_before = family.run_capture(others, concepts, layers="all", keep=KEEP_ALL)
+    assert torch.equal(before, expected) and sum(p.calls for p in patches) == 2 * calls
+
+    after_patches = []
+
+    def add_after(patched):
+        clone, added = with_block_patches(patched)             # overwrites our entries, as many extensions do
+        after_patches.extend(added)
+        return clone
+    after, capture_after = apply_then_sample(family, model, concepts, add_after)
+    assert torch.equal(after, expected) and sum(p.calls for p in after_patches) == calls
+    assert torch.allclose(capture_after.scores["concept_attention"], capture_before.scores["concept_attention"])
+
+    # A careful extension that calls the entry it replaced (ours): ours still runs once per block.
+    careful, capture_careful = apply_then_sample(family, model, concepts,
+                                                 lambda patched: with_block_patches(patched, wrap_previous=True)[0])
+    assert torch.equal(careful, expected)
+    assert torch.allclose(capture_careful.scores["concept_attention"], capture_before.scores["concept_attention"])
+    # and our maps are those of the patched image: not the maps without the other extension
+    plain = family.run_capture(model, concepts, layers="all", keep=KEEP_ALL)[1]
+    assert not torch.allclose(plain.scores["concept_attention"], capture_before.scores["concept_attention"])
+
+
+def scaling_override(calls):
+    def override(func, *args, **kwargs):
+        calls.append(args[0].shape[1])
+        return func(*args, **kwargs) * 1.01
+    return override
+
+
+@pytest.mark.parametrize("fixture", list(ALL_FAMILIES))
+def test_attention_overrides_before_and_after_ours_keep_running(request, fixture):
+    family, model = family_and_model(request, fixture, ALL_FAMILIES)
+    concepts = family.concepts()
+    calls = []
+    others = model.clone()
+    others.model_options["transformer_options"]["optimized_attention_override"] = scaling_override(calls)
+    expected = family.run_ksampler(others)
+    assert not torch.equal(expected, family.run_ksampler(model))
+    alone = len(calls)
+
+    before, capture_before = family.run_capture(others, concepts, layers="all", keep=KEEP_ALL)
+    assert torch.equal(before, expected) and len(calls) == 2 * alone
+
+    def add_after(patched):
+        clone = patched.clone()
+        clone.model_options["transformer_options"]["optimized_attention_override"] = scaling_override(calls)
+        return clone
+    after, capture_after = apply_then_sample(family, model, concepts, add_after)
+    assert torch.equal(after, expected) and len(calls) == 3 * alone
+    assert torch.allclose(capture_after.scores["concept_attention"], capture_before.scores["concept_attention"])
