@@ -43,6 +43,15 @@ class ConceptSet:
 # What a capture keeps (CaptureSpec.keep, the capture nodes' `keep` input).
 KEEP_SUMS = "per_step_and_per_layer"
 KEEP_ALL = "every_step_and_layer"
+class CaptureFailedError(ValueError):
+    pass
+
+
+def capture_failed(error: str) -> str:
+    return (f"the capture failed during sampling, so there are no maps ({error}). The image was sampled as it would "
+            "be without ConceptAttention. If this keeps happening, please report it with this message")
+
+
 NOTHING_CAPTURED = ("nothing was captured: the sampler has not run with this capture, or no conditional pass "
                     "reached the chosen layers and timesteps")
 KEEPS = (KEEP_SUMS, KEEP_ALL)
@@ -80,6 +89,7 @@ class ConceptAttention:
     step_sums: dict = field(default_factory=dict)
     layer_sums: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict)
+    error: str = ""                    # why the capture stopped, when it failed during sampling
 
     @property
     def is_video(self) -> bool:
@@ -121,6 +131,7 @@ class ConceptAttention:
                   grid=first.grid, image_size=first.image_size, video_frames=first.video_frames,
                   frames_per_latent=first.frames_per_latent, latents_per_token=first.latents_per_token,
                   batch_size=first.batch_size)
+        out.error = next((c.error for c in captures if c.error), "")
         out.steps = tuple(s for c in captures for s in c.steps)
         out.sigmas = tuple(s for c in captures for s in c.sigmas)
         out.step_sums = {m: torch.cat([c.step_sums[m] for c in captures]) for m in first.step_sums}
@@ -142,6 +153,8 @@ class ConceptAttention:
         """
         if method not in maths.METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(maths.METHODS)}")
+        if self.error:
+            raise CaptureFailedError(capture_failed(self.error))
         if not self.steps:
             raise ValueError(NOTHING_CAPTURED)
         layer_rows = self._select(self.layers, layers, "layer")

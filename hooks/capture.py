@@ -9,12 +9,19 @@ A capture is attached to a *clone* of a ModelPatcher under one key (KEY):
   ConceptBlockPatch entries in patches_replace that advance the stream beside each
   real block; without a Recorder both do nothing.
 Nothing is patched outside the clone, so the caller's model never changes.
+
+A failure of the capture never breaks sampling: our code runs guarded (ModelCall.guarded,
+ConceptBlockPatch), the model's own blocks run as they would without us, and the
+first error is kept in the CONCEPT_ATTN (`error`), which the map nodes report.
+Errors of the model itself, and interrupts, pass through untouched.
 """
+import logging
 import math
 from dataclasses import dataclass
 
 import torch
 
+import comfy.model_management
 import comfy.model_patcher
 import comfy.patcher_extension
 
@@ -63,14 +70,21 @@ class Recorder:
         # Only the sampler's own conditional pass of each prediction is recorded, not
         # the extra passes of guidance tricks (skip-layer guidance, PAG) that follow it.
         self.awaiting_pass = False
+        self.error = None
 
     def begin_prediction(self):
         self.awaiting_pass = True
 
+    def fail(self, error: BaseException):
+        """Stop capturing for the rest of the run and keep the first error."""
+        if self.error is None:
+            self.error = f"{type(error).__name__}: {error}"
+            logging.warning("ConceptAttention: the capture stopped (%s); sampling goes on as without it", self.error)
+
     def claim(self, transformer_options: dict, batch: int):
         """(rows, chunks, step, sigma) when this model call is the conditional pass
         to record, else None. rows: indices of the conditional batch rows."""
-        if not self.awaiting_pass:
+        if not self.awaiting_pass or self.error is not None:
             return None
         rows, chunks = conditional_rows(transformer_options, batch)
         if rows is None:
@@ -113,7 +127,8 @@ class Recorder:
     def finish(self) -> ConceptAttention:
         """What was recorded, as a CONCEPT_ATTN."""
         out = new_capture(self.spec)
-        if not self.steps:
+        out.error = self.error or ""
+        if not self.steps or self.error is not None:
             return out
         out.grid, out.image_size = self.grid, self.image_size
         out.video_frames, out.frames_per_latent, out.latents_per_token = self.video
@@ -143,6 +158,24 @@ class ModelCall:
         self.stream = None
         self.scores = {method: [] for method in maths.METHODS}    # per chosen layer [R, C, P]
         self.advancing = None               # the block whose concept step is running
+        self.failure = None                 # the first error of our code in this call
+
+    def fail(self, error: BaseException):
+        if self.failure is None:
+            self.failure = error
+
+    def guarded(self, function, *args):
+        """function(*args), unless this call already failed; an error of ours is kept
+        (self.failure), never raised into the model. Interrupts pass."""
+        if self.failure is not None:
+            return None
+        try:
+            return function(*args)
+        except comfy.model_management.InterruptProcessingException:
+            raise
+        except Exception as error:
+            self.fail(error)
+            return None
 
     def advance(self, stream: torch.Tensor):
         """The concept stream after a block; fp16 overflow is clamped, as the image
@@ -178,9 +211,17 @@ def record_model_call(transformer_options: dict, batch: int, make_call, run):
     if claim is None:
         return run(transformer_options)
     rows, chunks, step, sigma = claim
-    call = make_call(rows)
+    try:
+        call = make_call(rows)
+    except comfy.model_management.InterruptProcessingException:
+        raise
+    except Exception as error:
+        recorder.fail(error)
+        return run(transformer_options)
     out = run(_with_block_patches({**transformer_options, CALL_KEY: call}, call.spec))
-    recorder.add(call, step, sigma, chunks)
+    call.guarded(recorder.add, call, step, sigma, chunks)
+    if call.failure is not None:
+        recorder.fail(call.failure)
     return out
 
 
@@ -221,15 +262,28 @@ class ConceptBlockPatch:
         call = args["transformer_options"].get(CALL_KEY)
         # Inside our own step for this block (a patch set after ours that calls the one it
         # replaced calls us again): just run the block.
-        if call is None or self.index > call.spec.last_layer or call.advancing == self.index:
+        if call is None or self.index > call.spec.last_layer or call.advancing == self.index or call.failure:
             return self._run_block(args, extra)
+        block = {"running": False, "out": None}
 
         def run(transformer_options):
-            return self._run_block({**args, "transformer_options": transformer_options}, extra)
+            block["running"] = True          # an error from here on is the model's, not ours
+            block["out"] = self._run_block({**args, "transformer_options": transformer_options}, extra)
+            block["running"] = False
+            if call.failure is not None:     # our attention tap failed inside the block
+                raise call.failure
+            return block["out"]
 
         call.advancing = self.index
         try:
             return self.advance(self.index, call, args, run)
+        except comfy.model_management.InterruptProcessingException:
+            raise
+        except Exception as error:
+            if block["running"]:
+                raise
+            call.fail(error)
+            return block["out"] if block["out"] is not None else self._run_block(args, extra)
         finally:
             call.advancing = None
 
@@ -272,10 +326,11 @@ def with_attention_tap(transformer_options: dict, on_attention) -> dict:
     attention (through any override already set) and then shows q, k, v and the
     output to on_attention. Only the block given this copy is tapped."""
     previous = transformer_options.get("optimized_attention_override")
+    call = transformer_options[CALL_KEY]
 
     def tap(func, *args, **kwargs):
         out = previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
-        on_attention(args[0], args[1], args[2], out)
+        call.guarded(on_attention, args[0], args[1], args[2], out)
         return out
 
     return {**transformer_options, "optimized_attention_override": tap}

@@ -126,7 +126,7 @@ def _block_hooks(call: _Call):
     try:
         for index, block in enumerate(call.dm.blocks[:call.spec.last_layer + 1]):
             def before(module, args, kwargs, index=index):
-                call.before_block(index, module, kwargs)
+                call.guarded(call.before_block, index, module, kwargs)
             handles.append(block.register_forward_pre_hook(before, with_kwargs=True))
         yield
     finally:
@@ -152,7 +152,7 @@ def diffusion_model_wrapper(spec: CaptureSpec):
                 out = plain(with_attention_tap(options, call.on_attention))
             missing = [i for i in range(spec.last_layer + 1) if i not in call.done]
             if missing:
-                raise missing_joint_attention(missing[0])
+                call.fail(missing_joint_attention(missing[0]))
             return out
 
         return record_model_call(transformer_options or {}, x.shape[0], make_call, run)

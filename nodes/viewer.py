@@ -33,6 +33,8 @@ class ConceptAttentionViewer(io.ComfyNode):
     @classmethod
     def execute(cls, concept_attn, images, method="concept_attention") -> io.NodeOutput:
         capture = concept_attn
+        if capture.error:
+            map_inputs.check_captured(NODE, capture)
         if not capture.steps:
             raise NodeInputError(NODE, "concept_attn", "nothing was captured yet: connect the decoded images of the "
                                                        "sampler that filled these maps, so that this node runs after it")

@@ -110,3 +110,36 @@ def test_attention_overrides_before_and_after_ours_keep_running(request, fixture
     after, capture_after = apply_then_sample(family, model, concepts, add_after)
     assert torch.equal(after, expected) and len(calls) == 3 * alone
     assert torch.allclose(capture_after.scores["concept_attention"], capture_before.scores["concept_attention"])
+
+
+# A failure of the capture never breaks sampling
+
+PLANTED = {
+    "making the call": ("__init__", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("planted"))),
+    "recording scores": ("record", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("planted"))),
+    "advancing the stream": ("advance", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("planted"))),
+}
+
+
+@pytest.mark.parametrize("where", list(PLANTED))
+@pytest.mark.parametrize("fixture", list(ALL_FAMILIES))
+def test_a_failing_capture_still_gives_the_image_and_a_clear_error(request, monkeypatch, fixture, where):
+    from concept_attention.errors import NodeInputError
+    from concept_attention.hooks.capture import ModelCall
+    from concept_attention.nodes.report import ConceptReport
+    from test_nodes import aggregate
+
+    family, model = family_and_model(request, fixture, ALL_FAMILIES)
+    expected = family.run_ksampler(model, cfg=3.0)
+    name, failing = PLANTED[where]
+    monkeypatch.setattr(ModelCall, name, failing)
+    latent, capture = family.run_capture(model, family.concepts(), cfg=3.0)
+    assert torch.equal(latent, expected)
+    assert capture.error == "RuntimeError: planted" and not capture.steps
+    for run_node in (lambda: aggregate(capture), lambda: ConceptReport.execute(capture)):
+        with pytest.raises(NodeInputError, match=r"› concept_attn: the capture failed during sampling, so there are "
+                                                 r"no maps \(RuntimeError: planted\)\. The image was sampled as it "
+                                                 r"would be without ConceptAttention"):
+            run_node()
+    monkeypatch.undo()
+    assert not family.run_capture(model, family.concepts())[1].error       # the next run captures again
