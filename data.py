@@ -43,8 +43,8 @@ class ConceptSet:
 # What a capture keeps (CaptureSpec.keep, the capture nodes' `keep` input).
 KEEP_SUMS = "per_step_and_per_layer"
 KEEP_ALL = "every_step_and_layer"
-class CaptureFailedError(ValueError):
-    pass
+class MapsError(ValueError):
+    """The capture holds no usable maps for this choice: it failed, or its values are not finite."""
 
 
 def capture_failed(error: str) -> str:
@@ -90,6 +90,7 @@ class ConceptAttention:
     layer_sums: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict)
     error: str = ""                    # why the capture stopped, when it failed during sampling
+    nonfinite_steps: tuple = ()        # steps whose scores held NaN or infinite values
 
     @property
     def is_video(self) -> bool:
@@ -132,6 +133,7 @@ class ConceptAttention:
                   frames_per_latent=first.frames_per_latent, latents_per_token=first.latents_per_token,
                   batch_size=first.batch_size)
         out.error = next((c.error for c in captures if c.error), "")
+        out.nonfinite_steps = tuple(sorted({s for c in captures for s in c.nonfinite_steps}))
         out.steps = tuple(s for c in captures for s in c.steps)
         out.sigmas = tuple(s for c in captures for s in c.sigmas)
         out.step_sums = {m: torch.cat([c.step_sums[m] for c in captures]) for m in first.step_sums}
@@ -154,7 +156,7 @@ class ConceptAttention:
         if method not in maths.METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(maths.METHODS)}")
         if self.error:
-            raise CaptureFailedError(capture_failed(self.error))
+            raise MapsError(capture_failed(self.error))
         if not self.steps:
             raise ValueError(NOTHING_CAPTURED)
         layer_rows = self._select(self.layers, layers, "layer")
@@ -172,6 +174,12 @@ class ConceptAttention:
                 flat = self.step_sums[method][step_rows].sum(dim=0) / (len(step_rows) * len(self.layers))
             else:
                 flat = self.layer_sums[method][layer_rows].sum(dim=0) / (len(self.steps) * len(layer_rows))
+        if not torch.isfinite(flat).all():
+            chosen = sorted({self.steps[i] for i in step_rows} & set(self.nonfinite_steps)) or self.nonfinite_steps
+            raise MapsError(f"the scores of step{'s' if len(chosen) > 1 else ''} {', '.join(map(str, chosen))} hold NaN "
+                            "or infinite values (the latent or the model's activations were not finite there), so "
+                            "their maps would be NaN images; choose timesteps without them, or find what made the "
+                            "latent non-finite")
         return flat.reshape(*flat.shape[:2], *(self.grid if self.is_video else self.grid[1:]))
 
     @staticmethod

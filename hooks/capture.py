@@ -71,6 +71,7 @@ class Recorder:
         # the extra passes of guidance tricks (skip-layer guidance, PAG) that follow it.
         self.awaiting_pass = False
         self.error = None
+        self.nonfinite_steps = []
 
     def begin_prediction(self):
         self.awaiting_pass = True
@@ -115,6 +116,11 @@ class Recorder:
             return
         stacked = torch.stack([torch.stack(call.scores[m]) for m in maths.METHODS])     # [M, L, R, C, P]
         stacked = stacked.reshape(*stacked.shape[:2], chunks, -1, *stacked.shape[3:]).mean(dim=2)
+        if not torch.isfinite(stacked).all():
+            if step not in self.nonfinite_steps:
+                logging.warning("ConceptAttention: the scores of step %d hold NaN or infinite values; maps that "
+                                "include this step cannot be made", step)
+            self.nonfinite_steps.append(step)
         if self.spec.keep == KEEP_ALL:
             self.raw.append(stacked.to("cpu", torch.float32))
         else:
@@ -128,6 +134,7 @@ class Recorder:
         """What was recorded, as a CONCEPT_ATTN."""
         out = new_capture(self.spec)
         out.error = self.error or ""
+        out.nonfinite_steps = tuple(sorted(set(self.nonfinite_steps)))
         if not self.steps or self.error is not None:
             return out
         out.grid, out.image_size = self.grid, self.image_size

@@ -3,7 +3,7 @@ inputs, picking the maps they select, and finding a concept by its word."""
 from comfy_api.latest import io
 
 from .. import maths
-from ..data import NOTHING_CAPTURED, CaptureFailedError, SelectionError, capture_failed
+from ..data import NOTHING_CAPTURED, MapsError, SelectionError, capture_failed
 from ..errors import NodeInputError
 from ..selection import parse_indices
 from .types import ConceptAttn
@@ -59,7 +59,7 @@ def maps(node: str, capture, method: str, layers=None, steps=None, input_name="c
         return capture.maps(method, layers=layers, steps=steps)
     except SelectionError as e:
         raise NodeInputError(node, {"layer": "layers", "step": "timesteps"}.get(e.what, e.what), str(e)) from None
-    except CaptureFailedError as e:
+    except MapsError as e:
         raise NodeInputError(node, input_name, str(e)) from None
     except ValueError as e:
         raise NodeInputError(node, input_name, f"{e}{AFTER_HINT}") from None

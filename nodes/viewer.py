@@ -1,6 +1,7 @@
 """ConceptAttentionViewer: an interactive view of the maps in the node itself (web/viewer.js)."""
 from comfy_api.latest import io
 
+from ..data import MapsError
 from ..errors import NodeInputError
 from ..viewer_data import payload
 from . import map_inputs
@@ -43,4 +44,7 @@ class ConceptAttentionViewer(io.ComfyNode):
             raise NodeInputError(NODE, "images", f"{images.shape[0]} images for maps of {capture.batch_size} "
                                                  f"{'videos' if capture.is_video else 'images'}; connect the decoded "
                                                  f"batch the maps were made from ({expected} images)")
-        return io.NodeOutput(ui={UI_KEY: [payload(capture, images, method)]})
+        try:
+            return io.NodeOutput(ui={UI_KEY: [payload(capture, images, method)]})
+        except MapsError as e:
+            raise NodeInputError(NODE, "concept_attn", str(e)) from None

@@ -313,3 +313,24 @@ def test_compare_across_families_with_different_grids(family_captures):
     flux, sd3 = family_captures("flux_dev"), family_captures("sd3")
     grid, table, _ = ConceptCompare.execute(flux, sd3, "Flux 1", "SD3", cell_size=32).args
     assert grid.shape[0] == 2 and table.splitlines()[1].split() == ["concept", "Flux", "1", "SD3"]
+
+
+def test_non_finite_scores_give_a_clear_message_not_nan_images():
+    from test_nodes import aggregate
+    from concept_attention.nodes.viewer import ConceptAttentionViewer
+
+    def maps(step, layer):
+        values = two_concepts().clone()
+        if step == 1:
+            values[0, 0, 0, 0] = float("nan")
+        return values
+    capture = planted(maps, ("sky", "rock"), steps=3)
+    assert capture.nonfinite_steps == (1,)
+    message = r"› concept_attn: the scores of step 1 hold NaN or infinite values .* choose timesteps without them"
+    for run_node in (lambda: aggregate(capture), lambda: ConceptReport.execute(capture),
+                     lambda: ConceptEvolution.execute(capture),
+                     lambda: ConceptAttentionViewer.execute(capture, torch.zeros(1, 64, 128, 3))):
+        with pytest.raises(NodeInputError, match=message):
+            run_node()
+    soft = aggregate(capture, timesteps="0,2")[1]                    # the other steps still give maps
+    assert torch.isfinite(soft).all()

@@ -143,3 +143,19 @@ def test_a_failing_capture_still_gives_the_image_and_a_clear_error(request, monk
             run_node()
     monkeypatch.undo()
     assert not family.run_capture(model, family.concepts())[1].error       # the next run captures again
+
+
+def test_a_nan_latent_gives_a_clear_message_on_the_maps(flux_dev):
+    from concept_attention.errors import NodeInputError
+    from concept_attention.nodes.sampler import ConceptAttentionSampler
+    from test_nodes import aggregate
+
+    family = sampling.FLUX1
+    latent = family.latent(1)
+    latent["samples"][0, 0, 0, 0] = float("nan")
+    out = ConceptAttentionSampler.execute(flux_dev, sampling.SEED, 2, 1.0, "euler", "simple", family.conditioning(1),
+                                          family.conditioning(2), latent, 1.0, family.concepts(), "default", "all")
+    capture = out.args[1]
+    assert capture.nonfinite_steps == (0, 1)
+    with pytest.raises(NodeInputError, match=r"HeatmapAggregate › concept_attn: the scores of steps 0, 1 hold NaN"):
+        aggregate(capture)
