@@ -1,5 +1,10 @@
 """Parsing of the index lists users type for layers and timesteps
 ("all", "15-18", "0,3,7", "-4--1" for the last four). No ComfyUI import."""
+import re
+import unicodedata
+
+MAX_CONCEPTS = 64      # a map per concept and image: more is no longer readable, and costs memory
+MAX_WORD_CHARS = 80    # a word or a short phrase
 
 
 def parse_indices(text: str, count: int, what: str) -> tuple:
@@ -37,9 +42,10 @@ def parse_indices(text: str, count: int, what: str) -> tuple:
 def _bounds(part: str) -> tuple:
     # A dash after the first character separates a range; a leading dash is a sign.
     cut = part.find("-", 1)
-    if cut < 0:
-        return int(part), int(part)
-    return int(part[:cut]), int(part[cut + 1:])
+    ends = (part, part) if cut < 0 else (part[:cut], part[cut + 1:])
+    if any(end.strip() == "-0" or not re.fullmatch(r"-?[0-9]+", end.strip()) for end in ends):
+        raise ValueError(part)              # "-0" is ambiguous (0 is the first, -1 the last); "+3", "3.0": no index
+    return int(ends[0]), int(ends[1])
 
 
 def parse_concepts(text: str) -> tuple:
@@ -51,6 +57,16 @@ def parse_concepts(text: str) -> tuple:
     words = [w for w in words if w]
     if not words:
         raise ValueError("no concepts given; write words separated by commas or new lines, e.g. \"dragon, rock, sky\"")
+    if len(words) > MAX_CONCEPTS:
+        raise ValueError(f"{len(words)} concepts given; at most {MAX_CONCEPTS} fit in one capture")
+    for w in words:
+        if len(w) > MAX_WORD_CHARS:
+            raise ValueError(f"the concept {w[:20]!r}... is {len(w)} characters long; a concept is a word or a short "
+                             f"phrase of at most {MAX_WORD_CHARS} characters")
+        hidden = [c for c in w if unicodedata.category(c).startswith("C")]
+        if hidden:
+            raise ValueError(f"the concept {w!r} holds the control or invisible character {hidden[0]!r}; "
+                             "write it without")
     seen = {}
     for w in words:
         key = w.lower()

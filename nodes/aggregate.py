@@ -4,6 +4,7 @@ from comfy_api.latest import io
 
 from .. import maths
 from ..data import ConceptMaps
+from ..errors import require_finite
 from ..render import draw_label
 from . import map_inputs
 from .types import CATEGORY, ConceptMaps as ConceptMapsType
@@ -71,6 +72,7 @@ class HeatmapAggregate(io.ComfyNode):
     def execute(cls, concept_attn, layers, timesteps, method, normalization, output_size, colormap,
                 blur=0.0, threshold_mode="mean", threshold=0.5, grow=0, label=True, concept="all",
                 after=None) -> io.NodeOutput:
+        require_finite(NODE, blur=blur, threshold=threshold)
         capture = concept_attn
         maps = map_inputs.selected_maps(NODE, capture, layers, timesteps, method)
         words = tuple(capture.concepts)

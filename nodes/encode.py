@@ -6,11 +6,12 @@ from .. import hooks
 from ..data import ConceptSet
 from ..errors import NodeInputError
 from ..hooks.text import template, word_positions
-from ..selection import parse_concepts
+from ..selection import MAX_CONCEPTS, MAX_WORD_CHARS, parse_concepts
 from .types import CATEGORY, Concepts
 
 NODE = "ConceptEncode"
 POOLING = ("first_token", "mean")
+MAX_WORD_TOKENS = 16   # a word or a short phrase; longer text is a prompt, not a concept
 
 
 class ConceptEncode(io.ComfyNode):
@@ -26,7 +27,9 @@ class ConceptEncode(io.ComfyNode):
                 io.Clip.Input("clip", tooltip="The text encoder that goes with the model (Flux 1: the CLIP-L + T5 "
                                               "pair; SD3/SD3.5: CLIP-L, CLIP-G and T5, or any of them)."),
                 io.String.Input("concepts", multiline=True, default="dragon, rock, sky",
-                                tooltip="Concept words, separated by commas or new lines. Each must be different."),
+                                tooltip=f"Concept words, separated by commas or new lines. Each must be different; at most "
+                                        f"{MAX_CONCEPTS} concepts, each a word or short phrase of at most {MAX_WORD_CHARS} "
+                                        f"characters and {MAX_WORD_TOKENS} tokens, without control characters."),
                 io.Combo.Input("pooling", options=POOLING, default="first_token",
                                tooltip="first_token: the word's first token, as the paper. "
                                        "mean: the mean over all of the word's tokens (better for words split into several tokens)."),
@@ -81,5 +84,8 @@ def _pool(word: str, cond, positions: list, pooling: str):
     """The word's vector [D]: its first token, or the mean of its tokens."""
     if not positions:
         raise NodeInputError(NODE, "concepts", f"{word!r} gives no tokens with this text encoder")
+    if len(positions) > MAX_WORD_TOKENS:
+        raise NodeInputError(NODE, "concepts", f"{word!r} is {len(positions)} tokens long with this text encoder; a "
+                                               f"concept is at most {MAX_WORD_TOKENS} tokens (a word or a short phrase)")
     vectors = cond[0, positions].float().cpu()
     return vectors[0] if pooling == "first_token" else vectors.mean(dim=0)

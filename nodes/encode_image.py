@@ -9,7 +9,7 @@ import comfy.utils
 from comfy_api.latest import io
 
 from ..data import KEEP_SUMS, ConceptAttention
-from ..errors import NodeInputError
+from ..errors import NodeInputError, require_finite
 from .setup import MODELS, attach_capture, check_patch_count, concepts_input, keep_input, layers_input, pixels_per_patch
 from .types import CATEGORY, ConceptAttn
 
@@ -49,6 +49,7 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
     @classmethod
     def execute(cls, model, vae, image, concepts, noise_level, noise_samples, seed, layers, keep=KEEP_SUMS,
                 positive=None) -> io.NodeOutput:
+        require_finite(NODE, noise_level=noise_level)
         patched, capture = attach_capture(NODE, model, concepts, layers, "all", step_count=1, keep=keep)
         if positive is None:
             if concepts.empty_prompt is None:

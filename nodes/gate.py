@@ -3,7 +3,7 @@ measured value, so that a graph can branch, or stop the run."""
 from comfy_api.latest import io
 
 from .. import report
-from ..errors import NodeInputError
+from ..errors import NodeInputError, require_finite
 from . import map_inputs
 from .report import build_report
 from .types import CATEGORY
@@ -48,6 +48,7 @@ class ConceptGate(io.ComfyNode):
     @classmethod
     def execute(cls, concept_attn, concept, measure="area_share", threshold=0.05, stop_when="never",
                 layers="all", timesteps="all", method="concept_attention", after=None) -> io.NodeOutput:
+        require_finite(NODE, threshold=threshold)
         words = tuple(concept_attn.concepts)
         if not concept.strip():
             raise NodeInputError(NODE, "concept", f"write the concept to measure, one of: {', '.join(words)}")

@@ -3,7 +3,7 @@ import torch
 from comfy_api.latest import io
 
 from .. import maths
-from ..errors import NodeInputError
+from ..errors import NodeInputError, require_finite
 from ..render import draw_label
 from .types import CATEGORY, ConceptMaps
 
@@ -33,6 +33,7 @@ class HeatmapOverlay(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, heatmaps, opacity, colormap, label=True) -> io.NodeOutput:
+        require_finite(NODE, opacity=opacity)
         maps = heatmaps.maps                                # [B, C, H, W], video [B, C, N, H, W]
         batch, concepts = maps.shape[:2]
         frames = maps.shape[2] if maps.ndim == 5 else 1

@@ -4,6 +4,7 @@ import torch
 from comfy_api.latest import io
 
 from .. import report
+from ..errors import require_finite
 from ..render import draw_bar_chart
 from . import map_inputs
 from .types import CATEGORY
@@ -56,6 +57,7 @@ class ConceptReport(io.ComfyNode):
     def execute(cls, concept_attn, layers="all", timesteps="all", method="concept_attention",
                 min_area_share=DEFAULTS.min_area_share, min_peak=DEFAULTS.min_peak,
                 merge_overlap=DEFAULTS.merge_overlap, concept="", after=None) -> io.NodeOutput:
+        require_finite(NODE, min_area_share=min_area_share, min_peak=min_peak, merge_overlap=merge_overlap)
         capture = concept_attn
         words = tuple(capture.concepts)
         chosen = words[map_inputs.concept_index(NODE, words, concept, allow_all=False)] if concept.strip() else words[0]

@@ -4,6 +4,7 @@ import nodes as comfy_nodes
 from comfy_api.latest import io
 
 from ..data import KEEP_SUMS
+from ..errors import require_finite
 from .setup import MODELS, attach_capture, check_latent_size, concepts_input, keep_input, layers_input, timesteps_input
 from .types import CATEGORY, ConceptAttn
 
@@ -44,6 +45,7 @@ class ConceptAttentionSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
                 denoise, concepts, layers, timesteps, keep=KEEP_SUMS) -> io.NodeOutput:
+        require_finite(NODE, cfg=cfg, denoise=denoise)
         patched, capture = attach_capture(NODE, model, concepts, layers, timesteps, steps, keep)
         check_latent_size(NODE, "latent_image", model, latent_image)
         latent = comfy_nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,

@@ -9,7 +9,7 @@ from ..selection import parse_indices
 from .types import Concepts
 
 MODELS = "A Flux 1 or SD3/SD3.5 model (medium or large)."
-LAYERS_TOOLTIP = ("Joint-attention blocks to read maps from: \"default\" (Flux 1: double blocks 15-18, "
+LAYERS_TOOLTIP = ("Joint-attention blocks to read maps from: \"default\" (or empty; Flux 1: double blocks 15-18, "
                   "or the last four of a smaller model; SD3/SD3.5: every joint block), \"all\", a range \"15-18\" "
                   "or a list \"0,3,7\". Later blocks localise best.")
 TIMESTEPS_TOOLTIP = ("Sampler steps to capture: \"all\", a range \"2-5\" or a list \"0,3\" "
@@ -57,7 +57,7 @@ def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step
     check_concepts_fit(node, family, dm, concepts)
     count = family.layer_count(dm)
     try:
-        chosen = family.default_layers(count) if layers.strip().lower() == "default" else parse_indices(layers, count, "layer")
+        chosen = family.default_layers(count) if layers.strip().lower() in ("default", "") else parse_indices(layers, count, "layer")
     except ValueError as e:
         raise NodeInputError(node, "layers", f"{e} ({family.NAME} model with {count} joint-attention blocks)") from None
     try:

@@ -18,29 +18,25 @@ def family_and_model(request, fixture, families):
     return getattr(sampling, families[fixture]), request.getfixturevalue(fixture)
 
 
-class ScalingBlockPatch:
+def scaling_block_patch(calls: list, previous=None):
     """Another extension's block patch: scales the block's outputs (a visible effect)
-    and counts its calls. `calls_previous`: it wraps the entry it replaced, as a
-    careful extension does; otherwise it overwrites it and runs the block itself."""
-
-    def __init__(self, previous=None):
-        self.previous, self.calls = previous, 0
-
-    def __call__(self, args, extra):
-        self.calls += 1
-        out = self.previous(args, extra) if self.previous is not None else extra["original_block"](args)
-        return {key: None if value is None else value * 1.01 for key, value in out.items()}   # SD3: no text after its last block
+    and counts its calls in `calls`. With `previous` it wraps the entry it replaced, as
+    a careful extension does; otherwise it overwrites it and runs the block itself.
+    (A function, as model clones may deep-copy other objects in their options.)"""
+    def patch(args, extra):
+        calls.append(args["transformer_options"].get("block_index"))
+        out = previous(args, extra) if previous is not None else extra["original_block"](args)
+        return {key: None if value is None else value * 1.01 for key, value in out.items()}   # SD3: no text at the end
+    return patch
 
 
-def with_block_patches(model, wrap_previous=False):
+def with_block_patches(model, calls, wrap_previous=False):
     patched = model.clone()
     existing = patched.model_options["transformer_options"].get("patches_replace", {}).get("dit", {})
-    patches = []
     for i in range(BLOCKS):
-        patch = ScalingBlockPatch(existing.get(("double_block", i)) if wrap_previous else None)
+        patch = scaling_block_patch(calls, existing.get(("double_block", i)) if wrap_previous else None)
         patched.set_model_patch_replace(patch, "dit", "double_block", i)
-        patches.append(patch)
-    return patched, patches
+    return patched
 
 
 def apply_then_sample(family, model, concepts, add_others, keep=KEEP_ALL):
@@ -54,28 +50,24 @@ def apply_then_sample(family, model, concepts, add_others, keep=KEEP_ALL):
 def test_block_patches_before_and_after_ours_keep_running(request, fixture):
     family, model = family_and_model(request, fixture, BLOCK_FAMILIES)
     concepts = family.concepts()
-    others, patches = with_block_patches(model)
+    calls = []
+    others = with_block_patches(model, calls)
     expected = family.run_ksampler(others)                    # the other extension alone
     assert not torch.equal(expected, family.run_ksampler(model))
-    calls = sum(p.calls for p in patches)
+    alone = len(calls)
 
     before, capture_before = family.run_capture(others, concepts, layers="all", keep=KEEP_ALL)
-    assert torch.equal(before, expected) and sum(p.calls for p in patches) == 2 * calls
+    assert torch.equal(before, expected) and len(calls) == 2 * alone
 
-    after_patches = []
-
-    def add_after(patched):
-        clone, added = with_block_patches(patched)             # overwrites our entries, as many extensions do
-        after_patches.extend(added)
-        return clone
-    after, capture_after = apply_then_sample(family, model, concepts, add_after)
-    assert torch.equal(after, expected) and sum(p.calls for p in after_patches) == calls
+    # Set after ours, overwriting our entries as many extensions do: both still run.
+    after, capture_after = apply_then_sample(family, model, concepts, lambda patched: with_block_patches(patched, calls))
+    assert torch.equal(after, expected) and len(calls) == 3 * alone
     assert torch.allclose(capture_after.scores["concept_attention"], capture_before.scores["concept_attention"])
 
     # A careful extension that calls the entry it replaced (ours): ours still runs once per block.
     careful, capture_careful = apply_then_sample(family, model, concepts,
-                                                 lambda patched: with_block_patches(patched, wrap_previous=True)[0])
-    assert torch.equal(careful, expected)
+                                                 lambda patched: with_block_patches(patched, calls, wrap_previous=True))
+    assert torch.equal(careful, expected) and len(calls) == 4 * alone
     assert torch.allclose(capture_careful.scores["concept_attention"], capture_before.scores["concept_attention"])
     # and our maps are those of the patched image: not the maps without the other extension
     plain = family.run_capture(model, concepts, layers="all", keep=KEEP_ALL)[1]

@@ -55,13 +55,17 @@ class ComfyClient:
         # ComfyUI still queues a prompt some of whose outputs are invalid, to run the others.
         if queued.get("node_errors"):
             raise ServerError(f"node errors: {json.dumps(queued['node_errors'], indent=1)}")
-        prompt_id = queued["prompt_id"]
+        entry = self.wait(queued["prompt_id"], timeout)
+        if entry["status"].get("status_str") != "success":
+            raise ServerError(f"prompt failed:\n{_failures(entry)}\n{self.log_tail()}")
+        return entry
+
+    def wait(self, prompt_id: str, timeout: float = 300.0) -> dict:
+        """The /history entry of a queued prompt once it has finished, whatever its outcome."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             entry = self.get(f"/history/{prompt_id}").get(prompt_id)
             if entry and entry.get("status", {}).get("completed") is not None:
-                if entry["status"].get("status_str") != "success":
-                    raise ServerError(f"prompt failed:\n{_failures(entry)}\n{self.log_tail()}")
                 return entry
             time.sleep(0.2)
         raise ServerError(f"prompt did not finish within {timeout:.0f} s\n{self.log_tail()}")
