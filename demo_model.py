@@ -77,6 +77,8 @@ def load_flux(path, dit_config: dict, model_options: dict = None):
                                                         supported_dtypes=supported,
                                                         weight_dtype=comfy.utils.weight_dtype(sd))
     model_config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, supported))
+    if model_options.get("custom_operations") is not None:      # as ComfyUI's loader passes them on
+        model_config.custom_operations = model_options["custom_operations"]
     model = model_config.get_model(sd, "")
     model.load_model_weights(sd, "")
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)

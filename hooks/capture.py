@@ -24,6 +24,7 @@ import torch
 import comfy.model_management
 import comfy.model_patcher
 import comfy.patcher_extension
+from comfy_api.torch_helpers.torch_compile import TORCH_COMPILE_KWARGS
 
 from .. import maths
 from ..data import KEEP_ALL, KEEP_SUMS, ConceptAttention, ConceptSet
@@ -35,6 +36,8 @@ CALL_KEY = "concept_attention_call"
 # each call can re-wrap block patches that another extension set after ours.
 ADVANCE_KEY = "concept_attention_advance"
 OUTER_SAMPLE = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
+COMPILED = ("the model is compiled (TorchCompileModel): a compiled model runs its blocks as one traced graph, "
+            "which the capture cannot follow")
 PREDICT_NOISE = comfy.patcher_extension.WrappersMP.PREDICT_NOISE
 
 
@@ -57,8 +60,10 @@ class Recorder:
     on the model's device until the run ends; raw scores (KEEP_ALL) move to the
     CPU once per model call."""
 
-    def __init__(self, spec: CaptureSpec, sample_sigmas: torch.Tensor):
+    def __init__(self, spec: CaptureSpec, sample_sigmas: torch.Tensor, image_size: tuple = None):
         self.spec = spec
+        # (height, width) of the sampled latent: calls on a crop of it (area conditioning) are not recorded.
+        self.image_size_latent = tuple(image_size) if image_size is not None else None
         self.sample_sigmas = sample_sigmas.detach().float().cpu()
         self.steps, self.sigmas = [], []
         self.raw = []            # KEEP_ALL: per evaluation [M, L, B, C, P] on the CPU
@@ -82,11 +87,14 @@ class Recorder:
             self.error = f"{type(error).__name__}: {error}"
             logging.warning("ConceptAttention: the capture stopped (%s); sampling goes on as without it", self.error)
 
-    def claim(self, transformer_options: dict, batch: int):
-        """(rows, chunks, step, sigma) when this model call is the conditional pass
-        to record, else None. rows: indices of the conditional batch rows."""
+    def claim(self, transformer_options: dict, x: torch.Tensor):
+        """(rows, chunks, step, sigma) when this model call, on model input x, is the
+        conditional pass to record, else None. rows: indices of the conditional batch rows."""
         if not self.awaiting_pass or self.error is not None:
             return None
+        if self.image_size_latent is not None and tuple(x.shape[-2:]) != self.image_size_latent:
+            return None
+        batch = x.shape[0]
         rows, chunks = conditional_rows(transformer_options, batch)
         if rows is None:
             return None
@@ -111,9 +119,6 @@ class Recorder:
         one call (combined conditioning) are averaged."""
         if self.grid is None:
             self.grid, self.image_size, self.video = call.grid, call.image_size, call.video
-        elif call.grid != self.grid:
-            # Area conditioning runs the model on a crop: its patches are not the image's.
-            return
         stacked = torch.stack([torch.stack(call.scores[m]) for m in maths.METHODS])     # [M, L, R, C, P]
         stacked = stacked.reshape(*stacked.shape[:2], chunks, -1, *stacked.shape[3:]).mean(dim=2)
         if not torch.isfinite(stacked).all():
@@ -209,12 +214,13 @@ def image_pixels(latent: torch.Tensor, spec: CaptureSpec) -> tuple:
     return latent.shape[-2] * spec.pixels_per_latent, latent.shape[-1] * spec.pixels_per_latent
 
 
-def record_model_call(transformer_options: dict, batch: int, make_call, run):
-    """The body of a family's per-call wrapper. When this call is the conditional
-    pass to record, its blocks get the ModelCall make_call(rows) and its scores are
-    recorded; otherwise the call just runs. run(transformer_options) runs the model."""
+def record_model_call(transformer_options: dict, x: torch.Tensor, make_call, run):
+    """The body of a family's per-call wrapper, x being the model's input. When this
+    call is the conditional pass to record, its blocks get the ModelCall
+    make_call(rows) and its scores are recorded; otherwise the call just runs.
+    run(transformer_options) runs the model."""
     recorder = transformer_options.get(KEY)
-    claim = recorder.claim(transformer_options, batch) if recorder is not None else None
+    claim = recorder.claim(transformer_options, x) if recorder is not None else None
     if claim is None:
         return run(transformer_options)
     rows, chunks, step, sigma = claim
@@ -343,13 +349,23 @@ def with_attention_tap(transformer_options: dict, on_attention) -> dict:
     return {**transformer_options, "optimized_attention_override": tap}
 
 
+def is_compiled(model_options: dict) -> bool:
+    return TORCH_COMPILE_KWARGS in model_options
+
+
 def outer_sample_wrapper(spec: CaptureSpec, result: ConceptAttention):
     """OUTER_SAMPLE wrapper: one fresh Recorder per sampling run."""
     def wrapper(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         guider = executor.class_obj
+        if is_compiled(guider.model_options):        # compiled after ours: sample without the capture
+            logging.warning("ConceptAttention: %s; sampling without it", COMPILED)
+            out = executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+            result.replace_with(new_capture(spec))
+            result.error = COMPILED + "; read the maps with the model from before TorchCompileModel"
+            return out
         original = guider.model_options
         guider.model_options = comfy.model_patcher.create_model_options_clone(original)
-        recorder = Recorder(spec, sigmas)
+        recorder = Recorder(spec, sigmas, latent_image.shape[-2:])
         guider.model_options["transformer_options"][KEY] = recorder
         try:
             out = executor(noise, latent_image, sampler, sigmas, *args, **kwargs)

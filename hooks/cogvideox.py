@@ -155,7 +155,7 @@ def diffusion_model_wrapper(spec: CaptureSpec):
                 call.fail(missing_joint_attention(missing[0]))
             return out
 
-        return record_model_call(transformer_options or {}, x.shape[0], make_call, run)
+        return record_model_call(transformer_options or {}, x, make_call, run)
     return wrapper
 
 

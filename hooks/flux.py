@@ -169,7 +169,7 @@ def diffusion_model_wrapper(make_call):
         def call_for(rows):
             return make_call(executor.class_obj, rows, x, timestep, context, guidance)
 
-        return record_model_call(transformer_options, x.shape[0], call_for, run)
+        return record_model_call(transformer_options, x, call_for, run)
     return wrapper
 
 

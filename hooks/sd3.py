@@ -130,7 +130,7 @@ def apply_model_wrapper(spec: CaptureSpec):
         def make_call(rows):
             return _Call(executor.class_obj.diffusion_model, spec, rows, x)
 
-        return record_model_call(transformer_options, x.shape[0], make_call, run)
+        return record_model_call(transformer_options, x, make_call, run)
     return wrapper
 
 

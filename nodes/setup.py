@@ -4,7 +4,7 @@ from comfy_api.latest import io
 from .. import hooks
 from ..data import KEEP_ALL, KEEP_SUMS, KEEPS
 from ..errors import NodeInputError
-from ..hooks.capture import CaptureSpec, attach
+from ..hooks.capture import COMPILED, CaptureSpec, attach, is_compiled
 from ..selection import parse_indices
 from .types import Concepts
 
@@ -47,6 +47,8 @@ def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step
                    keep: str = KEEP_SUMS):
     """Check the inputs against the model (and the sampler's step count, when
     known) and return (patched clone, CONCEPT_ATTN)."""
+    if is_compiled(model.model_options):
+        raise NodeInputError(node, "model", f"{COMPILED}. Connect the model from before TorchCompileModel")
     try:
         family = hooks.family_of(model)
     except hooks.UnsupportedModelError as e:
