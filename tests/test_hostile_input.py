@@ -110,11 +110,8 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = ComfyServer(host.find_comfyui(), tmp_path_factory.mktemp("hostile_server"))
-    try:
-        yield srv.start(timeout=90)
-    finally:
-        srv.stop()
+    with ComfyServer(host.find_comfyui(), tmp_path_factory.mktemp("hostile_server")) as srv:
+        yield srv
 
 
 def submit(server, prompt):

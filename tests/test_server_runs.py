@@ -17,11 +17,8 @@ IDS = {node["_meta"]["title"]: node_id for node_id, node in WORKFLOW.items()}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = ComfyServer(host.find_comfyui(), tmp_path_factory.mktemp("runs_server"))
-    try:
-        yield srv.start(timeout=90)
-    finally:
-        srv.stop()
+    with ComfyServer(host.find_comfyui(), tmp_path_factory.mktemp("runs_server")) as srv:
+        yield srv
 
 
 def graph(steps=4, seed=3, colormap="plasma"):
@@ -40,11 +37,8 @@ def run(server, prompt):
 
 @pytest.fixture(scope="module")
 def fresh_server(tmp_path_factory):
-    srv = ComfyServer(host.find_comfyui(), tmp_path_factory.mktemp("fresh_server"))
-    try:
-        yield srv.start(timeout=90)
-    finally:
-        srv.stop()
+    with ComfyServer(host.find_comfyui(), tmp_path_factory.mktemp("fresh_server")) as srv:
+        yield srv
 
 
 def test_interrupt_reruns_and_the_cache(server, fresh_server):
