@@ -76,7 +76,6 @@ class Recorder:
         # the extra passes of guidance tricks (skip-layer guidance, PAG) that follow it.
         self.awaiting_pass = False
         self.error = None
-        self.nonfinite_steps = []
 
     def begin_prediction(self):
         self.awaiting_pass = True
@@ -121,11 +120,6 @@ class Recorder:
             self.grid, self.image_size, self.video = call.grid, call.image_size, call.video
         stacked = torch.stack([torch.stack(call.scores[m]) for m in maths.METHODS])     # [M, L, R, C, P]
         stacked = stacked.reshape(*stacked.shape[:2], chunks, -1, *stacked.shape[3:]).mean(dim=2)
-        if not torch.isfinite(stacked).all():
-            if step not in self.nonfinite_steps:
-                logging.warning("ConceptAttention: the scores of step %d hold NaN or infinite values; maps that "
-                                "include this step cannot be made", step)
-            self.nonfinite_steps.append(step)
         if self.spec.keep == KEEP_ALL:
             self.raw.append(stacked.to("cpu", torch.float32))
         else:
@@ -139,7 +133,6 @@ class Recorder:
         """What was recorded, as a CONCEPT_ATTN."""
         out = new_capture(self.spec)
         out.error = self.error or ""
-        out.nonfinite_steps = tuple(sorted(set(self.nonfinite_steps)))
         if not self.steps or self.error is not None:
             return out
         out.grid, out.image_size = self.grid, self.image_size
@@ -151,6 +144,14 @@ class Recorder:
             out.step_sums = dict(zip(maths.METHODS, torch.stack(self.step_sums, dim=1).cpu().unbind()))
             out.layer_sums = dict(zip(maths.METHODS, self.layer_sums.cpu().unbind()))
         out.batch_size = next(iter({**out.scores, **out.layer_sums}.values())).shape[-3]
+        # Once per run, on the CPU copies: no check (and no device sync) per model call.
+        per_evaluation = out.scores if self.spec.keep == KEEP_ALL else out.step_sums      # [E, ...] per method
+        bad = {out.steps[e] for kept in per_evaluation.values()
+               for e in (~torch.isfinite(kept.flatten(1))).any(dim=1).nonzero().flatten().tolist()}
+        out.nonfinite_steps = tuple(sorted(bad))
+        if bad:
+            logging.warning("ConceptAttention: the scores of steps %s hold NaN or infinite values; maps that "
+                            "include them cannot be made", out.nonfinite_steps)
         return out
 
 
