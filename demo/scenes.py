@@ -111,6 +111,18 @@ def caption_for(objects, background: str) -> str:
     return f"{things} {BACKGROUND_PHRASES[background]}"
 
 
+def short_captions(objects, background: str) -> list:
+    """The shorter captions that also describe a scene: each object's colour word,
+    shape word and phrase ("a red circle"), that phrase with the background, and the
+    background word alone. ConceptEncode reads each concept word alone; training on
+    these puts a word's encoding on its own in the model's distribution."""
+    out = [background]
+    for c, s in objects:
+        phrase = f"{article(c)} {c} {s}"
+        out += [c, s, phrase, f"{phrase} {BACKGROUND_PHRASES[background]}"]
+    return list(dict.fromkeys(out))
+
+
 # ---------------------------------------------------------------------------
 # Shapes: a mask from pixel offsets (u, v) in units of the object's scale, v up.
 

@@ -48,10 +48,12 @@ TEXT_CONFIG = {
     # T5 prompts are padded to 32 tokens (stock Flux pads to 256); every caption fits.
     "tokenizer_data": {"t5xxl_min_length": 32},
 }
+# Patch 1 on the 16x16 latent: 16x16 image tokens (8 pixels each), so that a map can
+# follow a shape; 6 double blocks so that the layer choice matters.
 DIT_CONFIG = dict(
     in_channels=16, out_channels=16, vec_in_dim=TEXT_DIM, context_in_dim=TEXT_DIM,
-    hidden_size=256, mlp_ratio=4.0, num_heads=2, depth=4, depth_single_blocks=2,
-    axes_dim=[16, 56, 56], theta=10000, patch_size=2, qkv_bias=True, guidance_embed=False,
+    hidden_size=192, mlp_ratio=4.0, num_heads=2, depth=6, depth_single_blocks=1,
+    axes_dim=[16, 40, 40], theta=10000, patch_size=1, qkv_bias=True, guidance_embed=False,
     txt_ids_dims=[],
 )
 # What nodes.VAELoader.load_taesd sets for "taef1" (= latent_formats.Flux scale/shift).
@@ -301,29 +303,36 @@ def check_latent_path(work, log, n=4):
 
 def cache_latents(work, clip, log, count, chunk=32):
     """Encode `count` training scenes (seeds from TRAIN_SEEDS.start + 100000; the
-    autoencoder's pool lies below) and every distinct caption."""
+    autoencoder's pool lies below), every distinct caption, and per scene the indices
+    of its short captions (scenes.short_captions; -1 pads)."""
     path = Path(work) / f"latents_{count}.pt"
     if path.exists():
         return torch.load(path)
     check_latent_path(work, log)
     encoder = load_encoder(work).to(memory_format=torch.channels_last)
     t0 = time.time()
-    lat, caps = [], []
+    lat, caps, shorts = [], [], []
     start = scenes.TRAIN_SEEDS.start + 100_000
     for i in range(0, count, chunk):
         b = scenes.make_batch(range(start + i, start + min(count, i + chunk)))
         lat.append(encode_images(encoder, torch.from_numpy(b.images)).to(torch.float16))
         caps += b.captions
+        shorts += [scenes.short_captions([(o.colour, o.shape) for o in sc.objects], sc.background.name)
+                   for sc in b.scenes]
         done = i + len(b.captions)
         if (i // chunk) % 150 == 0 or done == count:
             el = time.time() - t0
             log(f"latents {done}/{count} {el:.0f}s eta {el / done * (count - done):.0f}s")
     lat = torch.cat(lat)
-    unique = sorted(set(caps)) + [""]
+    unique = sorted(set(caps) | {c for row in shorts for c in row}) + [""]
     index = {c: j for j, c in enumerate(unique)}
     cond, pooled = encode_captions(clip, unique)
+    width = max(len(row) for row in shorts)
+    short_index = torch.full((count, width), -1)
+    for j, row in enumerate(shorts):
+        short_index[j, :len(row)] = torch.tensor([index[c] for c in row])
     data = {"latents": lat, "caption_index": torch.tensor([index[c] for c in caps]),
-            "captions": unique, "cond": cond, "pooled": pooled,
+            "short_index": short_index, "captions": unique, "cond": cond, "pooled": pooled,
             "empty_index": index[""]}
     log(f"latents: {count} scenes, {len(unique)} captions, mean {lat.float().mean():.3f} std {lat.float().std():.3f}, "
         f"pooled max |.| {pooled.abs().max():.1e}, {time.time() - t0:.0f}s")
@@ -397,7 +406,7 @@ _PE_CACHE = {}
 
 def _positions(dm, txt_len, h_tokens, w_tokens):
     """RoPE table of Flux._forward for a txt_len prompt and an h x w token grid."""
-    key = (id(dm), txt_len, h_tokens, w_tokens)
+    key = (tuple(dm.params.axes_dim), dm.params.theta, txt_len, h_tokens, w_tokens)
     if key not in _PE_CACHE:
         rows = torch.arange(h_tokens, dtype=torch.float32)[:, None].expand(-1, w_tokens)
         cols = torch.arange(w_tokens, dtype=torch.float32)[None, :].expand(h_tokens, -1)
@@ -433,8 +442,23 @@ def flux_forward(dm, x, timestep, context, y):
     return out.reshape(b, hp, wp, -1, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, -1, h, w)
 
 
+def pick_captions(data, idx, gen, drop, short):
+    """Caption index per sample: empty with probability `drop` (for CFG), one of the
+    scene's short captions with probability `short`, else the full caption."""
+    ci = data["caption_index"][idx].clone()
+    options = data["short_index"][idx]                               # [B, K], -1 pads
+    counts = (options >= 0).sum(dim=1)
+    choice = (torch.rand(len(idx), generator=gen) * counts).long()
+    u = torch.rand(len(idx), generator=gen)
+    use_short = (u >= drop) & (u < drop + short)
+    ci[use_short] = options[use_short, choice[use_short]]
+    ci[u < drop] = data["empty_index"]
+    return ci
+
+
 def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0.999,
-              drop=0.1, seed=0, log_every=50, save_every=1000, minutes=None, t_shift=3.0):
+              drop=0.1, short=0.3, seed=0, log_every=50, save_minutes=5.0, minutes=None, t_shift=3.0,
+              compile=False):
     """Rectified flow as ComfyUI samples it (CONST + ModelSamplingFlux): the model gets
     timestep = sigma in [0, 1], x_t = (1 - sigma) x0 + sigma noise, and must output
     noise - x0 (denoised = x_t - sigma * output). sigma = shift(u), u ~ logit-normal(0, 1),
@@ -443,32 +467,52 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
     sigma ~0.85, so shapes are decided at sigma 0.85..1, which the unshifted
     logit-normal samples 4% of the time (t_shift 3: 26%).
 
+    Captions: 10% empty (CFG), 30% one of the scene's short captions (a word alone,
+    "a red circle"...), else the full caption.
+
     Learning rate: linear warm-up, then cosine decay to 5% over the run's progress,
-    progress = step / steps, or with `minutes` the larger of that and the elapsed
-    fraction of the time budget (the run then stops early on a busy machine; the step
-    count it reached is logged, and `--dit-steps N` without a budget repeats the
-    schedule's shape exactly on an idle one)."""
+    progress = step / steps, or with `minutes` the larger of that and the fraction of
+    the time budget spent (the run then stops early on a busy machine; the step count
+    it reached is logged, and `--dit-steps N` without a budget repeats the schedule's
+    shape exactly on an idle one).
+
+    Resumable: every `save_minutes` the model, optimiser, EMA, random generator, step,
+    losses and time spent go to dit_checkpoint.pt, and a restart continues from there."""
     work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
     final = work / "dit_ema.pt"
     if final.exists():
         log("dit: found, skipped")
         return torch.load(final)
     dm = new_flux(seed)
-    ema = {k: v.detach().clone() for k, v in dm.state_dict().items()}
     params = [p for p in dm.parameters() if p.requires_grad]
     decay, no_decay = [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.99))
-    lat = data["latents"]
-    cap_idx = data["caption_index"]
-    cond, pooled = data["cond"].float(), data["pooled"].float()
-    empty = data["empty_index"]
     gen = torch.Generator().manual_seed(seed + 2)
+    checkpoint_path = work / "dit_checkpoint.pt"
+    if checkpoint_path.exists():
+        ckpt = torch.load(checkpoint_path)
+        dm.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        gen.set_state(ckpt["generator"])
+        ema, step, losses, spent = ckpt["ema"], ckpt["step"], ckpt["losses"], ckpt["seconds"]
+        log(f"dit: resumed at step {step} ({spent / 60:.1f} min spent)")
+    else:
+        ema = {k: v.detach().clone() for k, v in dm.state_dict().items()}
+        step, losses, spent = 0, [], 0.0
+    lat = data["latents"]
+    cond, pooled = data["cond"].float(), data["pooled"].float()
+    forward = torch.compile(flux_forward) if compile else flux_forward
     n_params = sum(p.numel() for p in params)
     log(f"dit: {n_params / 1e6:.2f} M parameters, {len(lat)} latents, {steps} steps, batch {batch}")
-    losses = []
-    t0 = time.time()
-    step = 0
+    t0 = time.time() - spent
+    last_save = time.time()
+
+    def save():
+        torch.save({"model": dm.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                    "ema": ema, "step": step, "losses": losses, "seconds": time.time() - t0}, checkpoint_path)
+
     while True:
         progress = step / steps
         if minutes:
@@ -480,8 +524,7 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
             g["lr"] = lr_now
         idx = torch.randint(len(lat), (batch,), generator=gen)
         x0 = lat[idx].float()
-        ci = cap_idx[idx].clone()
-        ci[torch.rand(batch, generator=gen) < drop] = empty
+        ci = pick_captions(data, idx, gen, drop, short)
         context, y = cond[ci], pooled[ci]
         u = torch.sigmoid(torch.randn(batch, generator=gen))
         sigma = t_shift * u / (1 + (t_shift - 1) * u)
@@ -489,7 +532,7 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
         s = sigma[:, None, None, None]
         xt = (1 - s) * x0 + s * noise
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = flux_forward(dm, xt, sigma, context, y)
+            out = forward(dm, xt, sigma, context, y)
         loss = F.mse_loss(out.float(), noise - x0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -506,8 +549,9 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
             log(f"dit step {step}/{steps} loss {np.mean(losses[-log_every:]):.4f} lr {lr_now:.2e} "
                 f"{el / step:.2f}s/step {el / 60:.1f}min progress {progress:.3f} "
                 f"eta {el / max(progress, 1e-6) * (1 - progress) / 60:.1f}min")
-        if step % save_every == 0:
-            torch.save({"ema": ema, "step": step, "losses": losses}, work / "dit_checkpoint.pt")
+        if time.time() - last_save > 60 * save_minutes:
+            save()
+            last_save = time.time()
     log(f"dit: {step} steps in {(time.time() - t0) / 60:.1f} min, last loss {np.mean(losses[-100:]):.4f}")
     result = {"ema": ema, "losses": losses, "seconds": time.time() - t0, "steps": step, "batch": batch}
     torch.save(result, final)
@@ -760,6 +804,10 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=6e-4)
     ap.add_argument("--t-shift", type=float, default=3.0, help="timestep shift of the logit-normal sigma (1: none)")
+    ap.add_argument("--short-captions", type=float, default=0.3,
+                    help="fraction of training captions replaced by a short one (a word alone, 'a red circle'...)")
+    ap.add_argument("--save-minutes", type=float, default=5.0, help="minutes between resumable DiT checkpoints")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the training forward (faster after ~4 min)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="a few steps of every stage into out/demo_smoke")
     ap.add_argument("--evaluate", action="store_true", help="only evaluate the model in --out (writes --work/eval.json)")
@@ -794,7 +842,8 @@ def main(argv=None):
     data = timed("latents", cache_latents, work, clip, log, args.latents)
     dit = timed("dit", train_dit, work, data, log, args.dit_steps, batch=args.batch, lr=args.lr,
                 warmup=min(300, max(1, args.dit_steps // 10)), log_every=10 if args.smoke else 50,
-                minutes=args.dit_minutes, t_shift=args.t_shift)
+                minutes=args.dit_minutes, t_shift=args.t_shift, short=args.short_captions, compile=args.compile,
+                save_minutes=args.save_minutes)
     export(work, args.out, dit, log, args, timings)
     log(f"timings {timings}")
 
