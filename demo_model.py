@@ -30,7 +30,7 @@ def load_config(directory=None) -> dict:
 def load_demo(directory=None):
     """(model_patcher, clip, vae) of the demo model in `directory` (models/demo by default).
 
-    MODEL: as UNETLoader gives it (detected as FluxSchnell), see load_flux.
+    MODEL: ComfyUI's Flux as a FluxSchnell model, built by load_flux.
     VAE: comfy.sd.VAE from the taef1 encoder/decoder pair, as VAELoader("taef1").
     CLIP: comfy.sd.CLIP of the Flux CLIP-L + T5 classes at the sizes in config.json.
     """
@@ -85,12 +85,15 @@ def load_flux(path, dit_config: dict, model_options: dict = None):
 
 
 def stock_loader_builds(state_dict: dict, dit_config: dict) -> bool:
-    """Whether this host's own loader detects the Flux checkpoint `state_dict` with the
-    head count of `dit_config` (0.33 derives it from the weights; 0.3.75 fixes it)."""
+    """Whether this host's own loader detects the Flux checkpoint `state_dict` at the
+    size of `dit_config`: 0.33 derives the head count from the weights and 0.3.75 fixes
+    it at 24; both fix Flux 1's patch size at 2 (the demo model's is 1)."""
     import comfy.model_detection
 
     detected = comfy.model_detection.detect_unet_config(state_dict, "")
-    return detected is not None and detected.get("num_heads") == dit_config["num_heads"]
+    sized = ("num_heads", "patch_size", "in_channels", "hidden_size", "axes_dim")
+    return detected is not None and all(list(detected.get(k) or []) == list(dit_config[k]) if k == "axes_dim"
+                                        else detected.get(k) == dit_config[k] for k in sized)
 
 
 def reference_layout(state_dict: dict) -> dict:

@@ -1,7 +1,15 @@
 """Train the demo model on procedural scenes (demo/scenes.py), on the CPU.
 
-    ~/comfy/venv/bin/python demo/train.py                 # full run, writes models/demo/
+    ~/comfy/venv/bin/python demo/train.py --dit-minutes 35   # the shipped model's recipe, writes models/demo/
     ~/comfy/venv/bin/python demo/train.py --smoke         # a few steps of everything, to out/demo_smoke/
+    # the two attempts at a better model that MODEL_CARD.md reports (neither shipped):
+    ~/comfy/venv/bin/python demo/train.py --architecture patch1 --short-captions 0.3 --compile \
+        --dit-minutes 80 --work out/demo2/work --out out/demo2/model
+    ~/comfy/venv/bin/python demo/train.py --init-from models/demo/flux_demo.safetensors --short-captions 0.3 \
+        --lr 3e-4 --warmup 50 --compile --dit-minutes 17 --work out/demo3/work --out out/demo3/model
+
+An interrupted run started again with the same arguments resumes: the DiT saves a
+checkpoint every --save-minutes.
 
 Stages (each saves under --work, and a stage whose output exists is skipped):
  1. text encoder: ComfyUI's Flux CLIP-L + T5 classes at a tiny size, frozen at a
@@ -48,14 +56,23 @@ TEXT_CONFIG = {
     # T5 prompts are padded to 32 tokens (stock Flux pads to 256); every caption fits.
     "tokenizer_data": {"t5xxl_min_length": 32},
 }
-# Patch 1 on the 16x16 latent: 16x16 image tokens (8 pixels each), so that a map can
-# follow a shape; 6 double blocks so that the layer choice matters.
-DIT_CONFIG = dict(
-    in_channels=16, out_channels=16, vec_in_dim=TEXT_DIM, context_in_dim=TEXT_DIM,
-    hidden_size=192, mlp_ratio=4.0, num_heads=2, depth=6, depth_single_blocks=1,
-    axes_dim=[16, 40, 40], theta=10000, patch_size=1, qkv_bias=True, guidance_embed=False,
-    txt_ids_dims=[],
-)
+ARCHITECTURES = {
+    # The shipped model: patch 2 on the 16x16 latent, 8x8 image tokens.
+    "patch2": dict(
+        in_channels=16, out_channels=16, vec_in_dim=TEXT_DIM, context_in_dim=TEXT_DIM,
+        hidden_size=256, mlp_ratio=4.0, num_heads=2, depth=4, depth_single_blocks=2,
+        axes_dim=[16, 56, 56], theta=10000, patch_size=2, qkv_bias=True, guidance_embed=False,
+        txt_ids_dims=[],
+    ),
+    # Tried for finer maps: patch 1 (16x16 image tokens, 8 pixels each) and 6 double blocks.
+    "patch1": dict(
+        in_channels=16, out_channels=16, vec_in_dim=TEXT_DIM, context_in_dim=TEXT_DIM,
+        hidden_size=192, mlp_ratio=4.0, num_heads=2, depth=6, depth_single_blocks=1,
+        axes_dim=[16, 40, 40], theta=10000, patch_size=1, qkv_bias=True, guidance_embed=False,
+        txt_ids_dims=[],
+    ),
+}
+DIT_CONFIG = dict(ARCHITECTURES["patch2"])
 # What nodes.VAELoader.load_taesd sets for "taef1" (= latent_formats.Flux scale/shift).
 VAE_CONFIG = {"name": "taef1", "latent_channels": 16, "vae_scale": 0.3611, "vae_shift": 0.1159}
 
@@ -346,14 +363,21 @@ def cache_latents(work, clip, log, count, chunk=32):
 def new_flux(seed):
     """Flux with plain torch layers (real init) and adaLN-zero (modulations and the
     output layer start at zero, so every block starts as the identity)."""
+    import dataclasses
+
     import comfy.ldm.flux.model
     torch.manual_seed(seed)
-    dm = comfy.ldm.flux.model.Flux(operations=TORCH_OPS, dtype=torch.float32, device="cpu", **DIT_CONFIG)
+    # Older hosts (0.3.75) lack some parameters (txt_ids_dims); pass only those the host knows.
+    known = {field.name for field in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
+    dm = comfy.ldm.flux.model.Flux(operations=TORCH_OPS, dtype=torch.float32, device="cpu",
+                                   **{k: v for k, v in DIT_CONFIG.items() if k in known})
     with torch.no_grad():
         for name, p in dm.named_parameters():
             if (".img_mod." in name or ".txt_mod." in name or ".modulation." in name
                     or name.startswith("final_layer.")):
                 p.zero_()
+            elif name.endswith("_norm.scale"):   # ComfyUI 0.3.75's own QK-norm RMSNorm starts uninitialised
+                p.fill_(1.0)
     return dm
 
 
@@ -442,23 +466,30 @@ def flux_forward(dm, x, timestep, context, y):
     return out.reshape(b, hp, wp, -1, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, -1, h, w)
 
 
+def comfy_layout(path) -> dict:
+    """A shipped DiT's weights (reference layout, fp16) as fp32 in this ComfyUI's module names."""
+    import comfy.utils
+    sd = comfy.utils.load_torch_file(str(path))
+    return {(k[:-len("scale")] + "weight" if k.endswith("_norm.scale") else k): v.float() for k, v in sd.items()}
+
+
 def pick_captions(data, idx, gen, drop, short):
     """Caption index per sample: empty with probability `drop` (for CFG), one of the
     scene's short captions with probability `short`, else the full caption."""
     ci = data["caption_index"][idx].clone()
-    options = data["short_index"][idx]                               # [B, K], -1 pads
-    counts = (options >= 0).sum(dim=1)
-    choice = (torch.rand(len(idx), generator=gen) * counts).long()
     u = torch.rand(len(idx), generator=gen)
-    use_short = (u >= drop) & (u < drop + short)
-    ci[use_short] = options[use_short, choice[use_short]]
+    if short:
+        options = data["short_index"][idx]                           # [B, K], -1 pads
+        choice = (torch.rand(len(idx), generator=gen) * (options >= 0).sum(dim=1)).long()
+        use_short = (u >= drop) & (u < drop + short)
+        ci[use_short] = options[use_short, choice[use_short]]
     ci[u < drop] = data["empty_index"]
     return ci
 
 
 def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0.999,
-              drop=0.1, short=0.3, seed=0, log_every=50, save_minutes=5.0, minutes=None, t_shift=3.0,
-              compile=False):
+              drop=0.1, short=0.0, seed=0, log_every=50, save_minutes=5.0, minutes=None, t_shift=3.0,
+              compile=False, init_from=None):
     """Rectified flow as ComfyUI samples it (CONST + ModelSamplingFlux): the model gets
     timestep = sigma in [0, 1], x_t = (1 - sigma) x0 + sigma noise, and must output
     noise - x0 (denoised = x_t - sigma * output). sigma = shift(u), u ~ logit-normal(0, 1),
@@ -467,8 +498,8 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
     sigma ~0.85, so shapes are decided at sigma 0.85..1, which the unshifted
     logit-normal samples 4% of the time (t_shift 3: 26%).
 
-    Captions: 10% empty (CFG), 30% one of the scene's short captions (a word alone,
-    "a red circle"...), else the full caption.
+    Captions: 10% empty (CFG), a fraction `short` one of the scene's short captions (a
+    word alone, "a red circle"...; the shipped model: none), else the full caption.
 
     Learning rate: linear warm-up, then cosine decay to 5% over the run's progress,
     progress = step / steps, or with `minutes` the larger of that and the fraction of
@@ -485,6 +516,9 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
         log("dit: found, skipped")
         return torch.load(final)
     dm = new_flux(seed)
+    if init_from:
+        dm.load_state_dict(comfy_layout(init_from))
+        log(f"dit: initialised from {init_from}")
     params = [p for p in dm.parameters() if p.requires_grad]
     decay, no_decay = [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
@@ -804,26 +838,32 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=6e-4)
     ap.add_argument("--t-shift", type=float, default=3.0, help="timestep shift of the logit-normal sigma (1: none)")
-    ap.add_argument("--short-captions", type=float, default=0.3,
+    ap.add_argument("--short-captions", type=float, default=0.0,
                     help="fraction of training captions replaced by a short one (a word alone, 'a red circle'...)")
+    ap.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="patch2", help="the DiT's size")
+    ap.add_argument("--init-from", help="start the DiT from these weights (a flux_demo.safetensors): fine-tuning")
+    ap.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
     ap.add_argument("--save-minutes", type=float, default=5.0, help="minutes between resumable DiT checkpoints")
     ap.add_argument("--compile", action="store_true", help="torch.compile the training forward (faster after ~4 min)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="a few steps of every stage into out/demo_smoke")
     ap.add_argument("--evaluate", action="store_true", help="only evaluate the model in --out (writes --work/eval.json)")
+    ap.add_argument("--cfgs", default="1,4", help="CFG scales --evaluate samples at, comma-separated")
     args = ap.parse_args(argv)
     if args.smoke:
         args.work = str(REPO / "out" / "demo_smoke" / "work")
         args.out = str(REPO / "out" / "demo_smoke" / "model")
         args.ae_steps, args.latents, args.dit_steps = 20, 512, 20
     torch.set_num_threads(args.threads)
+    DIT_CONFIG.clear()
+    DIT_CONFIG.update(ARCHITECTURES[args.architecture])
     setup_comfy()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     log = Log(work / "train.log")
     log(f"args {vars(args)}")
     if args.evaluate:
-        evaluate(args.out, work, log)
+        evaluate(args.out, work, log, cfgs=tuple(float(c) for c in args.cfgs.split(",")))
         return
     # Stage durations survive a restart (a stage whose output exists is skipped).
     timings_path = work / "timings.json"
@@ -841,9 +881,9 @@ def main(argv=None):
     timed("autoencoder", train_autoencoder, work, log, args.ae_steps)
     data = timed("latents", cache_latents, work, clip, log, args.latents)
     dit = timed("dit", train_dit, work, data, log, args.dit_steps, batch=args.batch, lr=args.lr,
-                warmup=min(300, max(1, args.dit_steps // 10)), log_every=10 if args.smoke else 50,
+                warmup=min(args.warmup, max(1, args.dit_steps // 10)), log_every=10 if args.smoke else 50,
                 minutes=args.dit_minutes, t_shift=args.t_shift, short=args.short_captions, compile=args.compile,
-                save_minutes=args.save_minutes)
+                save_minutes=args.save_minutes, init_from=args.init_from)
     export(work, args.out, dit, log, args, timings)
     log(f"timings {timings}")
 

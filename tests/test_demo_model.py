@@ -32,26 +32,34 @@ def _encode(clip, text):
     return clip.encode_from_tokens(clip.tokenize(text), return_pooled=True)
 
 
-def test_detected_as_flux_schnell(demo, config):
+def test_loaded_as_flux_schnell_at_its_config(demo, config):
     model, _, _ = demo
     assert type(model.model.model_config).__name__ == "FluxSchnell"
     dm = model.model.diffusion_model
     p = dm.params
     want = config["dit"]
-    assert (p.hidden_size, p.num_heads, p.depth, p.depth_single_blocks) == (
-        want["hidden_size"], want["num_heads"], want["depth"], want["depth_single_blocks"])
-    assert (p.context_in_dim, p.vec_in_dim, p.patch_size, list(p.axes_dim)) == (64, 64, 2, [16, 56, 56])
+    assert (p.hidden_size, p.num_heads, p.depth, p.depth_single_blocks, p.patch_size) == (
+        want["hidden_size"], want["num_heads"], want["depth"], want["depth_single_blocks"], want["patch_size"])
+    assert (p.context_in_dim, p.vec_in_dim, list(p.axes_dim)) == (64, 64, want["axes_dim"])
     assert not p.guidance_embed
 
 
-def test_built_from_config_where_the_stock_loader_cannot(demo, config, monkeypatch):
-    """ComfyUI 0.3.75's loader cannot build the demo DiT (it fixes Flux at 24 heads), so
-    load_flux builds ComfyUI's Flux from config.json there: the same model as the loader's."""
+def test_built_from_config_equals_the_stock_loader_where_it_can(tmp_path, monkeypatch):
+    """Where this host's loader cannot size a Flux checkpoint (ComfyUI 0.3.75 fixes 24
+    heads; every version fixes Flux 1's patch size at 2), load_flux builds ComfyUI's Flux
+    from its config: the same model as the loader's where the loader can (here a tiny
+    Flux on ComfyUI 0.33)."""
+    import comfy.utils
     import concept_attention.demo_model as demo_model
+    import tiny_models
 
-    stock, _, _ = demo
+    config = tiny_models.flux_config(guidance=False)
+    path = tiny_models.build_flux(tmp_path / "tiny.safetensors", guidance=False)
+    if not demo_model.stock_loader_builds(comfy.utils.load_torch_file(str(path)), config):
+        pytest.skip("this ComfyUI's loader fixes Flux at 24 heads")
+    stock = demo_model.load_flux(path, config)
     monkeypatch.setattr(demo_model, "stock_loader_builds", lambda *args: False)
-    built = demo_model.load_flux(DEFAULT_DIR / FILES["model"], config["dit"])
+    built = demo_model.load_flux(path, config)
     assert type(built.model.model_config).__name__ == type(stock.model.model_config).__name__ == "FluxSchnell"
     assert torch.equal(built.model.model_sampling.sigmas, stock.model.model_sampling.sigmas)
     gen = torch.Generator().manual_seed(0)
@@ -61,6 +69,27 @@ def test_built_from_config_where_the_stock_loader_cannot(demo, config, monkeypat
         want = stock.model.apply_model(x, sigma, c_crossattn=cond, y=pooled)
         got = built.model.apply_model(x, sigma, c_crossattn=cond, y=pooled)
     assert torch.equal(got, want)
+
+
+def test_a_patch_size_the_stock_loader_cannot_size_is_built_from_config(tmp_path):
+    """A Flux 1 with patch 1 (demo/train.py --architecture patch1): ComfyUI's detection
+    would take it for patch 2 with a quarter of its input channels."""
+    import comfy.model_detection
+    import comfy.utils
+    import concept_attention.demo_model as demo_model
+    import tiny_models
+
+    config = {**tiny_models.flux_config(guidance=False), "patch_size": 1}
+    path = tiny_models.build_flux(tmp_path / "patch1.safetensors", guidance=False, config=config)
+    sd = comfy.utils.load_torch_file(str(path))
+    assert comfy.model_detection.detect_unet_config(sd, "")["patch_size"] == 2
+    assert not demo_model.stock_loader_builds(sd, config)
+    model = demo_model.load_flux(path, config)
+    assert model.model.diffusion_model.patch_size == 1
+    x = torch.randn(1, 16, 8, 8)
+    with torch.no_grad():
+        out = model.model.apply_model(x, torch.tensor([0.5]), c_crossattn=torch.randn(1, 8, 64), y=torch.zeros(1, 64))
+    assert out.shape == x.shape and torch.isfinite(out).all()
 
 
 def test_functional_forward_matches_flux(demo):

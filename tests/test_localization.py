@@ -41,9 +41,10 @@ def bench():
     return localization.Benchmark(scene_count=20)
 
 
-# Measured on these 20 scenes at t = 0.5 (benchmarks/localization.py --scenes 20):
-# ConceptAttention mIoU colour 0.534, shape 0.330; random maps 0.288 and 0.274.
-COLOUR_MIOU_FLOOR, SHAPE_MIOU_FLOOR = 0.48, 0.30
+# Measured on these 20 scenes at the nodes' defaults (benchmarks/localization.py --scenes 20):
+# binary mIoU colour 0.534, shape 0.330, background 0.452; colour multi-class accuracy 0.289,
+# mIoU 0.320; random maps 0.288, 0.274, 0.310, 0.104, 0.075. Floors a few points below.
+FLOORS = {"colour": 0.48, "shape": 0.30, "background": 0.40, "multi_acc": 0.24, "multi_miou": 0.27}
 
 
 def test_concept_attention_localizes_on_held_out_scenes(bench):
@@ -51,5 +52,11 @@ def test_concept_attention_localizes_on_held_out_scenes(bench):
     shape = bench.score("shape", bench.maps("shape", 0.5))
     random_colour = bench.score("colour", bench.maps("colour", 0.5, random=True))
     random_shape = bench.score("shape", bench.maps("shape", 0.5, random=True))
-    assert colour["miou"] > COLOUR_MIOU_FLOOR and colour["miou"] > random_colour["miou"] + 0.15
-    assert shape["miou"] > SHAPE_MIOU_FLOOR and shape["miou"] > random_shape["miou"] + 0.03
+    miou = {"colour": colour["object"][1], "shape": shape["object"][1], "background": colour["background"][1],
+            "multi_acc": colour["multi_acc"], "multi_miou": colour["multi_miou"]}
+    low = {name: round(value, 3) for name, value in miou.items() if value < FLOORS[name]}
+    assert not low, f"below the floors {FLOORS}: {low}"
+    assert miou["colour"] > random_colour["object"][1] + 0.15
+    assert miou["shape"] > random_shape["object"][1] + 0.03
+    assert miou["background"] > random_colour["background"][1] + 0.08
+    assert miou["multi_acc"] > random_colour["multi_acc"] + 0.15

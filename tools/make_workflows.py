@@ -587,6 +587,8 @@ def cogvideox_text_to_video_overlays(g):
 
 DEMO_PROMPT = "a red circle and a blue square on grass"
 DEMO_CONCEPTS = "red, blue, circle, square, grass"
+# A seed at which the demo model draws DEMO_PROMPT right (both shapes), so the template shows what the maps do.
+DEMO_SEED = 3
 DEMO_NOTE = (
     "No downloads: the ConceptAttention Demo Model node loads the small model that ships with the extension "
     "(models/demo), trained on 128 px scenes of coloured shapes (circle, square, triangle, cross, star, heart in "
@@ -659,7 +661,7 @@ def _demo_generation(g, demo, latent, prompt, concepts, column, run=None):
     encode = g.add("ConceptEncode", column, title=f"Concepts{suffix}" if run else None, box_width=400,
                    clip=demo["CLIP"], concepts=concepts, pooling="first_token")
     g.group(f"Prompt and concepts{suffix}", [positive, negative, encode], GROUP_COLORS["prompt"])
-    sampler = g.add("ConceptAttentionSampler", column + 1, model=demo["MODEL"], seed=3, steps=20, cfg=4.0,
+    sampler = g.add("ConceptAttentionSampler", column + 1, model=demo["MODEL"], seed=DEMO_SEED, steps=20, cfg=4.0,
                     sampler_name="euler", scheduler="simple", positive=positive["CONDITIONING"],
                     negative=negative["CONDITIONING"], latent_image=latent["LATENT"], denoise=1.0,
                     concepts=encode["concepts"], layers="default", timesteps="all")
