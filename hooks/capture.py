@@ -64,7 +64,8 @@ class Recorder:
         self.spec = spec
         # (height, width) of the sampled latent: calls on a crop of it (area conditioning) are not recorded.
         self.image_size_latent = tuple(image_size) if image_size is not None else None
-        self.sample_sigmas = sample_sigmas.detach().float().cpu()
+        # The schedule as Python floats (one transfer per run): steps are found per call without tensor ops.
+        self.schedule = sample_sigmas.detach().float().cpu().tolist()[:-1]
         self.steps, self.sigmas = [], []
         self.raw = []            # KEEP_ALL: per evaluation [M, L, B, C, P] on the CPU
         self.step_sums = []      # KEEP_SUMS: per evaluation [M, B, C, P]
@@ -109,9 +110,8 @@ class Recorder:
         entry at or above it. Extra evaluations of multi-stage samplers count
         toward the step of their noise level (Heun's correction at sigma_i+1
         toward step i+1)."""
-        schedule = self.sample_sigmas[:-1]
-        at_or_above = int((schedule >= sigma * (1 - 1e-5)).sum())
-        return min(max(at_or_above - 1, 0), len(schedule) - 1)
+        at_or_above = sum(entry >= sigma * (1 - 1e-5) for entry in self.schedule)
+        return min(max(at_or_above - 1, 0), len(self.schedule) - 1)
 
     def add(self, call: "ModelCall", step: int, sigma: float, chunks: int):
         """Record one model call's scores (call.scores). Several conditional chunks in

@@ -1,0 +1,158 @@
+"""The capture's compute cost per joint-attention block, at each family's real width.
+
+For each family, ComfyUI's own model class is built at the width of the full model
+with one joint-attention block (random bf16 weights: values do not change the
+cost), and one sampler step at the real token count is timed with KSampler and
+with the ConceptAttention Sampler for 1, 5 and 20 concepts. The runs are
+interleaved (plain, 1, 5, 20, plain, ...) so that drift in the machine's speed
+hits all alike; medians of `--repeats` runs each, and the extra time against plain.
+
+    ~/comfy/venv/bin/python benchmarks/block_overhead.py [--repeats 5] [--families flux1,sd35_large,flux2,cogvideox_5b]
+    ~/comfy/venv/bin/python benchmarks/block_overhead.py --scale 0.125 --repeats 1    # a quick check of the script
+
+The embedders and the final layer run in both columns, so the ratio is a block's
+share plus what the capture costs once per model call.
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import host  # noqa: E402
+
+CONCEPT_COUNTS = (1, 5, 20)
+
+
+def families(scale: float) -> dict:
+    """name -> (unet_config with one block, block list attribute, latent shape, text tokens,
+    text width, pooled width or None, what it stands for). `scale` shrinks the width
+    (and the image) for a quick run."""
+    def width(heads, head_dim):
+        return max(1, round(heads * scale)), head_dim
+
+    side = max(8, round(128 * scale))                       # 1024 px -> 128 latent pixels
+    f_heads, f_dim = width(24, 128)
+    s_depth = max(2, round(38 * scale))
+    x_heads, x_dim = width(48, 128)
+    c_heads, c_dim = width(48, 64)
+    return {
+        "flux1": (dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=4096,
+                       hidden_size=f_heads * f_dim, mlp_ratio=4.0, num_heads=f_heads, depth=1, depth_single_blocks=0,
+                       axes_dim=[16, 56, 56], theta=10000, patch_size=2, qkv_bias=True, guidance_embed=True,
+                       txt_ids_dims=[]),
+                  "double_blocks", (1, 16, side, side), 512, 4096, 768,
+                  f"Flux 1 dev: hidden {f_heads * f_dim}, {f_heads} heads, 1024x1024 ({(side // 2) ** 2} image tokens)"),
+        "sd35_large": (dict(patch_size=2, in_channels=16, out_channels=16, depth=s_depth, adm_in_channels=2048,
+                            context_embedder_config={"target": "torch.nn.Linear",
+                                                     "params": {"in_features": 4096, "out_features": 64 * s_depth}},
+                            pos_embed_max_size=192, num_patches=192 * 192, pos_embed_scaling_factor=None,
+                            qk_norm="rms"),
+                       "joint_blocks", (1, 16, side, side), 154, 4096, 2048,
+                       f"SD3.5 large: hidden {64 * s_depth}, {s_depth} heads, 1024x1024 ({(side // 2) ** 2} image tokens)"),
+        "flux2": (dict(image_model="flux2", in_channels=128, out_channels=128, vec_in_dim=None,
+                       context_in_dim=15360, hidden_size=x_heads * x_dim, mlp_ratio=3.0, num_heads=x_heads, depth=1,
+                       depth_single_blocks=0, axes_dim=[32, 32, 32, 32], theta=2000, patch_size=1, qkv_bias=False,
+                       guidance_embed=True, txt_ids_dims=[3], global_modulation=True, mlp_silu_act=True,
+                       ops_bias=False, default_ref_method="index", ref_index_scale=10.0),
+                  "double_blocks", (1, 128, side // 2, side // 2), 512, 15360, None,
+                  f"Flux 2 dev: hidden {x_heads * x_dim}, {x_heads} heads, 1024x1024 ({(side // 2) ** 2} image tokens)"),
+        "cogvideox_5b": (dict(image_model="cogvideox", num_attention_heads=c_heads, attention_head_dim=c_dim,
+                              in_channels=16, out_channels=16, time_embed_dim=512, text_embed_dim=4096, num_layers=1,
+                              patch_size=2, use_rotary_positional_embeddings=True,
+                              use_learned_positional_embeddings=False),
+                         "blocks", (1, 16, max(2, round(13 * scale)), 2 * max(2, round(30 * scale)), 2 * max(2, round(45 * scale))),
+                         226, 4096, None,
+                         f"CogVideoX 5b: hidden {c_heads * c_dim}, {c_heads} heads, 49 frames 480x720"),
+    }
+
+
+def build(unet_config: dict, blocks: str, kept: int = 1):
+    """A ModelPatcher of ComfyUI's model for unet_config with its first `kept` blocks in
+    `blocks`, built on the meta device and filled with random bf16 weights."""
+    import torch
+
+    import comfy.model_detection
+    import comfy.model_patcher
+
+    model_config = comfy.model_detection.model_config_from_unet_config(unet_config, {})
+    if model_config is None:
+        raise SystemExit(f"this ComfyUI has no model for {unet_config.get('image_model', 'MMDiT')}")
+    model_config.set_inference_dtype(torch.bfloat16, None)
+    model = model_config.get_model({}, "", device="meta")
+    dm = model.diffusion_model
+    # MMDiT's width is 64 x its depth: build the depth, keep the first (not final) blocks.
+    setattr(dm, blocks, torch.nn.ModuleList(list(getattr(dm, blocks))[:kept]))
+    dm.to_empty(device="cpu")
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, tensor in [*dm.named_parameters(), *dm.named_buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(torch.randn(tensor.shape, generator=gen) * 0.02 if tensor.ndim > 1 or "bias" in name
+                             else torch.ones(tensor.shape))
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each, interleaved; medians count")
+    parser.add_argument("--families", default="flux1,sd35_large,flux2,cogvideox_5b")
+    parser.add_argument("--scale", type=float, default=1.0, help="width and image scale (1: the real models)")
+    opts = parser.parse_args()
+    host.prepare()
+
+    import torch
+
+    import nodes as comfy_nodes
+    from concept_attention import hooks
+    from concept_attention.data import ConceptSet
+    from concept_attention.nodes.sampler import ConceptAttentionSampler
+
+    print(f"ComfyUI {host.comfyui_version(host.find_comfyui())}, CPU ({torch.get_num_threads()} threads), bf16, "
+          f"one block, one euler step, cfg 1, batch 1, medians of {opts.repeats} interleaved runs\n")
+    print("| family | model | block s | " + " | ".join(f"{c} concepts s (extra)" for c in CONCEPT_COUNTS) + " |")
+    print("|---|---|---|" + "---|" * len(CONCEPT_COUNTS))
+    table = families(opts.scale)
+    for name in opts.families.split(","):
+        unet_config, blocks, latent_shape, tokens, text_width, pooled_width, what = table[name]
+        if name == "cogvideox_5b" and "CogVideoX" in hooks.UNAVAILABLE:
+            print(f"| {name} | {hooks.UNAVAILABLE['CogVideoX']} | | | | |")
+            continue
+        model = build(unet_config, blocks)
+        extra = {"guidance": 3.5}
+        if pooled_width:
+            extra["pooled_output"] = torch.randn(1, pooled_width)
+        positive = [[torch.randn(1, tokens, text_width), extra]]
+        negative = [[torch.zeros(1, tokens, text_width), extra]]
+        latent = {"samples": torch.zeros(latent_shape)}
+        words = [f"concept{i}" for i in range(max(CONCEPT_COUNTS))]
+        concept_sets = {c: ConceptSet(words=tuple(words[:c]), embeddings=torch.randn(c, text_width))
+                        for c in CONCEPT_COUNTS}
+
+        def plain():
+            comfy_nodes.common_ksampler(model, 0, 1, 1.0, "euler", "simple", positive, negative, latent)
+
+        def captured(count):
+            return lambda: ConceptAttentionSampler.execute(model, 0, 1, 1.0, "euler", "simple", positive, negative,
+                                                           latent, 1.0, concept_sets[count], "default", "all")
+
+        runs = {"plain": plain, **{c: captured(c) for c in CONCEPT_COUNTS}}
+        runs["plain"]()                                     # warm-up: loads the model, builds caches
+        capture = runs[CONCEPT_COUNTS[0]]().args[1]
+        if capture.error or not capture.steps:
+            raise SystemExit(f"{name}: the capture recorded nothing ({capture.error or 'no step'})")
+        seconds = {key: [] for key in runs}
+        for _ in range(opts.repeats):
+            for key, run in runs.items():
+                start = time.perf_counter()
+                run()
+                seconds[key].append(time.perf_counter() - start)
+        base = statistics.median(seconds["plain"])
+        cells = [f"{statistics.median(seconds[c]):.2f} ({100 * (statistics.median(seconds[c]) / base - 1):+.1f}%)"
+                 for c in CONCEPT_COUNTS]
+        print(f"| {name} | {what} | {base:.2f} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
