@@ -51,9 +51,6 @@ def load_flux(path, dit_config: dict, model_options: dict = None):
     (full size), so there ComfyUI's own model classes are built from `dit_config`
     instead, with the model config, dtype and devices the loader would choose.
     """
-    import dataclasses
-
-    import comfy.ldm.flux.model
     import comfy.model_detection
     import comfy.model_management as mm
     import comfy.model_patcher
@@ -64,10 +61,7 @@ def load_flux(path, dit_config: dict, model_options: dict = None):
     sd = comfy.utils.load_torch_file(str(path))
     if stock_loader_builds(sd, dit_config):
         return comfy.sd.load_diffusion_model_state_dict(sd, model_options=model_options)
-    # An older host's Flux may lack later parameters (0.3.75: txt_ids_dims); pass those it has.
-    known = {field.name for field in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
-    unet_config = {"image_model": dit_config.get("image_model", "flux"),
-                   **{k: v for k, v in dit_config.items() if k in known}}
+    unet_config = {"image_model": dit_config.get("image_model", "flux"), **flux_arguments(dit_config)}
     model_config = comfy.model_detection.model_config_from_unet_config(unet_config, sd)
     if model_config is None:
         raise RuntimeError(f"{path}: this ComfyUI has no Flux model for the config {unet_config}")
@@ -84,6 +78,17 @@ def load_flux(path, dit_config: dict, model_options: dict = None):
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
 
 
+def flux_arguments(dit_config: dict) -> dict:
+    """The entries of `dit_config` that this host's Flux takes: an older host's Flux lacks
+    later parameters (0.3.75: txt_ids_dims)."""
+    import dataclasses
+
+    import comfy.ldm.flux.model
+
+    known = {field.name for field in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
+    return {k: v for k, v in dit_config.items() if k in known}
+
+
 def stock_loader_builds(state_dict: dict, dit_config: dict) -> bool:
     """Whether this host's own loader detects the Flux checkpoint `state_dict` at the
     size of `dit_config`: 0.33 derives the head count from the weights and 0.3.75 fixes
@@ -91,9 +96,14 @@ def stock_loader_builds(state_dict: dict, dit_config: dict) -> bool:
     import comfy.model_detection
 
     detected = comfy.model_detection.detect_unet_config(state_dict, "")
+    if detected is None:
+        return False
     sized = ("num_heads", "patch_size", "in_channels", "hidden_size", "axes_dim")
-    return detected is not None and all(list(detected.get(k) or []) == list(dit_config[k]) if k == "axes_dim"
-                                        else detected.get(k) == dit_config[k] for k in sized)
+    return all(_comparable(detected.get(k)) == _comparable(dit_config[k]) for k in sized)
+
+
+def _comparable(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def reference_layout(state_dict: dict) -> dict:

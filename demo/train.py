@@ -363,14 +363,12 @@ def cache_latents(work, clip, log, count, chunk=32):
 def new_flux(seed):
     """Flux with plain torch layers (real init) and adaLN-zero (modulations and the
     output layer start at zero, so every block starts as the identity)."""
-    import dataclasses
-
     import comfy.ldm.flux.model
+
+    import demo_model
     torch.manual_seed(seed)
-    # Older hosts (0.3.75) lack some parameters (txt_ids_dims); pass only those the host knows.
-    known = {field.name for field in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
     dm = comfy.ldm.flux.model.Flux(operations=TORCH_OPS, dtype=torch.float32, device="cpu",
-                                   **{k: v for k, v in DIT_CONFIG.items() if k in known})
+                                   **demo_model.flux_arguments(DIT_CONFIG))
     with torch.no_grad():
         for name, p in dm.named_parameters():
             if (".img_mod." in name or ".txt_mod." in name or ".modulation." in name
@@ -466,13 +464,6 @@ def flux_forward(dm, x, timestep, context, y):
     return out.reshape(b, hp, wp, -1, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, -1, h, w)
 
 
-def comfy_layout(path) -> dict:
-    """A shipped DiT's weights (reference layout, fp16) as fp32 in this ComfyUI's module names."""
-    import comfy.utils
-    sd = comfy.utils.load_torch_file(str(path))
-    return {(k[:-len("scale")] + "weight" if k.endswith("_norm.scale") else k): v.float() for k, v in sd.items()}
-
-
 def pick_captions(data, idx, gen, drop, short):
     """Caption index per sample: empty with probability `drop` (for CFG), one of the
     scene's short captions with probability `short`, else the full caption."""
@@ -516,8 +507,10 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
         log("dit: found, skipped")
         return torch.load(final)
     dm = new_flux(seed)
-    if init_from:
-        dm.load_state_dict(comfy_layout(init_from))
+    if init_from:   # through the extension's loader, which names the weights as this host's modules do
+        import demo_model
+        loaded = demo_model.load_flux(init_from, DIT_CONFIG, model_options={"dtype": torch.float32})
+        dm.load_state_dict(loaded.model.diffusion_model.state_dict())
         log(f"dit: initialised from {init_from}")
     params = [p for p in dm.parameters() if p.requires_grad]
     decay, no_decay = [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]

@@ -8,7 +8,6 @@ Sizes respect what comfy/model_detection.py fixes for Flux: head dim 128
 context_in_dim / vec_in_dim are 64 to match the tiny text encoder below.
 """
 
-import dataclasses
 import types
 from pathlib import Path
 
@@ -78,9 +77,9 @@ def build_flux(path, guidance=True, seed=0, config=None) -> Path:
     """
     import comfy.ldm.flux.model
 
-    # Older hosts (0.3.75) lack some parameters (txt_ids_dims); pass only those the host knows.
-    known = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
-    config = {k: v for k, v in flux_config(guidance, config).items() if k in known}
+    from concept_attention.demo_model import flux_arguments
+
+    config = flux_arguments(flux_config(guidance, config))
     torch.manual_seed(seed)
     model = comfy.ldm.flux.model.Flux(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **config)
     _init_uninitialised_(model, torch.Generator().manual_seed(seed))

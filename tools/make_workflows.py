@@ -587,8 +587,7 @@ def cogvideox_text_to_video_overlays(g):
 
 DEMO_PROMPT = "a red circle and a blue square on grass"
 DEMO_CONCEPTS = "red, blue, circle, square, grass"
-# A seed at which the demo model draws DEMO_PROMPT right (both shapes), so the template shows what the maps do.
-DEMO_SEED = 3
+DEMO_SEED = 3     # the sampler seed of the demo templates and of `make demo` (the README picture)
 DEMO_NOTE = (
     "No downloads: the ConceptAttention Demo Model node loads the small model that ships with the extension "
     "(models/demo), trained on 128 px scenes of coloured shapes (circle, square, triangle, cross, star, heart in "

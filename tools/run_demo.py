@@ -2,7 +2,7 @@
 real ComfyUI server, and copy the image, heatmaps, overlays and masks to a folder.
 
     make demo                      # sets up what it needs, then runs this
-    python tools/run_demo.py [--out out/demo] [--prompt "..."] [--concepts "..."] [--sheet docs/demo.png]
+    python tools/run_demo.py [--out out/demo] [--prompt "..."] [--concepts "..."]
 """
 import argparse
 import json
@@ -25,8 +25,6 @@ def main():
     parser.add_argument("--prompt", help="the prompt (default: the workflow's)")
     parser.add_argument("--concepts", help="comma-separated concepts (default: the workflow's)")
     parser.add_argument("--seed", type=int, help="the sampler's seed (default: the workflow's)")
-    parser.add_argument("--sheet", type=Path, help="also write one picture of it all here: the image and the "
-                                                   "overlays above, the argmax masks below (the README's)")
     opts = parser.parse_args()
 
     prompt = json.loads(WORKFLOW.read_text())
@@ -57,30 +55,10 @@ def main():
                 target = out / f"{name}.png"
                 shutil.copyfile(path, target)
                 written.append(target)
-    if opts.sheet:
-        write_sheet(out, words, opts.sheet)
-        written.append(opts.sheet)
     print(f"prompt: {nodes['prompt']['text']!r}; concepts: {', '.join(words)}")
     print(f"{len(written)} pictures in {out} ({time.monotonic() - started:.1f} s):")
     for path in written:
         print(f"  {path}")
-
-
-def write_sheet(out: Path, words: list, path: Path, scale=2, gap=4):
-    """The first image and its overlays in a row, its argmax masks under the overlays."""
-    from PIL import Image
-
-    rows = [[out / "image_0.png"] + [out / f"overlay_0_{w}.png" for w in words],
-            [None] + [out / f"mask_0_{w}.png" for w in words]]
-    size = Image.open(rows[0][0]).size
-    cell = (size[0] * scale, size[1] * scale)
-    sheet = Image.new("RGB", (len(rows[0]) * (cell[0] + gap) - gap, 2 * (cell[1] + gap) - gap), "white")
-    for r, row in enumerate(rows):
-        for c, picture in enumerate(row):
-            if picture is not None:
-                tile = Image.open(picture).convert("RGB").resize(cell, Image.NEAREST)
-                sheet.paste(tile, (c * (cell[0] + gap), r * (cell[1] + gap)))
-    sheet.save(path)
 
 
 if __name__ == "__main__":
