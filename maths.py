@@ -25,7 +25,8 @@ def cross_attention_scores(image_q: torch.Tensor, concept_k: torch.Tensor) -> to
 
     image_q: [R, H, P, D], concept_k: [R, H, C, D] -> [R, C, P], fp32.
     """
-    return torch.einsum("rhpd,rhcd->rcp", image_q.float(), concept_k.float()) / image_q.shape[1]
+    # One batched matmul per head on the queries as laid out (no permuted copy), then the head mean.
+    return torch.matmul(concept_k.float(), image_q.float().transpose(-1, -2)).mean(dim=1)
 
 
 def concept_softmax(scores: torch.Tensor) -> torch.Tensor:

@@ -1,20 +1,28 @@
 """The capture's compute cost per joint-attention block, at each family's real width.
 
 For each family, ComfyUI's own model class is built at the width of the full model
-with one joint-attention block (random bf16 weights: values do not change the
-cost), and one sampler step at the real token count is timed with KSampler and
-with the ConceptAttention Sampler for 1, 5 and 20 concepts. The runs are
-interleaved (plain, 1, 5, 20, plain, ...) so that drift in the machine's speed
-hits all alike; medians of `--repeats` runs each, and the extra time against plain.
+with two joint-attention blocks (random bf16 weights: values do not change the cost),
+and one sampler step at the real token count is timed with KSampler and with the
+ConceptAttention Sampler for 1, 5 and 20 concepts, in two ways: maps kept at block 0
+(block 0 captured, block 1 untouched) and at block 1 (block 0 only carries the concept
+stream on, block 1 captured). A captured block's cost is the first minus KSampler; a
+carrying block's, the second minus the first. On Flux 1 dev with the default layers
+15-18, blocks 0-14 carry and 15-18 are captured; the 38 single blocks are untouched.
+The runs are interleaved (plain, then both ways for each count, again and again) so
+that drift in the machine's speed hits all alike; medians of `--repeats` runs each.
+Costs are percentages of one block: half of KSampler's time (which includes the
+embedders and the final layer, about 2 % of it).
 
     ~/comfy/venv/bin/python benchmarks/block_overhead.py [--repeats 5] [--families flux1,sd35_large,flux2,cogvideox_5b]
     ~/comfy/venv/bin/python benchmarks/block_overhead.py --scale 0.125 --repeats 1    # a quick check of the script
 
-The embedders and the final layer run in both columns, so the ratio is a block's
-share plus what the capture costs once per model call.
+Attention is PyTorch's scaled_dot_product_attention (`--attention pytorch`, what
+ComfyUI uses on a GPU). ComfyUI's CPU default (`--attention host`, split attention)
+materialises the fp32 score matrix, 2.6 GB per block for SD3.5 large at 1024²; its
+page faults make a block's time swing by a third between runs, which drowns the
+capture's cost.
 """
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,7 +34,7 @@ CONCEPT_COUNTS = (1, 5, 20)
 
 
 def families(scale: float) -> dict:
-    """name -> (unet_config with one block, block list attribute, latent shape, text tokens,
+    """name -> (unet_config with two blocks (MMDiT: its full depth, which sets its width), block list attribute, latent shape, text tokens,
     text width, pooled width or None, what it stands for). `scale` shrinks the width
     (and the image) for a quick run."""
     def width(heads, head_dim):
@@ -39,7 +47,7 @@ def families(scale: float) -> dict:
     c_heads, c_dim = width(48, 64)
     return {
         "flux1": (dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=4096,
-                       hidden_size=f_heads * f_dim, mlp_ratio=4.0, num_heads=f_heads, depth=1, depth_single_blocks=0,
+                       hidden_size=f_heads * f_dim, mlp_ratio=4.0, num_heads=f_heads, depth=2, depth_single_blocks=0,
                        axes_dim=[16, 56, 56], theta=10000, patch_size=2, qkv_bias=True, guidance_embed=True,
                        txt_ids_dims=[]),
                   "double_blocks", (1, 16, side, side), 512, 4096, 768,
@@ -52,14 +60,14 @@ def families(scale: float) -> dict:
                        "joint_blocks", (1, 16, side, side), 154, 4096, 2048,
                        f"SD3.5 large: hidden {64 * s_depth}, {s_depth} heads, 1024x1024 ({(side // 2) ** 2} image tokens)"),
         "flux2": (dict(image_model="flux2", in_channels=128, out_channels=128, vec_in_dim=None,
-                       context_in_dim=15360, hidden_size=x_heads * x_dim, mlp_ratio=3.0, num_heads=x_heads, depth=1,
+                       context_in_dim=15360, hidden_size=x_heads * x_dim, mlp_ratio=3.0, num_heads=x_heads, depth=2,
                        depth_single_blocks=0, axes_dim=[32, 32, 32, 32], theta=2000, patch_size=1, qkv_bias=False,
                        guidance_embed=True, txt_ids_dims=[3], global_modulation=True, mlp_silu_act=True,
                        ops_bias=False, default_ref_method="index", ref_index_scale=10.0),
                   "double_blocks", (1, 128, side // 2, side // 2), 512, 15360, None,
                   f"Flux 2 dev: hidden {x_heads * x_dim}, {x_heads} heads, 1024x1024 ({(side // 2) ** 2} image tokens)"),
         "cogvideox_5b": (dict(image_model="cogvideox", num_attention_heads=c_heads, attention_head_dim=c_dim,
-                              in_channels=16, out_channels=16, time_embed_dim=512, text_embed_dim=4096, num_layers=1,
+                              in_channels=16, out_channels=16, time_embed_dim=512, text_embed_dim=4096, num_layers=2,
                               patch_size=2, use_rotary_positional_embeddings=True,
                               use_learned_positional_embeddings=False),
                          "blocks", (1, 16, max(2, round(13 * scale)), 2 * max(2, round(30 * scale)), 2 * max(2, round(45 * scale))),
@@ -68,9 +76,18 @@ def families(scale: float) -> dict:
     }
 
 
-def build(unet_config: dict, blocks: str, kept: int = 1):
+def with_blocks(unet_config: dict, count: int) -> dict:
+    """unet_config with `count` blocks (MMDiT: its width follows its depth)."""
+    if "context_embedder_config" in unet_config:
+        embedder = {"target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 64 * count}}
+        return {**unet_config, "depth": count, "context_embedder_config": embedder}
+    return {**unet_config, ("num_layers" if "num_layers" in unet_config else "depth"): count}
+
+
+def build(unet_config: dict, blocks: str, kept: int = 2, device: str = "cpu"):
     """A ModelPatcher of ComfyUI's model for unet_config with its first `kept` blocks in
-    `blocks`, built on the meta device and filled with random bf16 weights."""
+    `blocks` (None: all), built on the meta device and filled on `device` with random
+    bf16 weights."""
     import torch
 
     import comfy.model_detection
@@ -82,16 +99,19 @@ def build(unet_config: dict, blocks: str, kept: int = 1):
     model_config.set_inference_dtype(torch.bfloat16, None)
     model = model_config.get_model({}, "", device="meta")
     dm = model.diffusion_model
-    # MMDiT's width is 64 x its depth: build the depth, keep the first (not final) blocks.
-    setattr(dm, blocks, torch.nn.ModuleList(list(getattr(dm, blocks))[:kept]))
-    dm.to_empty(device="cpu")
-    gen = torch.Generator().manual_seed(0)
+    if kept is not None:
+        # MMDiT's width is 64 x its depth: build the depth, keep the first (not final) blocks.
+        setattr(dm, blocks, torch.nn.ModuleList(list(getattr(dm, blocks))[:kept]))
+    dm.to_empty(device=device)
+    gen = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():
         for name, tensor in [*dm.named_parameters(), *dm.named_buffers()]:
             if tensor.is_floating_point():
-                tensor.copy_(torch.randn(tensor.shape, generator=gen) * 0.02 if tensor.ndim > 1 or "bias" in name
-                             else torch.ones(tensor.shape))
-    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+                if tensor.ndim > 1 or "bias" in name:
+                    tensor.normal_(0, 0.02, generator=gen)
+                else:
+                    tensor.fill_(1)
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device(device), offload_device=torch.device("cpu"))
 
 
 def main():
@@ -99,19 +119,29 @@ def main():
     parser.add_argument("--repeats", type=int, default=5, help="runs of each, interleaved; medians count")
     parser.add_argument("--families", default="flux1,sd35_large,flux2,cogvideox_5b")
     parser.add_argument("--scale", type=float, default=1.0, help="width and image scale (1: the real models)")
+    parser.add_argument("--attention", choices=("pytorch", "host"), default="pytorch",
+                        help="pytorch: scaled_dot_product_attention; host: ComfyUI's default for this machine")
     opts = parser.parse_args()
+    sys.path.insert(0, str(host.find_comfyui()))
+    from comfy.cli_args import args
+    args.use_pytorch_cross_attention = opts.attention == "pytorch"   # read when ComfyUI's attention is imported
     host.prepare()
 
     import torch
 
+    import measure
     import nodes as comfy_nodes
     from concept_attention import hooks
     from concept_attention.data import ConceptSet
     from concept_attention.nodes.sampler import ConceptAttentionSampler
 
+    import comfy.ldm.modules.attention
     print(f"ComfyUI {host.comfyui_version(host.find_comfyui())}, CPU ({torch.get_num_threads()} threads), bf16, "
-          f"one block, one euler step, cfg 1, batch 1, medians of {opts.repeats} interleaved runs\n")
-    print("| family | model | block s | " + " | ".join(f"{c} concepts s (extra)" for c in CONCEPT_COUNTS) + " |")
+          f"{comfy.ldm.modules.attention.optimized_attention.__name__}, two blocks, one euler step, cfg 1, batch 1, "
+          f"medians of {opts.repeats} interleaved runs, {time.strftime('%Y-%m-%d')}\n")
+    print("Extra time per block, as a share of one block's time: a captured block (maps kept) / a block that "
+          "carries the concept stream to a later captured one\n")
+    print("| family | model | block s | " + " | ".join(f"{c} concept{'s' * (c > 1)}" for c in CONCEPT_COUNTS) + " |")
     print("|---|---|---|" + "---|" * len(CONCEPT_COUNTS))
     table = families(opts.scale)
     for name in opts.families.split(","):
@@ -133,25 +163,21 @@ def main():
         def plain():
             comfy_nodes.common_ksampler(model, 0, 1, 1.0, "euler", "simple", positive, negative, latent)
 
-        def captured(count):
+        def captured(count, layer):
             return lambda: ConceptAttentionSampler.execute(model, 0, 1, 1.0, "euler", "simple", positive, negative,
-                                                           latent, 1.0, concept_sets[count], "default", "all")
+                                                           latent, 1.0, concept_sets[count], str(layer), "all")
 
-        runs = {"plain": plain, **{c: captured(c) for c in CONCEPT_COUNTS}}
+        runs = {"plain": plain, **{(c, layer): captured(c, layer) for c in CONCEPT_COUNTS for layer in (0, 1)}}
         runs["plain"]()                                     # warm-up: loads the model, builds caches
-        capture = runs[CONCEPT_COUNTS[0]]().args[1]
-        if capture.error or not capture.steps:
-            raise SystemExit(f"{name}: the capture recorded nothing ({capture.error or 'no step'})")
-        seconds = {key: [] for key in runs}
-        for _ in range(opts.repeats):
-            for key, run in runs.items():
-                start = time.perf_counter()
-                run()
-                seconds[key].append(time.perf_counter() - start)
-        base = statistics.median(seconds["plain"])
-        cells = [f"{statistics.median(seconds[c]):.2f} ({100 * (statistics.median(seconds[c]) / base - 1):+.1f}%)"
-                 for c in CONCEPT_COUNTS]
-        print(f"| {name} | {what} | {base:.2f} | " + " | ".join(cells) + " |", flush=True)
+        for layer in (0, 1):
+            capture = runs[CONCEPT_COUNTS[0], layer]().args[1]
+            if capture.error or capture.layers != (layer,) or not capture.steps:
+                raise SystemExit(f"{name}: the capture recorded nothing ({capture.error or 'no step'})")
+        medians = measure.interleaved(runs, opts.repeats)
+        block = medians["plain"] / 2
+        cells = [f"{100 * (medians[c, 0] - medians['plain']) / block:+.1f}% / "
+                 f"{100 * (medians[c, 1] - medians[c, 0]) / block:+.1f}%" for c in CONCEPT_COUNTS]
+        print(f"| {name} | {what} | {block:.2f} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

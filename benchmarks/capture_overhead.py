@@ -1,10 +1,15 @@
-"""Time and memory of ConceptAttention capture against plain KSampler.
+"""Whole sampling runs with and without the capture: each family's tiny checkpoint and
+the bundled demo model, KSampler against the ConceptAttention Sampler with the same
+inputs: seconds, peak memory and the size of the CONCEPT_ATTN kept.
 
-Runs both on the same tiny Flux 1 checkpoint (ComfyUI's own Flux class, random
-weights) at a few latent sizes and prints a Markdown table: seconds per run,
-the capture's overhead, and the size of the CONCEPT_ATTN it keeps.
+Tiny checkpoints are ComfyUI's own model classes at toy widths (the tests' models), so
+their blocks are cheap and the capture's fixed costs per block weigh far more than at
+real width (benchmarks/block_overhead.py measures that); the demo model runs as its
+example workflow does. Runs interleaved, medians of --repeats. Peak memory: above what
+was in use when the run began; on the CPU the process's peak resident set (Linux),
+on a GPU the CUDA allocator's peak.
 
-    ~/comfy/venv/bin/python benchmarks/capture_overhead.py [--steps 28] [--repeats 2] [--gpu]
+    ~/comfy/venv/bin/python benchmarks/capture_overhead.py [--repeats 3] [--models flux1,sd3,flux2,cogvideox,demo] [--gpu]
 """
 import argparse
 import sys
@@ -13,71 +18,86 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "tests")]  # host; tiny_models
+sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "tests")]  # host; tiny_models, sampling
 import host  # noqa: E402
+
+CONCEPTS = ("dragon", "rock", "sky", "tree", "water")
+
+
+def tiny_models_to_run(directory: Path) -> dict:
+    """name -> (what, load() -> model, harness (tests/sampling.py), latent size, steps)."""
+    import sampling
+    import tiny_models
+
+    flux1 = {**tiny_models.FLUX1_CONFIG, "depth": 4}     # the default layers are its last four, as Flux 1's 15-18
+    return {
+        "flux1": ("Flux 1 (hidden 256, 4 double + 2 single blocks)",
+                  lambda: tiny_models.load_model(tiny_models.build_flux(directory / "flux1.safetensors", config=flux1),
+                                                 tiny_models.flux_config(config=flux1), expect="Flux"),
+                  sampling.FLUX1, (64, 64), 28),
+        "sd3": ("SD3 (hidden 128, 2 joint blocks)",
+                lambda: tiny_models.load_with_stock_loader(tiny_models.build_sd3(directory / "sd3.safetensors"),
+                                                           expect="SD3"),
+                sampling.SD3, (64, 64), 28),
+        "flux2": ("Flux 2 (hidden 256, 3 double + 2 single blocks)",
+                  lambda: tiny_models.load_model(
+                      tiny_models.build_flux(directory / "flux2.safetensors", config=tiny_models.FLUX2_CONFIG),
+                      tiny_models.flux_config(True, tiny_models.FLUX2_CONFIG), expect="Flux2"),
+                  sampling.FLUX2, (32, 32), 28),
+        "cogvideox": ("CogVideoX 5b-like (hidden 192, 3 blocks), 9 frames 256x384",
+                      lambda: tiny_models.load_with_stock_loader(
+                          tiny_models.build_cogvideox(directory / "cogvideox.safetensors"), expect="CogVideoX_T2V"),
+                      sampling.COGVIDEOX, (3, 32, 48), 28),
+    }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=28)
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each; the fastest counts")
-    parser.add_argument("--sizes", default="512,1024", help="image sizes in pixels (square)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each, interleaved; medians count")
+    parser.add_argument("--models", default="flux1,sd3,flux2,cogvideox,demo")
     parser.add_argument("--gpu", action="store_true", help="run on the GPU instead of ComfyUI's --cpu mode")
     opts = parser.parse_args()
     host.prepare(cpu=not opts.gpu)
 
     import torch
+
+    import measure
     import nodes as comfy_nodes
-    import tiny_models
-    from concept_attention.data import ConceptSet
-    from concept_attention.nodes.sampler import ConceptAttentionSampler
+    from concept_attention import demo_model, hooks
+    from concept_attention.nodes.encode import ConceptEncode
 
-    torch.manual_seed(0)
-    # Four double blocks, so the default (last four) layers are captured as on Flux 1's 19.
-    config = {**tiny_models.FLUX1_CONFIG, "depth": 4, "depth_single_blocks": 2}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = tiny_models.build_flux(Path(tmp) / "bench.safetensors", config=config)
-        model = tiny_models.load_model(path, tiny_models.flux_config(config=config))
-    width = tiny_models.TINY_TEXT_DIM
-    concepts = ConceptSet(words=("dragon", "rock", "sky", "tree", "water"), embeddings=torch.randn(5, width))
-    positive = [[torch.randn(1, 256, width), {"pooled_output": torch.randn(1, width), "guidance": 3.5}]]
-    negative = [[torch.zeros(1, 256, width), {"pooled_output": torch.zeros(1, width), "guidance": 3.5}]]
+    device = "cuda" if opts.gpu else "cpu"
+    print(f"ComfyUI {host.comfyui_version(host.find_comfyui())}, {'GPU' if opts.gpu else 'CPU'}"
+          f" ({torch.cuda.get_device_name() if opts.gpu else f'{torch.get_num_threads()} threads'}), euler, batch 1, "
+          f"default layers, all steps captured, the default keep, medians of {opts.repeats} interleaved runs, "
+          f"{time.strftime('%Y-%m-%d')}\n", flush=True)
+    print("| model | latent | steps, cfg | concepts | KSampler s | ConceptAttention Sampler s | extra time "
+          "| peak MiB, KSampler | peak MiB, capture | extra MiB | CONCEPT_ATTN MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as scratch:
+        tiny = tiny_models_to_run(Path(scratch))
+        for name in opts.models.split(","):
+            if name == "cogvideox" and "CogVideoX" in hooks.UNAVAILABLE:
+                print(f"| {name} | {hooks.UNAVAILABLE['CogVideoX']} |" + " |" * 9)
+                continue
+            if name == "demo":
+                model, clip, _ = demo_model.load_demo()
+                size = demo_model.load_config()["latent_size"]
+                what, latent, steps, cfg = "demo model (the demo workflow)", {"samples": torch.zeros(1, 16, size, size)}, 20, 4.0
+                positive = comfy_nodes.CLIPTextEncode().encode(clip, "a red circle and a blue square on grass")[0]
+                negative = comfy_nodes.CLIPTextEncode().encode(clip, "")[0]
+                concepts = ConceptEncode.execute(clip, "red, blue, circle, square, grass").args[0]
+            else:
+                what, load, harness, size, steps = tiny[name]
+                model, cfg = load(), 1.0
+                latent, positive, negative = harness.latent(1, *size), harness.conditioning(1), harness.conditioning(2)
+                concepts = harness.concepts(CONCEPTS)
 
-    # Warm-up: the first sampling run loads the model and builds caches.
-    comfy_nodes.common_ksampler(model, 0, 1, 1.0, "euler", "simple", positive, negative,
-                                {"samples": torch.zeros(1, 16, 64, 64)})
-
-    def timed(run):
-        start = time.perf_counter()
-        result = run()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        return time.perf_counter() - start, result
-
-    def fastest_of_each(plain_run, capture_run):
-        """Alternate the two runs so that drift in machine speed hits both alike."""
-        plain_times, capture_times = [], []
-        for _ in range(opts.repeats):
-            plain_times.append(timed(plain_run)[0])
-            seconds, result = timed(capture_run)
-            capture_times.append(seconds)
-        return min(plain_times), min(capture_times), result
-
-    device = "GPU" if opts.gpu else "CPU"
-    print(f"ComfyUI {host.comfyui_version(host.find_comfyui())}, tiny Flux 1 (hidden 256, 4 double + 2 single blocks), "
-          f"{device}, {opts.steps} euler steps, cfg 1, batch 1, 5 concepts, layers 0-3, all steps captured, "
-          f"fastest of {opts.repeats}\n", flush=True)
-    print("| image | tokens | KSampler s | ConceptAttention Sampler s | overhead | CONCEPT_ATTN MiB |")
-    print("|---|---|---|---|---|---|")
-    for size in (int(s) for s in opts.sizes.split(",")):
-        latent = {"samples": torch.zeros(1, 16, size // 8, size // 8)}
-        plain, captured, out = fastest_of_each(
-            lambda: comfy_nodes.common_ksampler(model, 0, opts.steps, 1.0, "euler", "simple", positive, negative, latent),
-            lambda: ConceptAttentionSampler.execute(model, 0, opts.steps, 1.0, "euler", "simple", positive, negative,
-                                                    latent, 1.0, concepts, "default", "all"))
-        capture = out.args[1]
-        print(f"| {size}x{size} | {(size // 16) ** 2} | {plain:.2f} | {captured:.2f} | "
-              f"{100 * (captured / plain - 1):+.0f}% | {capture.nbytes / 2**20:.1f} |", flush=True)
+            result = measure.ksampler_against_capture(model, steps, cfg, positive, negative, latent, concepts,
+                                                      "default", opts.repeats, device)
+            print(f"| {what} | {'x'.join(map(str, latent['samples'].shape[2:]))} | {steps}, {cfg:g} | "
+                  f"{len(concepts.words)} | {measure.comparison_cells(result)} | "
+                  f"{result['capture'].nbytes / 2**20:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -45,14 +45,6 @@ class SyncCounter:
             setattr(self.torch.Tensor, name, original)
 
 
-def with_blocks(unet_config: dict, count: int) -> dict:
-    """unet_config with `count` blocks (MMDiT: its width follows its depth)."""
-    if "context_embedder_config" in unet_config:
-        embedder = {"target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 64 * count}}
-        return {**unet_config, "depth": count, "context_embedder_config": embedder}
-    return {**unet_config, ("num_layers" if "num_layers" in unet_config else "depth"): count}
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="4,8", help="two step counts: what grows between them is per call")
@@ -80,7 +72,7 @@ def main():
         if name == "cogvideox_5b" and "CogVideoX" in hooks.UNAVAILABLE:
             continue
         for kept in (2, 4):
-            model = block_overhead.build(with_blocks(unet_config, kept), blocks, kept)
+            model = block_overhead.build(block_overhead.with_blocks(unet_config, kept), blocks, kept)
             calls = []
             model.set_model_unet_function_wrapper(lambda apply, args: calls.append(1) or apply(args["input"],
                                                   args["timestep"], **args["c"]))

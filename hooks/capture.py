@@ -160,9 +160,12 @@ class ModelCall:
     transformer_options[CALL_KEY]. A family module sets `stream` ([R, C, hidden])
     and keeps what else its blocks need on its own subclass."""
 
-    def __init__(self, spec: CaptureSpec, rows: torch.Tensor, grid: tuple, image_size: tuple, video_frames: int = 1,
-                 frames_per_latent: int = 1, latents_per_token: int = 1):
-        self.spec, self.rows = spec, rows
+    def __init__(self, spec: CaptureSpec, rows, device: torch.device, grid: tuple, image_size: tuple,
+                 video_frames: int = 1, frames_per_latent: int = 1, latents_per_token: int = 1):
+        self.spec = spec
+        # The conditional batch rows (conditional_rows): a slice selects views, an index tensor copies.
+        self.rows = rows if isinstance(rows, slice) else rows.to(device)
+        self.row_count = rows.stop - rows.start if isinstance(rows, slice) else len(rows)
         self.grid = grid                    # (frames, height, width) in patches
         self.image_size = image_size        # (height, width) in pixels
         # Video: decoded frames, and how they map to token frames (data.ConceptAttention.token_frame_of).
@@ -322,8 +325,10 @@ def new_capture(spec: CaptureSpec) -> ConceptAttention:
 
 
 def conditional_rows(transformer_options: dict, batch: int):
-    """Indices of the batch rows from the conditional pass, and how many
-    conditional chunks they span; (None, 0) when the call has none.
+    """The batch rows from the conditional pass, and how many conditional chunks
+    they span; (None, 0) when the call has none. The rows are a slice when they are
+    one run (as they nearly always are), so that selecting them makes no copy of the
+    block's tensors; otherwise an index tensor.
 
     ComfyUI batches cond and uncond chunks in any order (cond_or_uncond: 0 = cond,
     1 = uncond), or runs them in separate calls; cfg 1 skips uncond entirely."""
@@ -332,7 +337,10 @@ def conditional_rows(transformer_options: dict, batch: int):
     rows = [r for i, flag in enumerate(flags) if flag == 0 for r in range(i * size, (i + 1) * size)]
     if not rows:
         return None, 0
-    return torch.tensor(rows), len(rows) // size
+    chunks = len(rows) // size
+    if rows == list(range(rows[0], rows[-1] + 1)):
+        return slice(rows[0], rows[-1] + 1), chunks
+    return torch.tensor(rows), chunks
 
 
 def with_attention_tap(transformer_options: dict, on_attention) -> dict:

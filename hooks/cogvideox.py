@@ -74,13 +74,13 @@ class _Call(ModelCall):
         p = dm.patch_size
         grid = (-(-frames // latents_per_token), (height + p // 2) // p, (width + p // 2) // p)
         image_size = (height * spec.pixels_per_latent, width * spec.pixels_per_latent)
-        super().__init__(spec, rows.to(x.device), grid, image_size,
+        super().__init__(spec, rows, x.device, grid, image_size,
                          video_frames=max(1, frames * FRAMES_PER_LATENT - (FRAMES_PER_LATENT - 1)),
                          frames_per_latent=FRAMES_PER_LATENT, latents_per_token=latents_per_token)
         self.dm = dm
         text_proj = dm.patch_embed.text_proj   # runs in fp32, as ComfyUI runs it
         embeddings = spec.concepts.embeddings.to(device=x.device, dtype=text_proj.weight.dtype)
-        self.stream = text_proj(embeddings.unsqueeze(0).expand(len(rows), -1, -1)).to(context.dtype)   # [R, C, dim]
+        self.stream = text_proj(embeddings.unsqueeze(0).expand(self.row_count, -1, -1)).to(context.dtype)   # [R, C, dim]
         self.block = None     # (index, module, temb, text length, rotary) of the block under way
         self.done = []
 
@@ -89,8 +89,8 @@ class _Call(ModelCall):
         _, normed, _, gate = block.norm1(self.stream, self.stream, temb)     # the text ("enc") modulation
         heads, width = block.num_heads, block.head_dim
         count = normed.shape[1]
-        q = block.norm_q(block.q(normed).view(len(self.rows), count, heads, width))
-        k = block.norm_k(block.k(normed).view(len(self.rows), count, heads, width))
+        q = block.norm_q(block.q(normed).view(self.row_count, count, heads, width))
+        k = block.norm_k(block.k(normed).view(self.row_count, count, heads, width))
         self.block = dict(index=index, module=block, temb=temb, gate=gate, q=q, k=k, v=block.v(normed),
                           text_len=kwargs["encoder_hidden_states"].shape[1], rotary=kwargs["image_rotary_emb"])
 
@@ -103,11 +103,12 @@ class _Call(ModelCall):
         block, rows, text = b["module"], self.rows, b["text_len"]
         heads = block.num_heads
         q, k = b["q"].flatten(2), b["k"].flatten(2)
-        keys = torch.cat((k, k_all[rows, text:]), dim=1)
-        values = torch.cat((b["v"], v_all[rows, text:]), dim=1)
-        concept_out = attention_pytorch(q, keys, values, heads)                      # [R, C, H * D]
+        # The joined keys and values live only for this call, not while the scores are taken.
+        concept_out = attention_pytorch(q, torch.cat((k, k_all[rows, text:]), dim=1),
+                                        torch.cat((b["v"], v_all[rows, text:]), dim=1), heads)   # [R, C, H * D]
         if b["index"] in self.spec.layers:
-            image_q = q_all[rows, text:].unflatten(-1, (heads, -1)).transpose(1, 2)   # [R, H, P, D]
+            # fp32 while the heads are still side by side: one dense copy, not a transposing one.
+            image_q = q_all[rows, text:].float().unflatten(-1, (heads, -1)).transpose(1, 2)   # [R, H, P, D]
             if b["rotary"] is not None:
                 cos, sin = b["rotary"]
                 image_q = cogvideo.apply_rotary_emb(image_q, (cos, -sin))          # the inverse rotation

@@ -66,15 +66,16 @@ class FluxCall(ModelCall):
     the concepts' modulation comes from and at which text position they sit."""
 
     def __init__(self, dm, spec: CaptureSpec, rows, x, context):
-        super().__init__(spec, rows.to(x.device), image_grid(x, dm.patch_size), image_pixels(x, spec))
+        super().__init__(spec, rows, x.device, image_grid(x, dm.patch_size), image_pixels(x, spec))
         self.dm = dm
         embeddings = spec.concepts.embeddings.to(device=x.device, dtype=context.dtype)
-        embeddings = embeddings.unsqueeze(0).expand(len(rows), -1, -1)
+        embeddings = embeddings.unsqueeze(0).expand(self.row_count, -1, -1)
         txt_norm = getattr(dm, "txt_norm", None)      # ComfyUI 0.3.75 has no txt_norm
         if txt_norm is not None:
             embeddings = txt_norm(embeddings)
         self.stream = dm.txt_in(embeddings)                                  # [R, C, hidden]
         self.pe = None
+        self.unrotate = None
 
     def text_modulation(self, block, args: dict) -> tuple:
         """(mod1, mod2) of the block's text stream for the concept rows."""
@@ -93,6 +94,23 @@ class FluxCall(ModelCall):
             self.pe = pe[:, :, [self.text_index()] * self.stream.shape[1]]
         return self.pe
 
+    def queries_before_rope(self, queries: torch.Tensor, pe: torch.Tensor, image: slice) -> torch.Tensor:
+        """The image queries before RoPE, in fp32 [R, H, P, D], from the rotated ones.
+        RoPE turns each feature pair (a, b) by an angle; turning it back takes the angle's
+        cos and sin, kept for the whole call (every block has the same positions), and
+        four products written into one buffer (no complex numbers: not every backend
+        ComfyUI runs on has them)."""
+        if self.unrotate is None:
+            pe = (pe[self.rows] if pe.shape[0] > 1 else pe)[:, :, image].float()   # [R or 1, 1, P, D/2, 2, 2]
+            self.unrotate = pe[..., 0, 0].contiguous(), pe[..., 1, 0].contiguous()  # cos, sin
+        cos, sin = self.unrotate
+        pairs = queries.float().unflatten(-1, (-1, 2))                            # [R, H, P, D/2, 2]
+        a, b = pairs[..., 0], pairs[..., 1]
+        out = torch.empty(pairs.shape, dtype=torch.float32, device=pairs.device)
+        torch.mul(cos, a, out=out[..., 0]).addcmul_(sin, b)
+        torch.mul(cos, b, out=out[..., 1]).addcmul_(sin, a, value=-1)
+        return out.flatten(-2)
+
 
 class _Call(FluxCall):
     """Flux 1: the concepts' own modulation vector, and zero text positions."""
@@ -108,7 +126,7 @@ class _Call(FluxCall):
         if dm.params.guidance_embed and guidance is not None:
             vec = vec + dm.guidance_in(timestep_embedding(guidance[rows], 256).to(x.dtype))
         if dm.vector_in is not None:
-            vec = vec + dm.vector_in(torch.zeros(len(rows), dm.params.vec_in_dim, device=x.device, dtype=x.dtype))
+            vec = vec + dm.vector_in(torch.zeros(self.row_count, dm.params.vec_in_dim, device=x.device, dtype=x.dtype))
         return vec
 
     def text_modulation(self, block, args: dict) -> tuple:
@@ -135,11 +153,12 @@ def advance_double_block(index: int, call: _Call, args: dict, run):
     def on_attention(q_all, k_all, v_all, out):
         # q_all, k_all, v_all: [B, H, txt + img, D] after RoPE; out: [B, txt + img, H * D].
         # Concepts attend to themselves and the image (Kontext reference tokens too), never the prompt.
-        keys = torch.cat((k_rot, k_all[rows, :, txt_len:]), dim=2)
-        values = torch.cat((v, v_all[rows, :, txt_len:]), dim=2)
-        concept_out.append(attention_pytorch(q_rot, keys, values, heads, skip_reshape=True))  # [R, C, H * D]
+        # The joined keys and values live only for this call, not while the scores are taken.
+        concept_out.append(attention_pytorch(q_rot, torch.cat((k_rot, k_all[rows, :, txt_len:]), dim=2),
+                                             torch.cat((v, v_all[rows, :, txt_len:]), dim=2), heads,
+                                             skip_reshape=True))                               # [R, C, H * D]
         if index in call.spec.layers:
-            image_q = _undo_rope(q_all[rows, :, image], args["pe"], rows, image)
+            image_q = call.queries_before_rope(q_all[rows, :, image], args["pe"], image)
             call.record(concept_out[0], out[rows, image], image_q, k)
 
     out = run(with_attention_tap(args["transformer_options"], on_attention))
@@ -150,13 +169,6 @@ def advance_double_block(index: int, call: _Call, args: dict, run):
         call.advance(stream + apply_mod(block.txt_mlp(apply_mod(block.txt_norm2(stream), 1 + mod2.scale, mod2.shift)),
                                         mod2.gate))
     return out
-
-
-def _undo_rope(q, pe, rows, image):
-    """Queries before RoPE, from the rotated ones: each 2x2 rotation's transpose is its inverse."""
-    pe = pe[rows] if pe.shape[0] > 1 else pe
-    inverse = pe[:, :, image].transpose(-1, -2).contiguous()
-    return comfy.ldm.flux.math.apply_rope1(q, inverse)
 
 
 def diffusion_model_wrapper(make_call):

@@ -76,14 +76,14 @@ class _Call(ModelCall):
     the prompt tokens give the device and dtype the blocks run in."""
 
     def __init__(self, dm, spec: CaptureSpec, rows, x):
-        super().__init__(spec, rows.to(x.device), image_grid(x, dm.patch_size), image_pixels(x, spec))
+        super().__init__(spec, rows, x.device, image_grid(x, dm.patch_size), image_pixels(x, spec))
         self.dm = dm
 
     def start_stream(self, text: torch.Tensor):
         """The concepts through the model's own text input layers, as MMDiT.forward
         takes the prompt. text: the first block's prompt tokens [B, T, hidden]."""
         embeddings = self.spec.concepts.embeddings.to(device=text.device, dtype=text.dtype)
-        embeddings = embeddings.unsqueeze(0).expand(len(self.rows), -1, -1)
+        embeddings = embeddings.unsqueeze(0).expand(self.row_count, -1, -1)
         if self.dm.context_processor is not None:
             embeddings = self.dm.context_processor(embeddings)
         self.stream = self.dm.context_embedder(embeddings)                     # [R, C, hidden]
@@ -106,11 +106,12 @@ def advance_joint_block(index: int, call: _Call, args: dict, run):
         # q_all, k_all, v_all, out: [B, text + image, H * D], the prompt first.
         if q_all.shape[1] != joint_len:        # SD3.5 medium's attn2, over the image tokens alone
             return
-        keys = torch.cat((k, k_all[rows, text_len:]), dim=1)
-        values = torch.cat((v, v_all[rows, text_len:]), dim=1)
-        concept_out.append(attention_pytorch(q, keys, values, heads))                          # [R, C, H * D]
+        # The joined keys and values live only for this call, not while the scores are taken.
+        concept_out.append(attention_pytorch(q, torch.cat((k, k_all[rows, text_len:]), dim=1),
+                                             torch.cat((v, v_all[rows, text_len:]), dim=1), heads))   # [R, C, H * D]
         if index in call.spec.layers:
-            image_q = q_all[rows, text_len:].unflatten(-1, (heads, -1)).transpose(1, 2)        # [R, H, P, D]
+            # fp32 while the heads are still side by side: one dense copy, not a transposing one.
+            image_q = q_all[rows, text_len:].float().unflatten(-1, (heads, -1)).transpose(1, 2)  # [R, H, P, D]
             concept_k = k.unflatten(-1, (heads, -1)).transpose(1, 2)                           # [R, H, C, D]
             call.record(concept_out[0], out[rows, text_len:], image_q, concept_k)
 

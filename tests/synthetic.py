@@ -40,7 +40,7 @@ def record(words, family_name, layers, grid, steps, keep, scores, image_size=Non
     recorder = Recorder(spec, sigmas)
     for step in range(steps):
         sample = scores(step, layers[0])
-        call = ModelCall(spec, torch.arange(sample.shape[0]), grid, image_size or (grid[1] * 16, grid[2] * 16),
+        call = ModelCall(spec, slice(0, sample.shape[0]), "cpu", grid, image_size or (grid[1] * 16, grid[2] * 16),
                          video_frames, frames_per_latent, latents_per_token)
         for layer in spec.layers:
             for method in maths.METHODS:

@@ -8,6 +8,7 @@ import comfy.patcher_extension
 
 import paper_reference
 from concept_attention.data import KEEP_ALL, KEEP_SUMS
+from concept_attention.hooks import capture as capture_core
 from sampling import FLUX1
 
 DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
@@ -78,6 +79,31 @@ def test_kept_sums_give_the_paper_maps_of_every_step_or_layer_subset(flux_dev, c
         capture.maps(layers=[1], steps=[0])
     with pytest.raises(ValueError, match="maps without the softmax need the raw scores"):
         capture.maps(softmax=False)
+
+
+@pytest.mark.parametrize("flags, batch, rows, chunks", [
+    ([0], 2, slice(0, 2), 1), ([1, 0], 4, slice(2, 4), 1), ([0, 1], 2, slice(0, 1), 1),
+    ([1, 0, 0], 3, slice(1, 3), 2), ([0, 1, 0], 6, [0, 1, 4, 5], 2), ([1], 2, None, 0)])
+def test_conditional_rows_are_a_slice_when_they_are_one_run(flags, batch, rows, chunks):
+    got_rows, got_chunks = capture_core.conditional_rows({"cond_or_uncond": flags}, batch)
+    assert got_chunks == chunks
+    assert got_rows == rows if not isinstance(rows, list) else got_rows.tolist() == rows
+
+
+def test_rows_as_an_index_give_the_maps_of_rows_as_a_slice(flux_dev, concepts, monkeypatch):
+    """Conditional rows that are not one run are selected by an index (a copy) instead of
+    a slice (a view): the same scores."""
+    _, by_slice = run_capture(flux_dev, concepts, cfg=3.0, batch=2, steps=2, keep=KEEP_ALL)
+    as_slice = capture_core.conditional_rows
+
+    def as_index(transformer_options, batch):
+        rows, chunks = as_slice(transformer_options, batch)
+        return (None if rows is None else torch.arange(batch)[rows]), chunks
+
+    monkeypatch.setattr(capture_core, "conditional_rows", as_index)
+    _, by_index = run_capture(flux_dev, concepts, cfg=3.0, batch=2, steps=2, keep=KEEP_ALL)
+    for method in by_slice.scores:
+        torch.testing.assert_close(by_index.scores[method], by_slice.scores[method], atol=0, rtol=0)
 
 
 def test_batch_images_get_their_own_maps(flux_dev, concepts):
