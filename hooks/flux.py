@@ -99,12 +99,12 @@ class FluxCall(ModelCall):
         RoPE turns each feature pair (a, b) by an angle; turning it back takes the angle's
         cos and sin, kept for the whole call (every block has the same positions), and
         four products written into one buffer (no complex numbers: not every backend
-        ComfyUI runs on has them)."""
+        ComfyUI runs on has them), in fp32 straight from the model's dtype."""
         if self.unrotate is None:
             pe = (pe[self.rows] if pe.shape[0] > 1 else pe)[:, :, image].float()   # [R or 1, 1, P, D/2, 2, 2]
             self.unrotate = pe[..., 0, 0].contiguous(), pe[..., 1, 0].contiguous()  # cos, sin
         cos, sin = self.unrotate
-        pairs = queries.float().unflatten(-1, (-1, 2))                            # [R, H, P, D/2, 2]
+        pairs = queries.unflatten(-1, (-1, 2))                                    # [R, H, P, D/2, 2]
         a, b = pairs[..., 0], pairs[..., 1]
         out = torch.empty(pairs.shape, dtype=torch.float32, device=pairs.device)
         torch.mul(cos, a, out=out[..., 0]).addcmul_(sin, b)
