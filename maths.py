@@ -29,6 +29,19 @@ def cross_attention_scores(image_q: torch.Tensor, concept_k: torch.Tensor) -> to
     return torch.matmul(concept_k.float(), image_q.float().transpose(-1, -2)).mean(dim=1)
 
 
+def unrotate_pairs(rotated: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Vectors before a rotary position embedding, in fp32: RoPE turned each feature pair
+    (2i, 2i+1) of `rotated` [..., N, D] by an angle, given as its cos and sin [..., N, D/2]
+    (broadcast over the leading axes); the opposite turn restores them. Written into one
+    buffer: a plain expression would allocate several temporaries of this size.
+    """
+    first, second = rotated[..., 0::2], rotated[..., 1::2]
+    out = torch.empty(rotated.shape, dtype=torch.float32, device=rotated.device)
+    torch.mul(cos, first, out=out[..., 0::2]).addcmul_(sin, second)
+    torch.mul(cos, second, out=out[..., 1::2]).addcmul_(sin, first, value=-1)
+    return out
+
+
 def concept_softmax(scores: torch.Tensor) -> torch.Tensor:
     """The paper's per-(evaluation, layer) maps: softmax over the concept axis (-2)
     of raw scores [..., C, P], in fp32."""

@@ -2,16 +2,23 @@
 
 For each family, ComfyUI's own model class is built at the width of the full model
 with two joint-attention blocks (random bf16 weights: values do not change the cost),
-and one sampler step at the real token count is timed with KSampler and with the
-ConceptAttention Sampler for 1, 5 and 20 concepts, in two ways: maps kept at block 0
+and one sampler step at the real token count is run with KSampler and with the
+ConceptAttention Sampler for 1, 5 and 20 concepts, with the maps kept at block 0
 (block 0 captured, block 1 untouched) and at block 1 (block 0 only carries the concept
-stream on, block 1 captured). A captured block's cost is the first minus KSampler; a
-carrying block's, the second minus the first. On Flux 1 dev with the default layers
-15-18, blocks 0-14 carry and 15-18 are captured; the 38 single blocks are untouched.
-The runs are interleaved (plain, then both ways for each count, again and again) so
-that drift in the machine's speed hits all alike; medians of `--repeats` runs each.
-Costs are percentages of one block: half of KSampler's time (which includes the
-embedders and the final layer, about 2 % of it).
+stream on to block 1, which is captured). On Flux 1 dev with the default layers 15-18,
+blocks 0-14 carry and 15-18 are captured; its 38 single blocks are untouched.
+
+Two measures, both medians of `--repeats` interleaved runs (plain, then every capture,
+again and again, so that drift in the machine's speed hits all alike):
+- the capture's own time per block, timed around its code during the runs (the block
+  patch's time less the real block's, plus the attention tap's inside it; CogVideoX:
+  its pre-block hook and tap): a captured block's from the first setting, a carrying
+  block's as the second less the first. Precise to a few ms.
+- end to end: the second setting's whole step against KSampler's, which also shows any
+  slowdown of the model's own work (caches, memory); its noise on this machine is a few
+  per cent of a run.
+Shares are of one block's time: half of KSampler's (which includes the embedders and
+the final layer, about 2 % of it).
 
     ~/comfy/venv/bin/python benchmarks/block_overhead.py [--repeats 5] [--families flux1,sd35_large,flux2,cogvideox_5b]
     ~/comfy/venv/bin/python benchmarks/block_overhead.py --scale 0.125 --repeats 1    # a quick check of the script
@@ -86,8 +93,9 @@ def with_blocks(unet_config: dict, count: int) -> dict:
 
 def build(unet_config: dict, blocks: str, kept: int = 2, device: str = "cpu"):
     """A ModelPatcher of ComfyUI's model for unet_config with its first `kept` blocks in
-    `blocks` (None: all), built on the meta device and filled on `device` with random
-    bf16 weights."""
+    `blocks` (None: all), built on the meta device, filled on `device` with random bf16
+    weights (fast on a GPU), and left on the CPU for ComfyUI to load onto `device` with
+    its own memory accounting, as a loaded checkpoint would be."""
     import torch
 
     import comfy.model_detection
@@ -111,7 +119,48 @@ def build(unet_config: dict, blocks: str, kept: int = 2, device: str = "cpu"):
                     tensor.normal_(0, 0.02, generator=gen)
                 else:
                     tensor.fill_(1)
+    dm.to("cpu")
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device(device), offload_device=torch.device("cpu"))
+
+
+class OwnTime:
+    """While active, adds up the wall time spent in the capture's own code (here, in
+    the benchmark only): around each block, ConceptBlockPatch's time less the real
+    block's, plus the attention tap's time inside the block; CogVideoX's pre-block hook."""
+
+    def __init__(self):
+        from concept_attention.hooks import capture, cogvideox, flux, sd3
+        self.seconds = 0.0
+        self.block_seconds = []
+        tap_modules = (flux, sd3, cogvideox)
+        self.patches = [(capture.ConceptBlockPatch, "__call__", self._timed(capture.ConceptBlockPatch.__call__, 1)),
+                        (capture.ConceptBlockPatch, "_run_block", self._timed(capture.ConceptBlockPatch._run_block, -1)),
+                        (cogvideox._Call, "before_block", self._timed(cogvideox._Call.before_block, 1))]
+        self.patches += [(module, "with_attention_tap", self._tapped(module.with_attention_tap)) for module in tap_modules]
+
+    def _timed(self, function, sign):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds += sign * (time.perf_counter() - start)
+        return timed
+
+    def _tapped(self, with_attention_tap):
+        def tapped(transformer_options, on_attention):
+            return with_attention_tap(transformer_options, self._timed(on_attention, 1))
+        return tapped
+
+    def __enter__(self):
+        self.saved = [(owner, name, getattr(owner, name)) for owner, name, _ in self.patches]
+        for owner, name, replacement in self.patches:
+            setattr(owner, name, replacement)
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, original in self.saved:
+            setattr(owner, name, original)
 
 
 def main():
@@ -127,27 +176,28 @@ def main():
     args.use_pytorch_cross_attention = opts.attention == "pytorch"   # read when ComfyUI's attention is imported
     host.prepare()
 
+    import statistics
+
     import torch
 
+    import comfy.ldm.modules.attention
     import measure
     import nodes as comfy_nodes
     from concept_attention import hooks
     from concept_attention.data import ConceptSet
     from concept_attention.nodes.sampler import ConceptAttentionSampler
 
-    import comfy.ldm.modules.attention
     print(f"ComfyUI {host.comfyui_version(host.find_comfyui())}, CPU ({torch.get_num_threads()} threads), bf16, "
           f"{comfy.ldm.modules.attention.optimized_attention.__name__}, two blocks, one euler step, cfg 1, batch 1, "
           f"medians of {opts.repeats} interleaved runs, {time.strftime('%Y-%m-%d')}\n")
-    print("Extra time per block, as a share of one block's time: a captured block (maps kept) / a block that "
-          "carries the concept stream to a later captured one\n")
-    print("| family | model | block s | " + " | ".join(f"{c} concept{'s' * (c > 1)}" for c in CONCEPT_COUNTS) + " |")
-    print("|---|---|---|" + "---|" * len(CONCEPT_COUNTS))
+    print("| family | model | block s | concepts | captured block: own time | carrying block: own time "
+          "| end to end, carry + capture |")
+    print("|---|---|---|---|---|---|---|")
     table = families(opts.scale)
     for name in opts.families.split(","):
         unet_config, blocks, latent_shape, tokens, text_width, pooled_width, what = table[name]
         if name == "cogvideox_5b" and "CogVideoX" in hooks.UNAVAILABLE:
-            print(f"| {name} | {hooks.UNAVAILABLE['CogVideoX']} | | | | |")
+            print(f"| {name} | {hooks.UNAVAILABLE['CogVideoX']} |" + " |" * 5)
             continue
         model = build(unet_config, blocks)
         extra = {"guidance": 3.5}
@@ -159,25 +209,39 @@ def main():
         words = [f"concept{i}" for i in range(max(CONCEPT_COUNTS))]
         concept_sets = {c: ConceptSet(words=tuple(words[:c]), embeddings=torch.randn(c, text_width))
                         for c in CONCEPT_COUNTS}
+        own = {(c, layer): [] for c in CONCEPT_COUNTS for layer in (0, 1)}
 
         def plain():
             comfy_nodes.common_ksampler(model, 0, 1, 1.0, "euler", "simple", positive, negative, latent)
 
         def captured(count, layer):
-            return lambda: ConceptAttentionSampler.execute(model, 0, 1, 1.0, "euler", "simple", positive, negative,
-                                                           latent, 1.0, concept_sets[count], str(layer), "all")
+            def run():
+                with OwnTime() as clock:
+                    out = ConceptAttentionSampler.execute(model, 0, 1, 1.0, "euler", "simple", positive, negative,
+                                                          latent, 1.0, concept_sets[count], str(layer), "all")
+                own[count, layer].append(clock.seconds)
+                return out
+            return run
 
-        runs = {"plain": plain, **{(c, layer): captured(c, layer) for c in CONCEPT_COUNTS for layer in (0, 1)}}
+        runs = {"plain": plain, **{key: captured(*key) for key in own}}
         runs["plain"]()                                     # warm-up: loads the model, builds caches
         for layer in (0, 1):
             capture = runs[CONCEPT_COUNTS[0], layer]().args[1]
             if capture.error or capture.layers != (layer,) or not capture.steps:
                 raise SystemExit(f"{name}: the capture recorded nothing ({capture.error or 'no step'})")
+        for times in own.values():
+            times.clear()
         medians = measure.interleaved(runs, opts.repeats)
         block = medians["plain"] / 2
-        cells = [f"{100 * (medians[c, 0] - medians['plain']) / block:+.1f}% / "
-                 f"{100 * (medians[c, 1] - medians[c, 0]) / block:+.1f}%" for c in CONCEPT_COUNTS]
-        print(f"| {name} | {what} | {block:.2f} | " + " | ".join(cells) + " |", flush=True)
+        for count in CONCEPT_COUNTS:
+            captured_block = statistics.median(own[count, 0])
+            carrying_block = statistics.median(own[count, 1]) - captured_block
+
+            def share(seconds):
+                return f"{1000 * seconds:.0f} ms ({100 * seconds / block:.1f}%)"
+
+            print(f"| {name} | {what} | {block:.2f} | {count} | {share(captured_block)} | {share(carrying_block)} | "
+                  f"{measure.extra(medians[count, 1], medians['plain'])} of 2 blocks |", flush=True)
 
 
 if __name__ == "__main__":

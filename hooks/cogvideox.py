@@ -23,6 +23,7 @@ import comfy.patcher_extension
 import comfy.text_encoders.cogvideo
 from comfy.ldm.modules.attention import attention_pytorch
 
+from .. import maths
 from .capture import CALL_KEY, KEY, CaptureSpec, ModelCall, missing_joint_attention, record_model_call, with_attention_tap
 from .text import TextEncoding
 
@@ -83,6 +84,15 @@ class _Call(ModelCall):
         self.stream = text_proj(embeddings.unsqueeze(0).expand(self.row_count, -1, -1)).to(context.dtype)   # [R, C, dim]
         self.block = None     # (index, module, temb, text length, rotary) of the block under way
         self.done = []
+        self.unrotate = None
+
+    def pair_rotation(self, rotary: tuple) -> tuple:
+        """cos and sin per feature pair [P, D/2] of the video tokens' RoPE (ComfyUI's
+        rotary gives each angle to both features of its pair, [P, D]), kept for the whole
+        call: every block has the same positions."""
+        if self.unrotate is None:
+            self.unrotate = tuple(part[..., 0::2].float().contiguous() for part in rotary)
+        return self.unrotate
 
     def before_block(self, index: int, block, kwargs: dict):
         temb = kwargs["temb"][self.rows]
@@ -107,11 +117,9 @@ class _Call(ModelCall):
         concept_out = attention_pytorch(q, torch.cat((k, k_all[rows, text:]), dim=1),
                                         torch.cat((b["v"], v_all[rows, text:]), dim=1), heads)   # [R, C, H * D]
         if b["index"] in self.spec.layers:
-            # fp32 while the heads are still side by side: one dense copy, not a transposing one.
-            image_q = q_all[rows, text:].float().unflatten(-1, (heads, -1)).transpose(1, 2)   # [R, H, P, D]
-            if b["rotary"] is not None:
-                cos, sin = b["rotary"]
-                image_q = cogvideo.apply_rotary_emb(image_q, (cos, -sin))          # the inverse rotation
+            image_q = q_all[rows, text:].unflatten(-1, (heads, -1)).transpose(1, 2)   # [R, H, P, D]
+            if b["rotary"] is not None:        # 5b and 1.5 (2b adds its positions to the input instead)
+                image_q = maths.unrotate_pairs(image_q, *self.pair_rotation(b["rotary"]))
             self.record(concept_out, out[rows, text:], image_q, b["k"].transpose(1, 2))
         if b["index"] < self.spec.last_layer:
             stream = self.stream + b["gate"] * block.attn_out(concept_out)

@@ -16,6 +16,7 @@ import comfy.text_encoders.flux
 from comfy.ldm.flux.layers import apply_mod, timestep_embedding
 from comfy.ldm.modules.attention import attention_pytorch
 
+from .. import maths
 from .capture import (KEY, CaptureSpec, ModelCall, image_grid, image_pixels, missing_joint_attention, patch_blocks,
                       record_model_call, with_attention_tap)
 from .text import TextEncoding
@@ -95,21 +96,13 @@ class FluxCall(ModelCall):
         return self.pe
 
     def queries_before_rope(self, queries: torch.Tensor, pe: torch.Tensor, image: slice) -> torch.Tensor:
-        """The image queries before RoPE, in fp32 [R, H, P, D], from the rotated ones.
-        RoPE turns each feature pair (a, b) by an angle; turning it back takes the angle's
-        cos and sin, kept for the whole call (every block has the same positions), and
-        four products written into one buffer (no complex numbers: not every backend
-        ComfyUI runs on has them), in fp32 straight from the model's dtype."""
+        """The image queries before RoPE, in fp32 [R, H, P, D], from the rotated ones; the
+        rotations' cos and sin are kept for the whole call (every block has the same
+        positions). pe: [B or 1, 1, N, D/2, 2, 2], each pair's [[cos, -sin], [sin, cos]]."""
         if self.unrotate is None:
-            pe = (pe[self.rows] if pe.shape[0] > 1 else pe)[:, :, image].float()   # [R or 1, 1, P, D/2, 2, 2]
-            self.unrotate = pe[..., 0, 0].contiguous(), pe[..., 1, 0].contiguous()  # cos, sin
-        cos, sin = self.unrotate
-        pairs = queries.unflatten(-1, (-1, 2))                                    # [R, H, P, D/2, 2]
-        a, b = pairs[..., 0], pairs[..., 1]
-        out = torch.empty(pairs.shape, dtype=torch.float32, device=pairs.device)
-        torch.mul(cos, a, out=out[..., 0]).addcmul_(sin, b)
-        torch.mul(cos, b, out=out[..., 1]).addcmul_(sin, a, value=-1)
-        return out.flatten(-2)
+            pe = (pe[self.rows] if pe.shape[0] > 1 else pe)[:, :, image].float()
+            self.unrotate = pe[..., 0, 0].contiguous(), pe[..., 1, 0].contiguous()
+        return maths.unrotate_pairs(queries, *self.unrotate)
 
 
 class _Call(FluxCall):

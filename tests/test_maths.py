@@ -20,6 +20,20 @@ def test_cross_attention_scores_average_heads():
     assert torch.allclose(scores[0, 1, 2], expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_unrotate_pairs_restores_the_vectors_before_rope(dtype):
+    """Each feature pair turned by its angle (as a complex product, the way RoPE is
+    defined) comes back, in fp32, whatever the dtype it arrives in."""
+    vectors = torch.randn(2, 3, 5, 8)                               # [B, H, N, D]
+    angles = torch.rand(5, 4) * 6.3                                 # one angle per position and pair
+    turned = torch.view_as_complex(vectors.unflatten(-1, (-1, 2)).contiguous()) * torch.polar(torch.ones(()), angles)
+    rotated = torch.view_as_real(turned).flatten(-2).to(dtype)
+    restored = maths.unrotate_pairs(rotated, angles.cos(), angles.sin())
+    assert restored.dtype == torch.float32 and restored.shape == vectors.shape
+    tolerance = 1e-6 if dtype == torch.float32 else 0.05
+    torch.testing.assert_close(restored, vectors, atol=tolerance, rtol=tolerance)
+
+
 def test_reduce_is_softmax_per_entry_then_mean():
     scores = torch.randn(3, 2, 1, 4, 6) * 5          # [E, L, B, C, P]
     maps = maths.reduce_scores(scores)
