@@ -123,28 +123,43 @@ def build(unet_config: dict, blocks: str, kept: int = 2, device: str = "cpu"):
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device(device), offload_device=torch.device("cpu"))
 
 
+# The parts of a captured block's work that parts() times: (module, function, what it is).
+PARTS = (("maths", "unrotate_pairs", "image queries before RoPE, in fp32 (cross-attention baseline)"),
+         ("maths", "output_space_scores", "output-space scores (image outputs to fp32, dot products)"),
+         ("maths", "cross_attention_scores", "cross-attention scores"),
+         ("families", "attention_pytorch", "the concepts' attention over [concepts, image]"))
+
+
 class OwnTime:
     """While active, adds up the wall time spent in the capture's own code (here, in
     the benchmark only): around each block, ConceptBlockPatch's time less the real
-    block's, plus the attention tap's time inside the block; CogVideoX's pre-block hook."""
+    block's, plus the attention tap's time inside the block; CogVideoX's pre-block hook.
+    `parts` adds up the time of each function in PARTS."""
 
     def __init__(self):
+        from concept_attention import maths
         from concept_attention.hooks import capture, cogvideox, flux, sd3
         self.seconds = 0.0
-        self.block_seconds = []
-        tap_modules = (flux, sd3, cogvideox)
+        self.parts = {name: 0.0 for _, name, _ in PARTS}
+        families = (flux, sd3, cogvideox)
         self.patches = [(capture.ConceptBlockPatch, "__call__", self._timed(capture.ConceptBlockPatch.__call__, 1)),
                         (capture.ConceptBlockPatch, "_run_block", self._timed(capture.ConceptBlockPatch._run_block, -1)),
                         (cogvideox._Call, "before_block", self._timed(cogvideox._Call.before_block, 1))]
-        self.patches += [(module, "with_attention_tap", self._tapped(module.with_attention_tap)) for module in tap_modules]
+        self.patches += [(module, "with_attention_tap", self._tapped(module.with_attention_tap)) for module in families]
+        for where, name, _ in PARTS:
+            for module in ((maths,) if where == "maths" else families):
+                self.patches.append((module, name, self._timed(getattr(module, name), 0, name)))
 
-    def _timed(self, function, sign):
+    def _timed(self, function, sign, part=None):
         def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds += sign * (time.perf_counter() - start)
+                seconds = time.perf_counter() - start
+                self.seconds += sign * seconds
+                if part is not None:
+                    self.parts[part] += seconds
         return timed
 
     def _tapped(self, with_attention_tap):
@@ -194,6 +209,7 @@ def main():
           "| end to end, carry + capture |")
     print("|---|---|---|---|---|---|---|")
     table = families(opts.scale)
+    breakdown = {}
     for name in opts.families.split(","):
         unet_config, blocks, latent_shape, tokens, text_width, pooled_width, what = table[name]
         if name == "cogvideox_5b" and "CogVideoX" in hooks.UNAVAILABLE:
@@ -210,6 +226,7 @@ def main():
         concept_sets = {c: ConceptSet(words=tuple(words[:c]), embeddings=torch.randn(c, text_width))
                         for c in CONCEPT_COUNTS}
         own = {(c, layer): [] for c in CONCEPT_COUNTS for layer in (0, 1)}
+        parts = {name: [] for _, name, _ in PARTS}          # of a captured block, 5 concepts
 
         def plain():
             comfy_nodes.common_ksampler(model, 0, 1, 1.0, "euler", "simple", positive, negative, latent)
@@ -220,6 +237,9 @@ def main():
                     out = ConceptAttentionSampler.execute(model, 0, 1, 1.0, "euler", "simple", positive, negative,
                                                           latent, 1.0, concept_sets[count], str(layer), "all")
                 own[count, layer].append(clock.seconds)
+                if (count, layer) == (5, 0):
+                    for part, seconds in clock.parts.items():
+                        parts[part].append(seconds)
                 return out
             return run
 
@@ -229,7 +249,7 @@ def main():
             capture = runs[CONCEPT_COUNTS[0], layer]().args[1]
             if capture.error or capture.layers != (layer,) or not capture.steps:
                 raise SystemExit(f"{name}: the capture recorded nothing ({capture.error or 'no step'})")
-        for times in own.values():
+        for times in (*own.values(), *parts.values()):
             times.clear()
         medians = measure.interleaved(runs, opts.repeats)
         block = medians["plain"] / 2
@@ -242,6 +262,15 @@ def main():
 
             print(f"| {name} | {what} | {block:.2f} | {count} | {share(captured_block)} | {share(carrying_block)} | "
                   f"{measure.extra(medians[count, 1], medians['plain'])} of 2 blocks |", flush=True)
+        breakdown[name] = {part: statistics.median(times) for part, times in parts.items()}
+        breakdown[name]["total"] = statistics.median(own[5, 0])
+    print("\nWhere a captured block's own time goes, 5 concepts, ms (the rest: the concept stream's layers, "
+          "selecting and joining keys and values, bookkeeping)\n")
+    print("| part | " + " | ".join(breakdown) + " |")
+    print("|---|" + "---|" * len(breakdown))
+    for _, part, what in PARTS:
+        print(f"| {what} | " + " | ".join(f"{1000 * times[part]:.0f}" for times in breakdown.values()) + " |")
+    print("| all of the capture's own time | " + " | ".join(f"{1000 * t['total']:.0f}" for t in breakdown.values()) + " |")
 
 
 if __name__ == "__main__":
