@@ -5,9 +5,9 @@ inputs: seconds, peak memory and the size of the CONCEPT_ATTN kept.
 Tiny checkpoints are ComfyUI's own model classes at toy widths (the tests' models), so
 their blocks are cheap and the capture's fixed costs per block weigh far more than at
 real width (benchmarks/block_overhead.py measures that); the demo model runs as its
-example workflow does. Runs interleaved, medians of --repeats. Peak memory: above what
-was in use when the run began; on the CPU the process's peak resident set (Linux),
-on a GPU the CUDA allocator's peak.
+example workflow does. Runs interleaved, medians of --repeats. Peak memory: of torch's
+tensors, above what was in use when the run began (measure.PeakMemory: on the CPU from
+the profiler's allocation records, on a GPU the CUDA allocator's peak).
 
     ~/comfy/venv/bin/python benchmarks/capture_overhead.py [--repeats 3] [--models flux1,sd3,flux2,cogvideox,demo] [--gpu]
 """
