@@ -30,6 +30,7 @@ page faults make a block's time swing by a third between runs, which drowns the
 capture's cost.
 """
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -190,8 +191,6 @@ def main():
     from comfy.cli_args import args
     args.use_pytorch_cross_attention = opts.attention == "pytorch"   # read when ComfyUI's attention is imported
     host.prepare()
-
-    import statistics
 
     import torch
 
