@@ -92,6 +92,16 @@ def with_blocks(unet_config: dict, count: int) -> dict:
     return {**unet_config, ("num_layers" if "num_layers" in unet_config else "depth"): count}
 
 
+def sampling_inputs(tokens: int, text_width: int, pooled_width, latent_shape: tuple) -> tuple:
+    """(positive, negative, latent) for a family of families(): random prompt tokens,
+    zero negative, guidance 3.5, a pooled vector where the family takes one, an empty latent."""
+    import torch
+
+    extra = {"guidance": 3.5, **({"pooled_output": torch.randn(1, pooled_width)} if pooled_width else {})}
+    return ([[torch.randn(1, tokens, text_width), extra]], [[torch.zeros(1, tokens, text_width), extra]],
+            {"samples": torch.zeros(latent_shape)})
+
+
 def build(unet_config: dict, blocks: str, kept: int = 2, device: str = "cpu"):
     """A ModelPatcher of ComfyUI's model for unet_config with its first `kept` blocks in
     `blocks` (None: all), built on the meta device, filled on `device` with random bf16
@@ -215,12 +225,7 @@ def main():
             print(f"| {name} | {hooks.UNAVAILABLE['CogVideoX']} |" + " |" * 5)
             continue
         model = build(unet_config, blocks)
-        extra = {"guidance": 3.5}
-        if pooled_width:
-            extra["pooled_output"] = torch.randn(1, pooled_width)
-        positive = [[torch.randn(1, tokens, text_width), extra]]
-        negative = [[torch.zeros(1, tokens, text_width), extra]]
-        latent = {"samples": torch.zeros(latent_shape)}
+        positive, negative, latent = sampling_inputs(tokens, text_width, pooled_width, latent_shape)
         words = [f"concept{i}" for i in range(max(CONCEPT_COUNTS))]
         concept_sets = {c: ConceptSet(words=tuple(words[:c]), embeddings=torch.randn(c, text_width))
                         for c in CONCEPT_COUNTS}

@@ -1,7 +1,8 @@
 """Sampling time and peak VRAM with and without the capture, at full size on a GPU.
 
 Builds each full architecture from ComfyUI's own classes with random bf16 weights
-(weight values do not change the cost) directly on the GPU, then times KSampler and
+(weight values do not change the cost; filled on the GPU, then loaded by ComfyUI as a
+checkpoint would be), then times KSampler and
 the ConceptAttention Sampler with the same inputs (interleaved, medians of
 --repeats) and reads the CUDA allocator's peak above what was in use before each run:
 - Flux 1 dev: 19 double + 38 single blocks, 1024x1024, 28 steps, guidance 3.5, cfg 1,
@@ -81,17 +82,14 @@ def main():
             print(f"| {what} | {hooks.UNAVAILABLE['CogVideoX']} |" + " |" * 7)
             continue
         model = block_overhead.build(unet_config, blocks, kept=None, device=opts.device)
-        extra = {"guidance": 3.5, **({"pooled_output": torch.randn(1, pooled_width)} if pooled_width else {})}
-        positive = [[torch.randn(1, tokens, text_width), extra]]
-        negative = [[torch.zeros(1, tokens, text_width), extra]]
-        latent = {"samples": torch.zeros(latent_shape)}
+        positive, negative, latent = block_overhead.sampling_inputs(tokens, text_width, pooled_width, latent_shape)
         concepts = ConceptSet(words=tuple(f"concept{i}" for i in range(CONCEPTS)),
                               embeddings=torch.randn(CONCEPTS, text_width))
 
         result = measure.ksampler_against_capture(model, steps, cfg, positive, negative, latent, concepts, layers,
                                                   opts.repeats, opts.device)
-        layers = result["capture"].layers
-        span = f"{layers[0]}-{layers[-1]}" if layers == tuple(range(layers[0], layers[-1] + 1)) else layers
+        captured = result["capture"].layers
+        span = f"{captured[0]}-{captured[-1]}" if captured == tuple(range(captured[0], captured[-1] + 1)) else captured
         print(f"| {what} | {steps}, {cfg:g} | {span} | "
               f"{measure.comparison_cells(result)} |", flush=True)
         del model

@@ -76,10 +76,7 @@ def main():
             calls = []
             model.set_model_unet_function_wrapper(lambda apply, args: calls.append(1) or apply(args["input"],
                                                   args["timestep"], **args["c"]))
-            extra = {"guidance": 3.5, **({"pooled_output": torch.randn(1, pooled_width)} if pooled_width else {})}
-            positive = [[torch.randn(1, tokens, text_width), extra]]
-            negative = [[torch.zeros(1, tokens, text_width), extra]]
-            latent = {"samples": torch.zeros(latent_shape)}
+            positive, negative, latent = block_overhead.sampling_inputs(tokens, text_width, pooled_width, latent_shape)
             concepts = ConceptSet(words=("a", "b", "c", "d", "e"), embeddings=torch.randn(5, text_width))
 
             def added(steps):
