@@ -43,6 +43,8 @@ class ConceptSet:
 # What a capture keeps (CaptureSpec.keep, the capture nodes' `keep` input).
 KEEP_SUMS = "per_step_and_per_layer"
 KEEP_ALL = "every_step_and_layer"
+
+
 class MapsError(ValueError):
     """The capture holds no usable maps for this choice: it failed, or its values are not finite."""
 
@@ -84,6 +86,7 @@ class ConceptAttention:
     frames_per_latent: int = 1         # decoded frames per latent frame after the first (CogVideoX: 4)
     latents_per_token: int = 1         # latent frames per token frame (CogVideoX 1.5: 2)
     batch_size: int = 0
+    methods: tuple = maths.METHODS     # the maths.METHODS recorded
     steps: tuple = ()
     sigmas: tuple = ()
     step_sums: dict = field(default_factory=dict)
@@ -131,7 +134,7 @@ class ConceptAttention:
         out = cls(concepts=first.concepts, family=first.family, layers=first.layers, keep=first.keep,
                   grid=first.grid, image_size=first.image_size, video_frames=first.video_frames,
                   frames_per_latent=first.frames_per_latent, latents_per_token=first.latents_per_token,
-                  batch_size=first.batch_size)
+                  batch_size=first.batch_size, methods=first.methods)
         out.error = next((c.error for c in captures if c.error), "")
         out.nonfinite_steps = tuple(sorted({s for c in captures for s in c.nonfinite_steps}))
         out.steps = tuple(s for c in captures for s in c.steps)
@@ -159,6 +162,10 @@ class ConceptAttention:
             raise MapsError(capture_failed(self.error))
         if not self.steps:
             raise ValueError(NOTHING_CAPTURED)
+        if method not in self.methods:
+            raise SelectionError("method", f"this capture did not record {method}: turn on cross_attention_baseline "
+                                           "on the ConceptAttention node that made it and run it again, or choose "
+                                           f"method = {maths.CONCEPT_ATTENTION}")
         layer_rows = self._select(self.layers, layers, "layer")
         step_rows = self._select(self.steps, steps, "step")
         if self.keep == KEEP_ALL:

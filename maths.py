@@ -8,7 +8,8 @@ D = feature width, E = captured evaluations (steps), L = layers.
 import torch
 import torch.nn.functional as F
 
-METHODS = ("concept_attention", "cross_attention")
+CONCEPT_ATTENTION, CROSS_ATTENTION = "concept_attention", "cross_attention"
+METHODS = (CONCEPT_ATTENTION, CROSS_ATTENTION)
 
 
 def output_space_scores(concept_out: torch.Tensor, image_out: torch.Tensor) -> torch.Tensor:

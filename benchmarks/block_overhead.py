@@ -5,7 +5,8 @@ with two joint-attention blocks (random bf16 weights: values do not change the c
 and one sampler step at the real token count is run with KSampler and with the
 ConceptAttention Sampler for 1, 5 and 20 concepts, with the maps kept at block 0
 (block 0 captured, block 1 untouched) and at block 1 (block 0 only carries the concept
-stream on to block 1, which is captured). On Flux 1 dev with the default layers 15-18,
+stream on to block 1, which is captured); and for 5 concepts at block 0 with the
+cross-attention baseline recorded too (the capture nodes' cross_attention_baseline). On Flux 1 dev with the default layers 15-18,
 blocks 0-14 carry and 15-18 are captured; its 38 single blocks are untouched.
 
 Two measures, both medians of `--repeats` interleaved runs (plain, then every capture,
@@ -214,34 +215,36 @@ def main():
     print(f"ComfyUI {host.comfyui_version(host.find_comfyui())}, CPU ({torch.get_num_threads()} threads), bf16, "
           f"{comfy.ldm.modules.attention.optimized_attention.__name__}, two blocks, one euler step, cfg 1, batch 1, "
           f"medians of {opts.repeats} interleaved runs, {time.strftime('%Y-%m-%d')}\n")
-    print("| family | model | block s | concepts | captured block: own time | carrying block: own time "
-          "| end to end, carry + capture |")
-    print("|---|---|---|---|---|---|---|")
+    print("| family | model | block s | concepts | captured block: own time | captured, with the cross-attention "
+          "baseline | carrying block: own time | end to end, carry + capture |")
+    print("|---|---|---|---|---|---|---|---|")
     table = families(opts.scale)
     breakdown = {}
     for name in opts.families.split(","):
         unet_config, blocks, latent_shape, tokens, text_width, pooled_width, what = table[name]
         if name == "cogvideox_5b" and "CogVideoX" in hooks.UNAVAILABLE:
-            print(f"| {name} | {hooks.UNAVAILABLE['CogVideoX']} |" + " |" * 5)
+            print(f"| {name} | {hooks.UNAVAILABLE['CogVideoX']} |" + " |" * 6)
             continue
         model = build(unet_config, blocks)
         positive, negative, latent = sampling_inputs(tokens, text_width, pooled_width, latent_shape)
         words = [f"concept{i}" for i in range(max(CONCEPT_COUNTS))]
         concept_sets = {c: ConceptSet(words=tuple(words[:c]), embeddings=torch.randn(c, text_width))
                         for c in CONCEPT_COUNTS}
-        own = {(c, layer): [] for c in CONCEPT_COUNTS for layer in (0, 1)}
-        parts = {name: [] for _, name, _ in PARTS}          # of a captured block, 5 concepts
+        # (concepts, captured block, with the cross-attention baseline)
+        own = {**{(c, layer, False): [] for c in CONCEPT_COUNTS for layer in (0, 1)}, (5, 0, True): []}
+        parts = {name: [] for _, name, _ in PARTS}          # of a captured block, 5 concepts, with the baseline
 
         def plain():
             comfy_nodes.common_ksampler(model, 0, 1, 1.0, "euler", "simple", positive, negative, latent)
 
-        def captured(count, layer):
+        def captured(count, layer, baseline):
             def run():
                 with OwnTime() as clock:
                     out = ConceptAttentionSampler.execute(model, 0, 1, 1.0, "euler", "simple", positive, negative,
-                                                          latent, 1.0, concept_sets[count], str(layer), "all")
-                own[count, layer].append(clock.seconds)
-                if (count, layer) == (5, 0):
+                                                          latent, 1.0, concept_sets[count], str(layer), "all",
+                                                          cross_attention_baseline=baseline)
+                own[count, layer, baseline].append(clock.seconds)
+                if baseline:
                     for part, seconds in clock.parts.items():
                         parts[part].append(seconds)
                 return out
@@ -249,27 +252,30 @@ def main():
 
         runs = {"plain": plain, **{key: captured(*key) for key in own}}
         runs["plain"]()                                     # warm-up: loads the model, builds caches
-        for layer in (0, 1):
-            capture = runs[CONCEPT_COUNTS[0], layer]().args[1]
+        for key in own:
+            capture = runs[key]().args[1]
+            layer = key[1]
             if capture.error or capture.layers != (layer,) or not capture.steps:
                 raise SystemExit(f"{name}: the capture recorded nothing ({capture.error or 'no step'})")
         for times in (*own.values(), *parts.values()):
             times.clear()
         medians = measure.interleaved(runs, opts.repeats)
         block = medians["plain"] / 2
+
+        def share(seconds):
+            return f"{1000 * seconds:.0f} ms ({100 * seconds / block:.1f}%)"
+
         for count in CONCEPT_COUNTS:
-            captured_block = statistics.median(own[count, 0])
-            carrying_block = statistics.median(own[count, 1]) - captured_block
-
-            def share(seconds):
-                return f"{1000 * seconds:.0f} ms ({100 * seconds / block:.1f}%)"
-
-            print(f"| {name} | {what} | {block:.2f} | {count} | {share(captured_block)} | {share(carrying_block)} | "
-                  f"{measure.extra(medians[count, 1], medians['plain'])} of 2 blocks |", flush=True)
+            captured_block = statistics.median(own[count, 0, False])
+            carrying_block = statistics.median(own[count, 1, False]) - captured_block
+            baseline = share(statistics.median(own[count, 0, True])) if (count, 0, True) in own else ""
+            print(f"| {name} | {what} | {block:.2f} | {count} | {share(captured_block)} | {baseline} | "
+                  f"{share(carrying_block)} | {measure.extra(medians[count, 1, False], medians['plain'])} of 2 blocks |",
+                  flush=True)
         breakdown[name] = {part: statistics.median(times) for part, times in parts.items()}
-        breakdown[name]["total"] = statistics.median(own[5, 0])
-    print("\nWhere a captured block's own time goes, 5 concepts, ms (the rest: the concept stream's layers, "
-          "selecting and joining keys and values, bookkeeping)\n")
+        breakdown[name]["total"] = statistics.median(own[5, 0, True])
+    print("\nWhere a captured block's own time goes, 5 concepts, with the cross-attention baseline, ms (the rest: "
+          "the concept stream's layers, selecting and joining keys and values, bookkeeping)\n")
     print("| part | " + " | ".join(breakdown) + " |")
     print("|---|" + "---|" * len(breakdown))
     for _, part, what in PARTS:

@@ -55,7 +55,8 @@ def main():
     from concept_attention.data import KEEP_ALL, KEEP_SUMS
 
     families = {module.__name__.rsplit(".", 1)[-1]: module for module in hooks.FAMILIES}
-    print(f"{opts.size}x{opts.size} px, {opts.steps} steps, {opts.concepts} concepts, batch 1, both methods; "
+    print(f"{opts.size}x{opts.size} px, {opts.steps} steps, {opts.concepts} concepts, batch 1, concept attention "
+          "(the cross-attention baseline, when recorded too, doubles these); "
           f"MiB (budget at the defaults: {IMAGE_BUDGET_MB} MB)")
     print(f"| model | default layers | patches | {KEEP_SUMS} | {KEEP_ALL} |")
     print("|---|---|---|---|---|")
@@ -65,7 +66,7 @@ def main():
     if "cogvideox" not in families:
         print(f"\nCogVideoX: {hooks.UNAVAILABLE['CogVideoX']}")
         return
-    print(f"\nvideo, {VIDEO_STEPS} steps, {opts.concepts} concepts, batch 1, both methods; MiB "
+    print(f"\nvideo, {VIDEO_STEPS} steps, {opts.concepts} concepts, batch 1, concept attention; MiB "
           f"(budget at the defaults: {VIDEO_BUDGET_MB} MB)")
     print(f"| model | video | default layers | patches (frames x h x w) | {KEEP_SUMS} | {KEEP_ALL} |")
     print("|---|---|---|---|---|---|")

@@ -91,7 +91,8 @@ class Benchmark:
             for start in range(0, len(self.scenes), BATCH):
                 images = torch.stack([torch.from_numpy(s.image) for s in self.scenes[start:start + BATCH]])
                 out.append(ConceptAttentionEncodeImage.execute(self.model, self.vae, images, self.tasks[task], noise, 1,
-                                                               start, "all", KEEP_ALL).args[0])
+                                                               start, "all", KEEP_ALL,
+                                                               cross_attention_baseline=True).args[0])
             self._captures[key] = out
         return self._captures[key]
 

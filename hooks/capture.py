@@ -49,10 +49,16 @@ class CaptureSpec:
     steps: tuple = None           # sampler step indices to capture; None: all
     pixels_per_latent: int = 8    # the VAE's spatial downscale factor
     keep: str = KEEP_SUMS         # what the CONCEPT_ATTN keeps (data.KEEPS)
+    cross_attention: bool = False  # also record the paper's cross-attention baseline
 
     @property
     def last_layer(self) -> int:
         return max(self.layers)
+
+    @property
+    def methods(self) -> tuple:
+        """The maths.METHODS this capture records."""
+        return maths.METHODS if self.cross_attention else (maths.CONCEPT_ATTENTION,)
 
 
 class Recorder:
@@ -118,7 +124,7 @@ class Recorder:
         one call (combined conditioning) are averaged."""
         if self.grid is None:
             self.grid, self.image_size, self.video = call.grid, call.image_size, call.video
-        stacked = torch.stack([torch.stack(call.scores[m]) for m in maths.METHODS])     # [M, L, R, C, P]
+        stacked = torch.stack([torch.stack(call.scores[m]) for m in self.spec.methods])    # [M, L, R, C, P]
         stacked = stacked.reshape(*stacked.shape[:2], chunks, -1, *stacked.shape[3:]).mean(dim=2)
         if self.spec.keep == KEEP_ALL:
             self.raw.append(stacked.to("cpu", torch.float32))
@@ -139,10 +145,10 @@ class Recorder:
         out.video_frames, out.frames_per_latent, out.latents_per_token = self.video
         out.steps, out.sigmas = tuple(self.steps), tuple(self.sigmas)
         if self.spec.keep == KEEP_ALL:
-            out.scores = dict(zip(maths.METHODS, torch.stack(self.raw, dim=1).unbind()))
+            out.scores = dict(zip(self.spec.methods, torch.stack(self.raw, dim=1).unbind()))
         else:
-            out.step_sums = dict(zip(maths.METHODS, torch.stack(self.step_sums, dim=1).cpu().unbind()))
-            out.layer_sums = dict(zip(maths.METHODS, self.layer_sums.cpu().unbind()))
+            out.step_sums = dict(zip(self.spec.methods, torch.stack(self.step_sums, dim=1).cpu().unbind()))
+            out.layer_sums = dict(zip(self.spec.methods, self.layer_sums.cpu().unbind()))
         out.batch_size = next(iter({**out.scores, **out.layer_sums}.values())).shape[-3]
         # Once per run, on the CPU copies: no check (and no device sync) per model call.
         per_evaluation = out.scores if self.spec.keep == KEEP_ALL else out.step_sums      # [E, ...] per method
@@ -172,7 +178,7 @@ class ModelCall:
         self.video = (video_frames, frames_per_latent, latents_per_token)
         self.patches = math.prod(grid)
         self.stream = None
-        self.scores = {method: [] for method in maths.METHODS}    # per chosen layer [R, C, P]
+        self.scores = {method: [] for method in spec.methods}     # per chosen layer [R, C, P]
         self.advancing = None               # the block whose concept step is running
         self.failure = None                 # the first error of our code in this call
 
@@ -200,12 +206,15 @@ class ModelCall:
             stream = torch.nan_to_num(stream, nan=0.0, posinf=65504, neginf=-65504)
         self.stream = stream
 
-    def record(self, concept_out, image_out, image_q, concept_k):
-        """Scores of one chosen layer, both methods. concept_out [R, C, H*D] and
+    def record(self, concept_out, image_out, concept_k, image_queries):
+        """Scores of one chosen layer for the spec's methods. concept_out [R, C, H*D] and
         image_out [R, P, H*D]: attention outputs before the output projection;
-        image_q [R, H, P, D] and concept_k [R, H, C, D]: before any RoPE."""
-        self.scores["concept_attention"].append(maths.output_space_scores(concept_out, image_out))
-        self.scores["cross_attention"].append(maths.cross_attention_scores(image_q, concept_k))
+        concept_k [R, H, C, D] and image_queries() -> [R, H, P, D]: before any RoPE.
+        The queries are asked for only when the cross-attention baseline is recorded:
+        on RoPE models, getting them back is most of a captured block's cost."""
+        self.scores[maths.CONCEPT_ATTENTION].append(maths.output_space_scores(concept_out, image_out))
+        if self.spec.cross_attention:
+            self.scores[maths.CROSS_ATTENTION].append(maths.cross_attention_scores(image_queries(), concept_k))
 
 
 def image_grid(latent: torch.Tensor, patch: int) -> tuple:
@@ -321,7 +330,8 @@ def missing_joint_attention(index: int) -> RuntimeError:
 
 
 def new_capture(spec: CaptureSpec) -> ConceptAttention:
-    return ConceptAttention(concepts=spec.concepts.words, family=spec.family, layers=spec.layers, keep=spec.keep)
+    return ConceptAttention(concepts=spec.concepts.words, family=spec.family, layers=spec.layers, keep=spec.keep,
+                            methods=spec.methods)
 
 
 def conditional_rows(transformer_options: dict, batch: int):

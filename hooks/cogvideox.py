@@ -86,13 +86,16 @@ class _Call(ModelCall):
         self.done = []
         self.unrotate = None
 
-    def pair_rotation(self, rotary: tuple) -> tuple:
-        """cos and sin per feature pair [P, D/2] of the video tokens' RoPE (ComfyUI's
-        rotary gives each angle to both features of its pair, [P, D]), kept for the whole
-        call: every block has the same positions."""
+    def queries_before_rope(self, video_q: torch.Tensor, heads: int, rotary) -> torch.Tensor:
+        """The video queries [R, P, H * D] before RoPE, [R, H, P, D]. The cos and sin per
+        feature pair [P, D/2] (ComfyUI's rotary gives each angle to both features of its
+        pair, [P, D]) are kept for the whole call: every block has the same positions."""
+        video_q = video_q.unflatten(-1, (heads, -1)).transpose(1, 2)
+        if rotary is None:                 # 2b adds its positions to the input instead
+            return video_q
         if self.unrotate is None:
             self.unrotate = tuple(part[..., 0::2].float().contiguous() for part in rotary)
-        return self.unrotate
+        return maths.unrotate_pairs(video_q, *self.unrotate)
 
     def before_block(self, index: int, block, kwargs: dict):
         temb = kwargs["temb"][self.rows]
@@ -117,10 +120,8 @@ class _Call(ModelCall):
         concept_out = attention_pytorch(q, torch.cat((k, k_all[rows, text:]), dim=1),
                                         torch.cat((b["v"], v_all[rows, text:]), dim=1), heads)   # [R, C, H * D]
         if b["index"] in self.spec.layers:
-            image_q = q_all[rows, text:].unflatten(-1, (heads, -1)).transpose(1, 2)   # [R, H, P, D]
-            if b["rotary"] is not None:        # 5b and 1.5 (2b adds its positions to the input instead)
-                image_q = maths.unrotate_pairs(image_q, *self.pair_rotation(b["rotary"]))
-            self.record(concept_out, out[rows, text:], image_q, b["k"].transpose(1, 2))
+            self.record(concept_out, out[rows, text:], b["k"].transpose(1, 2),
+                        lambda: self.queries_before_rope(q_all[rows, text:], heads, b["rotary"]))
         if b["index"] < self.spec.last_layer:
             stream = self.stream + b["gate"] * block.attn_out(concept_out)
             _, normed, _, gate = block.norm2(stream, stream, b["temb"])

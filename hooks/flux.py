@@ -151,8 +151,8 @@ def advance_double_block(index: int, call: _Call, args: dict, run):
                                              torch.cat((v, v_all[rows, :, txt_len:]), dim=2), heads,
                                              skip_reshape=True))                               # [R, C, H * D]
         if index in call.spec.layers:
-            image_q = call.queries_before_rope(q_all[rows, :, image], args["pe"], image)
-            call.record(concept_out[0], out[rows, image], image_q, k)
+            call.record(concept_out[0], out[rows, image], k,
+                        lambda: call.queries_before_rope(q_all[rows, :, image], args["pe"], image))
 
     out = run(with_attention_tap(args["transformer_options"], on_attention))
     if not concept_out:

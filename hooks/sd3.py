@@ -110,10 +110,10 @@ def advance_joint_block(index: int, call: _Call, args: dict, run):
         concept_out.append(attention_pytorch(q, torch.cat((k, k_all[rows, text_len:]), dim=1),
                                              torch.cat((v, v_all[rows, text_len:]), dim=1), heads))   # [R, C, H * D]
         if index in call.spec.layers:
-            # fp32 while the heads are still side by side: one dense copy, not a transposing one.
-            image_q = q_all[rows, text_len:].float().unflatten(-1, (heads, -1)).transpose(1, 2)  # [R, H, P, D]
             concept_k = k.unflatten(-1, (heads, -1)).transpose(1, 2)                           # [R, H, C, D]
-            call.record(concept_out[0], out[rows, text_len:], image_q, concept_k)
+            # fp32 while the heads are still side by side: one dense copy, not a transposing one.
+            call.record(concept_out[0], out[rows, text_len:], concept_k,
+                        lambda: q_all[rows, text_len:].float().unflatten(-1, (heads, -1)).transpose(1, 2))
 
     out = run(with_attention_tap(args["transformer_options"], on_attention))
     if not concept_out:

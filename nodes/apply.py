@@ -2,7 +2,7 @@
 from comfy_api.latest import io
 
 from ..data import KEEP_SUMS
-from .setup import MODELS, attach_capture, concepts_input, keep_input, layers_input, timesteps_input
+from .setup import MODELS, attach_capture, concepts_input, cross_attention_input, keep_input, layers_input, timesteps_input
 from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionApply"
@@ -20,7 +20,7 @@ class ConceptAttentionApply(io.ComfyNode):
                         "to Heatmap Aggregate's `after` input so the maps are read after they are made.",
             inputs=[
                 io.Model.Input("model", tooltip=MODELS + " It is not changed: the patch goes on a clone."),
-                concepts_input(), layers_input(), timesteps_input(), keep_input(),
+                concepts_input(), layers_input(), timesteps_input(), keep_input(), cross_attention_input(),
             ],
             outputs=[
                 io.Model.Output(display_name="MODEL", tooltip="The model with the capture; sample with it as usual."),
@@ -30,6 +30,7 @@ class ConceptAttentionApply(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, concepts, layers, timesteps, keep=KEEP_SUMS) -> io.NodeOutput:
-        patched, capture = attach_capture(NODE, model, concepts, layers, timesteps, keep=keep)
+    def execute(cls, model, concepts, layers, timesteps, keep=KEEP_SUMS, cross_attention_baseline=False) -> io.NodeOutput:
+        patched, capture = attach_capture(NODE, model, concepts, layers, timesteps, keep=keep,
+                                          cross_attention=cross_attention_baseline)
         return io.NodeOutput(patched, capture)

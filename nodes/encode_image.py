@@ -10,7 +10,8 @@ from comfy_api.latest import io
 
 from ..data import KEEP_SUMS, ConceptAttention
 from ..errors import NodeInputError, require_finite
-from .setup import MODELS, attach_capture, check_patch_count, concepts_input, keep_input, layers_input, pixels_per_patch
+from .setup import (MODELS, attach_capture, check_patch_count, concepts_input, cross_attention_input, keep_input,
+                    layers_input, pixels_per_patch)
 from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionEncodeImage"
@@ -39,6 +40,7 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
                              tooltip="Seed of the first noise sample (the others use seed+1, seed+2, ...)."),
                 layers_input(),
                 keep_input(),
+                cross_attention_input(),
                 io.Conditioning.Input("positive", optional=True,
                                       tooltip="A prompt describing the image. Empty (the paper's setting) when not connected."),
             ],
@@ -48,9 +50,10 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, vae, image, concepts, noise_level, noise_samples, seed, layers, keep=KEEP_SUMS,
-                positive=None) -> io.NodeOutput:
+                positive=None, cross_attention_baseline=False) -> io.NodeOutput:
         require_finite(NODE, noise_level=noise_level)
-        patched, capture = attach_capture(NODE, model, concepts, layers, "all", step_count=1, keep=keep)
+        patched, capture = attach_capture(NODE, model, concepts, layers, "all", step_count=1, keep=keep,
+                                          cross_attention=cross_attention_baseline)
         if positive is None:
             if concepts.empty_prompt is None:
                 raise NodeInputError(NODE, "positive", "these concepts carry no empty-prompt conditioning; "

@@ -5,7 +5,8 @@ from comfy_api.latest import io
 
 from ..data import KEEP_SUMS
 from ..errors import require_finite
-from .setup import MODELS, attach_capture, check_latent_size, concepts_input, keep_input, layers_input, timesteps_input
+from .setup import (MODELS, attach_capture, check_latent_size, concepts_input, cross_attention_input, keep_input,
+                    layers_input, timesteps_input)
 from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionSampler"
@@ -33,7 +34,7 @@ class ConceptAttentionSampler(io.ComfyNode):
                 io.Conditioning.Input("negative", tooltip="The negative conditioning (used when cfg > 1)."),
                 io.Latent.Input("latent_image", tooltip="The latent to denoise; each image of a batch gets its own maps."),
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="How much of the latent to replace."),
-                concepts_input(), layers_input(), timesteps_input(), keep_input(),
+                concepts_input(), layers_input(), timesteps_input(), keep_input(), cross_attention_input(),
             ],
             outputs=[
                 io.Latent.Output(display_name="LATENT", tooltip="The sampled latent, identical to KSampler's."),
@@ -44,9 +45,10 @@ class ConceptAttentionSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
-                denoise, concepts, layers, timesteps, keep=KEEP_SUMS) -> io.NodeOutput:
+                denoise, concepts, layers, timesteps, keep=KEEP_SUMS, cross_attention_baseline=False) -> io.NodeOutput:
         require_finite(NODE, cfg=cfg, denoise=denoise)
-        patched, capture = attach_capture(NODE, model, concepts, layers, timesteps, steps, keep)
+        patched, capture = attach_capture(NODE, model, concepts, layers, timesteps, steps, keep,
+                                          cross_attention_baseline)
         check_latent_size(NODE, "latent_image", model, latent_image)
         latent = comfy_nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                              latent_image, denoise=denoise)[0]

@@ -8,7 +8,7 @@ from ..hooks.capture import COMPILED, CaptureSpec, attach, is_compiled
 from ..selection import parse_indices
 from .types import Concepts
 
-MODELS = "A Flux 1 or SD3/SD3.5 model (medium or large)."
+MODELS = "A Flux 1, Flux 2, SD3/SD3.5 (medium or large) or CogVideoX model."
 LAYERS_TOOLTIP = ("Joint-attention blocks to read maps from: \"default\" (or empty; Flux 1: double blocks 15-18, "
                   "or the last four of a smaller model; SD3/SD3.5: every joint block), \"all\", a range \"15-18\" "
                   "or a list \"0,3,7\". Later blocks localise best.")
@@ -30,13 +30,22 @@ def timesteps_input():
 
 KEEP_TOOLTIP = (f"What the captured data keeps. {KEEP_SUMS}: each step's map summed over the layers and each "
                 f"layer's map summed over the steps, so Heatmap Aggregate can take a subset of the timesteps or of "
-                f"the layers (not both at once); small (SD3.5 large at 1024 px, 28 steps, 5 concepts: 10 MiB). "
+                f"the layers (not both at once); small (SD3.5 large at 1024 px, 28 steps, 5 concepts: 5 MiB). "
                 f"{KEEP_ALL}: the raw scores of every (step, layer), for any combination of subsets and maps "
-                f"without the softmax; larger (166 MiB in the same case).")
+                f"without the softmax; larger (83 MiB in the same case). The cross-attention baseline doubles both.")
 
 
 def keep_input():
     return io.Combo.Input("keep", options=KEEPS, default=KEEP_SUMS, tooltip=KEEP_TOOLTIP)
+
+
+def cross_attention_input():
+    # Optional, so that prompts saved before it existed still validate.
+    return io.Boolean.Input("cross_attention_baseline", default=False, optional=True,
+                            tooltip="Also record the paper's cross-attention baseline (image queries . concept keys "
+                                    "before RoPE), for method = cross_attention in the map nodes. Off, the capture "
+                                    "costs less: on Flux and CogVideoX, undoing RoPE on every image query is most of "
+                                    "a captured block's extra time.")
 
 
 # Without a known step count (a patched model for any sampler), indices up to this are accepted.
@@ -44,7 +53,7 @@ MAX_STEPS = 10000
 
 
 def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step_count: int = None,
-                   keep: str = KEEP_SUMS):
+                   keep: str = KEEP_SUMS, cross_attention: bool = False):
     """Check the inputs against the model (and the sampler's step count, when
     known) and return (patched clone, CONCEPT_ATTN)."""
     if is_compiled(model.model_options):
@@ -68,7 +77,7 @@ def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step
         runs = f" (the sampler runs {step_count} steps)" if step_count else ""
         raise NodeInputError(node, "timesteps", f"{e}{runs}") from None
     spec = CaptureSpec(concepts=concepts, family=family.NAME, layers=chosen, steps=steps,
-                       pixels_per_latent=pixels_per_latent(model), keep=keep)
+                       pixels_per_latent=pixels_per_latent(model), keep=keep, cross_attention=cross_attention)
     return attach(model, family, spec)
 
 

@@ -47,11 +47,12 @@ class Family:
         return {"samples": torch.zeros(batch, self.latent_channels, *(size or self.latent_size))}
 
     def run_capture(self, model, concepts, cfg=1.0, batch=1, sampler="euler", steps=4, layers="default",
-                    timesteps="all", size=None, keep=KEEP_SUMS, positive=None):
-        """(sampled latent, CONCEPT_ATTN) of the ConceptAttention Sampler."""
+                    timesteps="all", size=None, keep=KEEP_SUMS, positive=None, cross_attention=False):
+        """(sampled latent, CONCEPT_ATTN) of the ConceptAttention Sampler; cross_attention
+        records the baseline too."""
         out = ConceptAttentionSampler.execute(model, SEED, steps, cfg, sampler, "simple", positive or self.conditioning(1),
                                               self.conditioning(2), self.latent(batch, *(size or ())), 1.0, concepts,
-                                              layers, timesteps, keep)
+                                              layers, timesteps, keep, cross_attention)
         return out.args[0]["samples"], out.args[1]
 
     def run_ksampler(self, model, cfg=1.0, batch=1, sampler="euler", steps=4, size=None, positive=None):

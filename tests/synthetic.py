@@ -5,7 +5,6 @@ import math
 
 import torch
 
-from concept_attention import maths
 from concept_attention.data import KEEP_SUMS, ConceptSet
 from concept_attention.hooks.capture import CaptureSpec, ModelCall, Recorder
 
@@ -43,7 +42,7 @@ def record(words, family_name, layers, grid, steps, keep, scores, image_size=Non
         call = ModelCall(spec, slice(0, sample.shape[0]), "cpu", grid, image_size or (grid[1] * 16, grid[2] * 16),
                          video_frames, frames_per_latent, latents_per_token)
         for layer in spec.layers:
-            for method in maths.METHODS:
+            for method in spec.methods:
                 call.scores[method].append(scores(step, layer))
         recorder.add(call, step, float(sigmas[step]), chunks=1)
     return recorder.finish()

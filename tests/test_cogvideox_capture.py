@@ -47,7 +47,7 @@ def test_maps_equal_the_paper_equations(request, concepts, which, cfg, batch, si
     model = request.getfixturevalue(which)
     calls = []
     _, capture = run_capture(recording_model(model, calls), concepts, cfg=cfg, batch=batch, steps=2, size=size,
-                             keep=KEEP_ALL)
+                             keep=KEEP_ALL, cross_attention=True)
     expected = []
     for call in calls:
         per = call["x"].shape[0] // len(call["flags"])

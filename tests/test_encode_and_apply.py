@@ -35,16 +35,18 @@ def images(batch=1, height=100, width=70):
     return torch.rand(batch, height, width, 3, generator=torch.Generator().manual_seed(batch * height + width))
 
 
-def encode(model, vae, image, concepts, noise_level=0.5, samples=1, seed=0, layers="all", positive=None, keep=KEEP_SUMS):
+def encode(model, vae, image, concepts, noise_level=0.5, samples=1, seed=0, layers="all", positive=None, keep=KEEP_SUMS,
+           cross_attention=False):
     return ConceptAttentionEncodeImage.execute(model, vae, image, concepts, noise_level, samples, seed, layers,
-                                               keep=keep, positive=positive).args[0]
+                                               keep=keep, positive=positive, cross_attention_baseline=cross_attention).args[0]
 
 
 # Encode mode
 
 def test_encode_image_equals_the_paper_equations(flux_dev, vae, concepts):
     calls = []
-    capture = encode(recording_model(flux_dev, calls), vae, images(), concepts, noise_level=0.3, keep=KEEP_ALL)
+    capture = encode(recording_model(flux_dev, calls), vae, images(), concepts, noise_level=0.3, keep=KEEP_ALL,
+                     cross_attention=True)
     assert len(calls) == 1 and capture.steps == (0,) and capture.sigmas == pytest.approx((0.3,))
     call = calls[0]
     assert call["flags"] == [0] and call["x"].shape == (1, 16, 12, 8)   # 100x70 px -> 96x64 px -> 12x8 latent
@@ -90,8 +92,9 @@ def test_encode_image_with_a_prompt(flux_dev, vae, concepts, flux_clip):
 
 # Apply with any sampler
 
-def apply(model, concepts, layers="default", timesteps="all"):
-    return ConceptAttentionApply.execute(model, concepts, layers, timesteps).args
+def apply(model, concepts, layers="default", timesteps="all", cross_attention=False):
+    return ConceptAttentionApply.execute(model, concepts, layers, timesteps,
+                                         cross_attention_baseline=cross_attention).args
 
 
 def ksampler(model, seed=SEED):
@@ -114,9 +117,9 @@ def sampler_custom_advanced(model):
 
 @pytest.mark.parametrize("run", [ksampler, ksampler_advanced, sampler_custom_advanced])
 def test_apply_with_any_sampler_matches_the_sampler_node(flux_dev, concepts, run):
-    patched, capture = apply(flux_dev, concepts)
+    patched, capture = apply(flux_dev, concepts, cross_attention=True)
     samples = run(patched)
-    expected_latent, expected = run_capture(flux_dev, concepts, steps=STEPS, size=(16, 12))
+    expected_latent, expected = run_capture(flux_dev, concepts, steps=STEPS, size=(16, 12), cross_attention=True)
     assert torch.equal(samples, expected_latent)
     assert capture.steps == expected.steps
     for method in maths.METHODS:

@@ -37,7 +37,7 @@ def test_maps_equal_the_paper_equations(request, concepts, which, cfg, batch):
     model = request.getfixturevalue(which)
     calls = []
     _, capture = run_capture(recording_model(model, calls), concepts, cfg=cfg, batch=batch, steps=2, layers="all",
-                             size=(8, 6), keep=KEEP_ALL)
+                             size=(8, 6), keep=KEEP_ALL, cross_attention=True)
     # ComfyUI left-pads the 40-token prompt to 512; a bare vector sits where a one-token word would, at the end.
     assert {call["context"].shape[1] for call in calls} == {flux2.TEXT_TOKENS}
     expected = reference_scores(model, calls, concepts, (0, 1, 2), position=flux2.TEXT_TOKENS - 1)
@@ -67,8 +67,8 @@ def test_default_layers_are_the_last_three_eighths(flux2_klein, concepts):
 def test_reordering_the_concepts_permutes_the_maps(flux2_dev, concepts):
     order = [2, 0, 1]
     shuffled = ConceptSet(words=tuple(concepts.words[i] for i in order), embeddings=concepts.embeddings[order])
-    latent_a, capture_a = run_capture(flux2_dev, concepts, batch=2)
-    latent_b, capture_b = run_capture(flux2_dev, shuffled, batch=2)
+    latent_a, capture_a = run_capture(flux2_dev, concepts, batch=2, cross_attention=True)
+    latent_b, capture_b = run_capture(flux2_dev, shuffled, batch=2, cross_attention=True)
     assert torch.equal(latent_a, latent_b)
     for method in ("concept_attention", "cross_attention"):
         torch.testing.assert_close(capture_b.maps(method), capture_a.maps(method)[:, order], atol=1e-5, rtol=1e-5)

@@ -51,7 +51,7 @@ def reference_scores(model, calls, concepts, layers, position=0):
 def test_maps_equal_the_paper_equations(flux_dev, concepts, cfg, batch):
     calls = []
     _, capture = run_capture(recording_model(flux_dev, calls), concepts, cfg=cfg, batch=batch, steps=1,
-                             layers="all", size=(16, 12), keep=KEEP_ALL)
+                             layers="all", size=(16, 12), keep=KEEP_ALL, cross_attention=True)
     assert len(calls) == 1 and len(capture.steps) == 1
     expected_output, expected_cross = reference_scores(flux_dev, calls, concepts, (0, 1, 2))
     torch.testing.assert_close(capture.scores["concept_attention"], expected_output, atol=1e-4, rtol=1e-4)
@@ -66,7 +66,7 @@ def test_kept_sums_give_the_paper_maps_of_every_step_or_layer_subset(flux_dev, c
     layer subset equal the softmax-then-mean of the paper-equation scores."""
     calls = []
     _, capture = run_capture(recording_model(flux_dev, calls), concepts, cfg=3.0, batch=2, steps=3,
-                             layers="all", size=(16, 12))
+                             layers="all", size=(16, 12), cross_attention=True)
     assert capture.keep == KEEP_SUMS and not capture.scores and len(calls) == 3
     for method, expected in zip(("concept_attention", "cross_attention"), reference_scores(flux_dev, calls, concepts, (0, 1, 2))):
         softmaxed = expected.softmax(dim=-2)                               # [E, L, B, C, P]
@@ -142,11 +142,11 @@ def test_extra_evaluations_count_toward_the_step_of_their_noise_level(flux_dev, 
 def test_capture_size_is_what_it_stores(flux_dev, concepts):
     _, everything = run_capture(flux_dev, concepts, batch=2, layers="all", keep=KEEP_ALL)
     assert everything.scores["concept_attention"].shape == (4, 3, 2, 3, 64)     # [E, L, B, C, P]
-    assert everything.nbytes == 2 * 4 * 3 * 2 * 3 * 64 * 4
-    _, sums = run_capture(flux_dev, concepts, batch=2, layers="all")
+    assert everything.nbytes == 4 * 3 * 2 * 3 * 64 * 4                           # one method, fp32
+    _, sums = run_capture(flux_dev, concepts, batch=2, layers="all", cross_attention=True)
     assert sums.step_sums["concept_attention"].shape == (4, 2, 3, 64)           # [E, B, C, P]
-    assert sums.layer_sums["concept_attention"].shape == (3, 2, 3, 64)          # [L, B, C, P]
-    assert sums.nbytes == 2 * (4 + 3) * 2 * 3 * 64 * 4
+    assert sums.layer_sums["cross_attention"].shape == (3, 2, 3, 64)            # [L, B, C, P]
+    assert sums.nbytes == 2 * (4 + 3) * 2 * 3 * 64 * 4                          # two methods
     stored = [*everything.scores.values(), *sums.step_sums.values(), *sums.layer_sums.values()]
     assert all(s.device.type == "cpu" and s.dtype == torch.float32 for s in stored)
 

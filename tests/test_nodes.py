@@ -109,11 +109,20 @@ def test_argmax_masks_partition_each_image(capture):
     assert set(argmax.unique().tolist()) == {0.0, 1.0}
 
 
-def test_aggregate_subsets_and_methods_differ(capture):
+def test_aggregate_subsets_and_methods_differ(flux_dev, concepts, capture):
+    with_baseline = run_capture(flux_dev, concepts, batch=2, size=(16, 12), cross_attention=True)[1]
     full = aggregate(capture, size="latent_grid")[1]
+    assert torch.equal(aggregate(with_baseline, size="latent_grid")[1], full)
     one_step = aggregate(capture, timesteps="3", size="latent_grid")[1]
-    cross = aggregate(capture, method="cross_attention", size="latent_grid")[1]
+    cross = aggregate(with_baseline, method="cross_attention", size="latent_grid")[1]
     assert not torch.allclose(full, one_step) and not torch.allclose(full, cross)
+
+
+def test_the_cross_attention_baseline_is_recorded_only_when_asked(capture):
+    assert capture.methods == ("concept_attention",) and set(capture.layer_sums) == {"concept_attention"}
+    with pytest.raises(NodeInputError, match=r"HeatmapAggregate › method: this capture did not record cross_attention: "
+                                             r"turn on cross_attention_baseline"):
+        aggregate(capture, method="cross_attention")
 
 
 @pytest.mark.parametrize("layers, timesteps, message", [

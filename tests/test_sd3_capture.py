@@ -46,7 +46,8 @@ def test_maps_equal_the_paper_equations(request, concepts, which, cfg, batch):
     model = request.getfixturevalue(which)
     calls = []
     with recorded_inputs(model, calls):
-        _, capture = run_capture(model, concepts, cfg=cfg, batch=batch, steps=2, size=(16, 12), keep=KEEP_ALL)
+        _, capture = run_capture(model, concepts, cfg=cfg, batch=batch, steps=2, size=(16, 12), keep=KEEP_ALL,
+                                 cross_attention=True)
     assert capture.layers == (0, 1, 2)
     expected = []
     for call in calls:
@@ -67,7 +68,8 @@ def test_encode_image_equals_the_paper_equations(sd35_medium, concepts, tiny_vae
     image = torch.rand(1, 100, 70, 3, generator=torch.Generator().manual_seed(0))
     with recorded_inputs(sd35_medium, calls):
         capture = ConceptAttentionEncodeImage.execute(sd35_medium, tiny_vae("taesd3"), image, concepts, 0.5, 1, 0, "all",
-                                                      KEEP_ALL, positive=SD3.conditioning(1)).args[0]
+                                                      KEEP_ALL, positive=SD3.conditioning(1),
+                                                      cross_attention_baseline=True).args[0]
     assert len(calls) == 1 and calls[0]["x"].shape == (1, 16, 12, 8)     # 100x70 px -> 96x64 px -> 1/8
     assert capture.grid == (1, 6, 4) and capture.image_size == (100, 70)
     expected = paper_reference.sd3_concept_attention_maps(
