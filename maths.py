@@ -12,12 +12,27 @@ CONCEPT_ATTENTION, CROSS_ATTENTION = "concept_attention", "cross_attention"
 METHODS = (CONCEPT_ATTENTION, CROSS_ATTENTION)
 
 
+# On a CPU, the fp32 copy of a half-precision operand is made in pieces of about this
+# size, which stay in cache between the conversion and the product.
+CPU_PIECE_BYTES = 1 << 19
+
+
 def output_space_scores(concept_out: torch.Tensor, image_out: torch.Tensor) -> torch.Tensor:
     """Dot products of attention outputs taken before the output projection.
 
     concept_out: [R, C, D], image_out: [R, P, D] (heads concatenated) -> [R, C, P], fp32.
     """
-    return torch.einsum("rcd,rpd->rcp", concept_out.float(), image_out.float())
+    concept = concept_out.float()
+    if image_out.dtype == torch.float32 or image_out.device.type != "cpu":
+        return torch.matmul(concept, image_out.float().transpose(-1, -2))
+    # A whole fp32 copy of image_out goes to memory and back, which on a CPU costs
+    # several times the product itself (Flux 1 at 1024²: 15 ms against 2 in pieces).
+    out = torch.empty(*concept.shape[:-1], image_out.shape[-2], device=concept.device)
+    rows = max(1, CPU_PIECE_BYTES // (4 * image_out.shape[-1]))
+    for start in range(0, image_out.shape[-2], rows):
+        piece = image_out[..., start:start + rows, :].float()
+        torch.matmul(concept, piece.transpose(-1, -2), out=out[..., start:start + rows])
+    return out
 
 
 def cross_attention_scores(image_q: torch.Tensor, concept_k: torch.Tensor) -> torch.Tensor:

@@ -6,11 +6,18 @@ from concept_attention import maths
 from concept_attention.selection import parse_concepts, parse_indices
 
 
-def test_output_space_scores_are_dot_products():
-    concept_out, image_out = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_output_space_scores_are_fp32_dot_products(dtype):
+    """Every patch's score, also past the pieces in which half-precision image outputs
+    are converted (rows not a multiple of the piece, a strided view as the block's)."""
+    width = 64
+    rows = maths.CPU_PIECE_BYTES // (4 * width)
+    concept_out = torch.randn(2, 3, width).to(dtype)
+    image_out = torch.randn(2, 2 * rows + 5 + 7, width).to(dtype)[:, 7:]     # after 7 "prompt" tokens
     scores = maths.output_space_scores(concept_out, image_out)
-    assert scores.shape == (2, 3, 5)
-    assert torch.allclose(scores[1, 2, 4], concept_out[1, 2] @ image_out[1, 4])
+    assert scores.shape == (2, 3, 2 * rows + 5) and scores.dtype == torch.float32
+    expected = torch.einsum("rcd,rpd->rcp", concept_out.double(), image_out.double())
+    torch.testing.assert_close(scores.double(), expected, atol=1e-4, rtol=1e-5)
 
 
 def test_cross_attention_scores_average_heads():
