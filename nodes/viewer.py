@@ -1,7 +1,7 @@
 """ConceptAttentionViewer: an interactive view of the maps in the node itself (web/viewer.js)."""
 from comfy_api.latest import io
 
-from ..data import MapsError
+from ..data import MapsError, SelectionError
 from ..errors import NodeInputError
 from ..viewer_data import payload
 from . import map_inputs
@@ -48,3 +48,5 @@ class ConceptAttentionViewer(io.ComfyNode):
             return io.NodeOutput(ui={UI_KEY: [payload(capture, images, method)]})
         except MapsError as e:
             raise NodeInputError(NODE, "concept_attn", str(e)) from None
+        except SelectionError as e:        # the views are of what was captured: only the method can be missing
+            raise NodeInputError(NODE, "method", str(e)) from None

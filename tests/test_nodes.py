@@ -190,6 +190,12 @@ def test_viewer_payload_keeps_to_its_budget(capture, budget, monkeypatch):
     assert [_decode(p).shape for p in view["pictures"]] == [(1024, 1024, 3)] * 2
 
 
+def test_viewer_asks_for_the_baseline_it_was_not_given(capture):
+    with pytest.raises(NodeInputError, match=r"ConceptAttentionViewer › method: this capture did not record "
+                                             r"cross_attention: turn on cross_attention_baseline"):
+        ConceptAttentionViewer.execute(capture, torch.zeros(2, 128, 96, 3), method="cross_attention")
+
+
 def test_viewer_rejects_a_mismatched_batch(capture):
     with pytest.raises(NodeInputError, match=r"ConceptAttentionViewer › images: 3 images for maps of 2 images"):
         ConceptAttentionViewer.execute(capture, torch.zeros(3, 128, 96, 3))
