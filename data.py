@@ -86,7 +86,6 @@ class ConceptAttention:
     frames_per_latent: int = 1         # decoded frames per latent frame after the first (CogVideoX: 4)
     latents_per_token: int = 1         # latent frames per token frame (CogVideoX 1.5: 2)
     batch_size: int = 0
-    methods: tuple = maths.METHODS     # the maths.METHODS recorded
     steps: tuple = ()
     sigmas: tuple = ()
     step_sums: dict = field(default_factory=dict)
@@ -119,6 +118,11 @@ class ConceptAttention:
         return self.sigmas[self.steps.index(step)]
 
     @property
+    def methods(self) -> tuple:
+        """The maths.METHODS whose maps this capture holds."""
+        return tuple({**self.scores, **self.layer_sums})
+
+    @property
     def captured_steps(self) -> tuple:
         return tuple(sorted(set(self.steps)))
 
@@ -134,7 +138,7 @@ class ConceptAttention:
         out = cls(concepts=first.concepts, family=first.family, layers=first.layers, keep=first.keep,
                   grid=first.grid, image_size=first.image_size, video_frames=first.video_frames,
                   frames_per_latent=first.frames_per_latent, latents_per_token=first.latents_per_token,
-                  batch_size=first.batch_size, methods=first.methods)
+                  batch_size=first.batch_size)
         out.error = next((c.error for c in captures if c.error), "")
         out.nonfinite_steps = tuple(sorted({s for c in captures for s in c.nonfinite_steps}))
         out.steps = tuple(s for c in captures for s in c.steps)

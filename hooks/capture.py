@@ -330,8 +330,7 @@ def missing_joint_attention(index: int) -> RuntimeError:
 
 
 def new_capture(spec: CaptureSpec) -> ConceptAttention:
-    return ConceptAttention(concepts=spec.concepts.words, family=spec.family, layers=spec.layers, keep=spec.keep,
-                            methods=spec.methods)
+    return ConceptAttention(concepts=spec.concepts.words, family=spec.family, layers=spec.layers, keep=spec.keep)
 
 
 def conditional_rows(transformer_options: dict, batch: int):
