@@ -1,11 +1,24 @@
-# The two commands of the README. Each first sets up what it needs (tools/bootstrap.py).
+# The README's commands. Each first sets up what it needs (harness/bootstrap.py).
+#   make test    everything, on the host this machine has (CI runs it)
+#   make check   the fast tiers (unit and model) while working: under a minute
+#   make demo    the bundled example workflow on the bundled demo model
+#   make lint    ruff over the repository
+# Scripts run as modules from the repository root (python -m tools.make_workflows, ...),
+# so that they import harness/ and each other without editing sys.path.
 PYTHON ?= $(HOME)/comfy/venv/bin/python
 
-.PHONY: test demo
-test:
-	python3 tools/bootstrap.py --python "$(PYTHON)"
+.PHONY: test check demo lint setup
+setup:
+	python3 -m harness.bootstrap --python "$(PYTHON)"
+
+test: setup
 	"$(PYTHON)" -m pytest -q tests
 
-demo:
-	python3 tools/bootstrap.py --python "$(PYTHON)"
-	"$(PYTHON)" tools/run_demo.py
+check: setup
+	"$(PYTHON)" -m pytest -q tests -m "unit or model"
+
+demo: setup
+	"$(PYTHON)" -m demo.run
+
+lint: setup
+	"$(PYTHON)" -m ruff check .

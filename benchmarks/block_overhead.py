@@ -21,8 +21,8 @@ again and again, so that drift in the machine's speed hits all alike):
 Shares are of one block's time: half of KSampler's (which includes the embedders and
 the final layer, about 2 % of it).
 
-    ~/comfy/venv/bin/python benchmarks/block_overhead.py [--repeats 5] [--families flux1,sd35_large,flux2,cogvideox_5b]
-    ~/comfy/venv/bin/python benchmarks/block_overhead.py --scale 0.125 --repeats 1    # a quick check of the script
+    ~/comfy/venv/bin/python -m benchmarks.block_overhead [--repeats 5] [--families flux1,sd35_large,flux2,cogvideox_5b]
+    ~/comfy/venv/bin/python -m benchmarks.block_overhead --scale 0.125 --repeats 1    # a quick check of the script
 
 Attention is PyTorch's scaled_dot_product_attention (`--attention pytorch`, what
 ComfyUI uses on a GPU). ComfyUI's CPU default (`--attention host`, split attention)
@@ -36,8 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import host  # noqa: E402
+from harness import host
 
 CONCEPT_COUNTS = (1, 5, 20)
 
@@ -149,7 +148,7 @@ class OwnTime:
     `parts` adds up the time of each function in PARTS."""
 
     def __init__(self):
-        from concept_attention import maths
+        from concept_attention.analysis import maths
         from concept_attention.hooks import capture, cogvideox, flux, sd3
         self.seconds = 0.0
         self.parts = {name: 0.0 for _, name, _ in PARTS}
@@ -198,18 +197,16 @@ def main():
     parser.add_argument("--attention", choices=("pytorch", "host"), default="pytorch",
                         help="pytorch: scaled_dot_product_attention; host: ComfyUI's default for this machine")
     opts = parser.parse_args()
-    sys.path.insert(0, str(host.find_comfyui()))
-    from comfy.cli_args import args
-    args.use_pytorch_cross_attention = opts.attention == "pytorch"   # read when ComfyUI's attention is imported
-    host.prepare()
+    # Read when ComfyUI's attention module is imported.
+    host.prepare(use_pytorch_cross_attention=opts.attention == "pytorch")
 
     import torch
 
     import comfy.ldm.modules.attention
-    import measure
+    from benchmarks import measure
     import nodes as comfy_nodes
     from concept_attention import hooks
-    from concept_attention.data import ConceptSet
+    from concept_attention.analysis.data import ConceptSet
     from concept_attention.nodes.sampler import ConceptAttentionSampler
 
     print(f"ComfyUI {host.comfyui_version(host.find_comfyui())}, CPU ({torch.get_num_threads()} threads), bf16, "

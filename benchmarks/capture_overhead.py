@@ -9,7 +9,7 @@ example workflow does. Runs interleaved, medians of --repeats. Peak memory: of t
 tensors, above what was in use when the run began (measure.PeakMemory: on the CPU from
 the profiler's allocation records, on a GPU the CUDA allocator's peak).
 
-    ~/comfy/venv/bin/python benchmarks/capture_overhead.py [--repeats 3] [--models flux1,sd3,flux2,cogvideox,demo] [--gpu]
+    ~/comfy/venv/bin/python -m benchmarks.capture_overhead [--repeats 3] [--models flux1,sd3,flux2,cogvideox,demo] [--gpu]
 """
 import argparse
 import sys
@@ -18,16 +18,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "tests")]  # host; tiny_models, sampling
-import host  # noqa: E402
+from harness import host
 
 CONCEPTS = ("dragon", "rock", "sky", "tree", "water")
 
 
 def tiny_models_to_run(directory: Path) -> dict:
     """name -> (what, load() -> model, harness (tests/sampling.py), latent size, steps)."""
-    import sampling
-    import tiny_models
+    from harness import sampling
+    from harness import tiny_models
 
     flux1 = {**tiny_models.FLUX1_CONFIG, "depth": 4}     # the default layers are its last four, as Flux 1's 15-18
     return {
@@ -61,9 +60,10 @@ def main():
 
     import torch
 
-    import measure
+    from benchmarks import measure
     import nodes as comfy_nodes
-    from concept_attention import demo_model, hooks
+    from concept_attention import hooks
+    from concept_attention.demo import model as demo_model
     from concept_attention.nodes.encode import ConceptEncode
 
     device = "cuda" if opts.gpu else "cpu"

@@ -5,7 +5,7 @@ The stored size depends on the evaluations, layers, images, concepts and patches
 not on the model's width, so this feeds the extension's own Recorder one model call
 per step with scores of the real shapes (random values) and prints what it keeps.
 
-    ~/comfy/venv/bin/python benchmarks/capture_size.py [--size 1024] [--steps 28] [--concepts 5]
+    ~/comfy/venv/bin/python -m benchmarks.capture_size [--size 1024] [--steps 28] [--concepts 5]
 
 Only the sizes are measured; the full `every_step_and_layer` rows of the video models
 allocate that much memory (several GB) for a moment.
@@ -14,8 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / d) for d in ("tools", "tests")]  # host; synthetic
-import host  # noqa: E402
+from harness import host
 
 # (family module name, model, its joint-attention blocks, pixels per patch side)
 IMAGE_MODELS = [
@@ -39,7 +38,7 @@ IMAGE_BUDGET_MB, VIDEO_BUDGET_MB = 64, 256
 
 
 def stored_bytes(family, blocks, grid, steps, concepts, keep) -> int:
-    import synthetic
+    from harness import synthetic
 
     return synthetic.capture(family, blocks, grid, steps, concepts, keep).nbytes
 
@@ -52,7 +51,7 @@ def main():
     opts = parser.parse_args()
     host.prepare()
     from concept_attention import hooks
-    from concept_attention.data import KEEP_ALL, KEEP_SUMS
+    from concept_attention.analysis.data import KEEP_ALL, KEEP_SUMS
 
     families = {module.__name__.rsplit(".", 1)[-1]: module for module in hooks.FAMILIES}
     print(f"{opts.size}x{opts.size} px, {opts.steps} steps, {opts.concepts} concepts, batch 1, concept attention "
@@ -75,7 +74,7 @@ def main():
 
 
 def _row(family, model, blocks, grid, steps, concepts, video=None):
-    from concept_attention.data import KEEP_ALL, KEEP_SUMS
+    from concept_attention.analysis.data import KEEP_ALL, KEEP_SUMS
 
     sizes = [stored_bytes(family, blocks, grid, steps, concepts, keep) / 2**20 for keep in (KEEP_SUMS, KEEP_ALL)]
     layers = family.default_layers(blocks)

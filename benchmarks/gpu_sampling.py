@@ -15,17 +15,16 @@ the ConceptAttention Sampler with the same inputs (interleaved, medians of
 Run it from a ComfyUI environment on a machine with an NVIDIA GPU (about 40 GB of
 GPU memory for Flux 1 dev):
 
-    python benchmarks/gpu_sampling.py [--models flux1,sd35_large,cogvideox_5b] [--repeats 2]
-    python benchmarks/gpu_sampling.py --device cpu --scale 0.05 --steps 2 --video-steps 2   # a check of the script
+    python -m benchmarks.gpu_sampling [--models flux1,sd35_large,cogvideox_5b] [--repeats 2]
+    python -m benchmarks.gpu_sampling --device cpu --scale 0.05 --steps 2 --video-steps 2   # a check of the script
 """
 import argparse
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import block_overhead  # noqa: E402
-import host  # noqa: E402  (block_overhead put tools/ on sys.path)
+from benchmarks import block_overhead
+from harness import host
 
 CONCEPTS = 5
 
@@ -62,9 +61,9 @@ def main():
 
     import comfy.ldm.modules.attention
     import comfy.model_management
-    import measure
+    from benchmarks import measure
     from concept_attention import hooks
-    from concept_attention.data import ConceptSet
+    from concept_attention.analysis.data import ConceptSet
 
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU here; this benchmark is for a GPU machine (--device cpu --scale 0.05 checks it)")

@@ -8,16 +8,15 @@ the capture adds; a count that does not grow with the number of blocks means no
 transfer inside the block loop. Small models of each family (ComfyUI's classes,
 random weights), since the count does not depend on the width.
 
-    ~/comfy/venv/bin/python benchmarks/host_syncs.py [--steps 4] [--cfg 4]
+    ~/comfy/venv/bin/python -m benchmarks.host_syncs [--steps 4] [--cfg 4]
 """
 import argparse
 import collections
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import block_overhead  # noqa: E402
-import host  # noqa: E402  (block_overhead put tools/ on sys.path)
+from benchmarks import block_overhead
+from harness import host
 
 SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__int__", "__float__", "nonzero")
 
@@ -57,7 +56,7 @@ def main():
 
     import nodes as comfy_nodes
     from concept_attention import hooks
-    from concept_attention.data import ConceptSet
+    from concept_attention.analysis.data import ConceptSet
     from concept_attention.nodes.sampler import ConceptAttentionSampler
 
     few, many = (int(n) for n in opts.steps.split(","))

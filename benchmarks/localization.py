@@ -14,7 +14,7 @@ and once with every shape word plus the background words, so distractors are
 always present. The main table uses the nodes' defaults (noise 0.5, the family's
 default layers); the others vary one of them.
 
-    ~/comfy/venv/bin/python benchmarks/localization.py [--scenes 200] [--noise 0.5]
+    ~/comfy/venv/bin/python -m benchmarks.localization [--scenes 200] [--noise 0.5]
 """
 import argparse
 import sys
@@ -23,8 +23,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import host  # noqa: E402
+from harness import host
 
 NOISE_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)
 BATCH = 25
@@ -63,9 +62,9 @@ class Benchmark:
 
     def __init__(self, scene_count: int):
         from concept_attention import hooks
-        from concept_attention.data import ConceptSet
+        from concept_attention.analysis.data import ConceptSet
         from concept_attention.demo import scenes
-        from concept_attention.demo_model import load_demo
+        from concept_attention.demo.model import load_demo
         from concept_attention.nodes.encode import ConceptEncode
 
         self.model, clip, self.vae = load_demo()
@@ -82,7 +81,7 @@ class Benchmark:
     def captures(self, task: str, noise: float) -> list:
         """One CONCEPT_ATTN per batch of scenes, with every layer and the raw scores
         (the no-softmax ablation needs them)."""
-        from concept_attention.data import KEEP_ALL
+        from concept_attention.analysis.data import KEEP_ALL
         from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 
         key = (task, noise)
@@ -98,7 +97,7 @@ class Benchmark:
 
     def maps(self, task, noise, method="concept_attention", layers=None, softmax=True, random=False) -> torch.Tensor:
         """[scenes, concepts, H, W] maps at image size."""
-        from concept_attention import maths
+        from concept_attention.analysis import maths
 
         out = []
         for capture in self.captures(task, noise):

@@ -9,15 +9,14 @@ extension's own Recorder at the real shapes, with two kinds of scores: random
 concept that drifts a little over steps and layers, as real maps do). The picture is
 the bundled demo scene scaled to the image size, and, as a bound, random noise.
 
-    ~/comfy/venv/bin/python benchmarks/viewer_payload.py [--size 1024] [--steps 28] [--concepts 8]
+    ~/comfy/venv/bin/python -m benchmarks.viewer_payload [--size 1024] [--steps 28] [--concepts 8]
 """
 import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "tests")]  # host; synthetic
-import host  # noqa: E402
+from harness import host
 
 BUDGET_MB = 2
 # (family module name, model, its joint-attention blocks)
@@ -50,7 +49,7 @@ def pictures(kind: str, size: int):
 
     if kind == "random noise":
         return torch.rand(1, size, size, 3, generator=torch.Generator().manual_seed(0))
-    scene = Image.open(ROOT / "assets" / "demo_scene.png").convert("RGB").resize((size, size), Image.BICUBIC)
+    scene = Image.open(ROOT / "demo" / "scene.png").convert("RGB").resize((size, size), Image.BICUBIC)
     return torch.from_numpy(np.asarray(scene, dtype=np.float32) / 255)[None]
 
 
@@ -67,10 +66,10 @@ def main():
     host.prepare()
     import json
 
-    import synthetic
+    from harness import synthetic
     from concept_attention import hooks
-    from concept_attention.data import KEEP_SUMS
-    from concept_attention.viewer_data import payload
+    from concept_attention.analysis.data import KEEP_SUMS
+    from concept_attention.analysis.viewer_data import payload
 
     families = {module.__name__.rsplit(".", 1)[-1]: module for module in hooks.FAMILIES}
     side = opts.size // 16

@@ -8,7 +8,7 @@ such Linear layer of one block at real width (ComfyUI's classes, random bf16 wei
 built as in block_overhead.py) on 1, 5 and 20 rows: what no capture that runs the
 concepts beside the model, rather than inside its own products, can go below.
 
-    ~/comfy/venv/bin/python benchmarks/weight_reads.py [--repeats 15]
+    ~/comfy/venv/bin/python -m benchmarks.weight_reads [--repeats 15]
 """
 import argparse
 import statistics
@@ -16,8 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import host  # noqa: E402
+from harness import host
 
 # The block's modules whose weights the concept stream reads (Flux 2 modulates once per model call).
 TEXT_STREAM = {"flux1": ("txt_mod", "txt_attn", "txt_mlp"), "sd35_large": ("context_block",),
@@ -33,7 +32,7 @@ def main():
 
     import torch
 
-    import block_overhead
+    from benchmarks import block_overhead
 
     print(f"CPU ({torch.get_num_threads()} threads), bf16, medians of {opts.repeats}, {time.strftime('%Y-%m-%d')}\n")
     print("| family | text-stream weights per block MB | " + " | ".join(f"{c} concepts ms" for c in

@@ -1,11 +1,11 @@
 """Train the demo model on procedural scenes (demo/scenes.py), on the CPU.
 
-    ~/comfy/venv/bin/python demo/train.py --dit-minutes 35   # the shipped model's recipe, writes models/demo/
-    ~/comfy/venv/bin/python demo/train.py --smoke         # a few steps of everything, to out/demo_smoke/
+    ~/comfy/venv/bin/python -m demo.train --dit-minutes 35   # the shipped model's recipe, writes demo/weights/
+    ~/comfy/venv/bin/python -m demo.train --smoke         # a few steps of everything, to out/demo_smoke/
     # the two attempts at a better model that MODEL_CARD.md reports (neither shipped):
-    ~/comfy/venv/bin/python demo/train.py --architecture patch1 --short-captions 0.3 --compile \
+    ~/comfy/venv/bin/python -m demo.train --architecture patch1 --short-captions 0.3 --compile \
         --dit-minutes 80 --work out/demo2/work --out out/demo2/model
-    ~/comfy/venv/bin/python demo/train.py --init-from models/demo/flux_demo.safetensors --short-captions 0.3 \
+    ~/comfy/venv/bin/python -m demo.train --init-from demo/weights/flux_demo.safetensors --short-captions 0.3 \
         --lr 3e-4 --warmup 50 --compile --dit-minutes 17 --work out/demo3/work --out out/demo3/model
 
 An interrupted run started again with the same arguments resumes: the DiT saves a
@@ -38,13 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    # Appended, not prepended: the repo's own top-level names (nodes/, data.py...) must
-    # not shadow ComfyUI's modules.
-    sys.path.append(str(REPO))
+from . import scenes
 
-from demo import scenes  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 TEXT_DIM = 64
 TEXT_CONFIG = {
@@ -83,13 +79,6 @@ TORCH_OPS = types.SimpleNamespace(
 )
 
 
-def setup_comfy():
-    """Put the ComfyUI host on sys.path in CPU mode (COMFYUI_PATH or ~/comfy/ComfyUI)."""
-    host = os.environ.get("COMFYUI_PATH") or os.path.expanduser("~/comfy/ComfyUI")
-    if host not in sys.path:
-        sys.path.insert(0, host)
-    from comfy.cli_args import args
-    args.cpu = True
 
 
 class Log:
@@ -165,7 +154,7 @@ def init_text_encoder(clip, seed=0):
 
 
 def build_text_encoder(work, log):
-    import demo_model
+    from . import model as demo_model
     path = Path(work) / "text_encoder.safetensors"
     if path.exists():
         return demo_model.build_clip(TEXT_CONFIG, path)
@@ -275,7 +264,7 @@ def train_autoencoder(work, log, steps, batch=16, crop=64, full_res_frac=0.1, po
 
 
 def load_taesd(work):
-    import demo_model
+    from . import model as demo_model
     return demo_model.build_vae(work, {"vae": VAE_CONFIG})
 
 
@@ -365,7 +354,7 @@ def new_flux(seed):
     output layer start at zero, so every block starts as the identity)."""
     import comfy.ldm.flux.model
 
-    import demo_model
+    from . import model as demo_model
     torch.manual_seed(seed)
     dm = comfy.ldm.flux.model.Flux(operations=TORCH_OPS, dtype=torch.float32, device="cpu",
                                    **demo_model.flux_arguments(DIT_CONFIG))
@@ -508,7 +497,7 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
         return torch.load(final)
     dm = new_flux(seed)
     if init_from:   # through the extension's loader, which names the weights as this host's modules do
-        import demo_model
+        from . import model as demo_model
         loaded = demo_model.load_flux(init_from, DIT_CONFIG, model_options={"dtype": torch.float32})
         dm.load_state_dict(loaded.model.diffusion_model.state_dict())
         log(f"dit: initialised from {init_from}")
@@ -591,7 +580,7 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
 def export(work, out, dit, log, args, timings):
     import shutil
 
-    import demo_model
+    from . import model as demo_model
     work, out = Path(work), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_fp16(demo_model.reference_layout(dit["ema"]), out / "flux_demo.safetensors")
@@ -737,7 +726,7 @@ def generate(model, clip, vae, text, seed, batch=4, steps=20, cfg=4.0, sampler="
 
 
 def evaluate(out_dir, work, log, per_prompt=4, cfgs=(1.0, 4.0)):
-    import demo_model
+    from . import model as demo_model
     out_dir = Path(out_dir)
     results = {}
     model, clip, vae = demo_model.load_demo(out_dir)
@@ -822,7 +811,7 @@ def evaluate(out_dir, work, log, per_prompt=4, cfgs=(1.0, 4.0)):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(REPO / "models" / "demo"))
+    ap.add_argument("--out", default=str(REPO / "demo" / "weights"))
     ap.add_argument("--work", default=str(REPO / "out" / "demo_train"))
     ap.add_argument("--ae-steps", type=int, default=1500)
     ap.add_argument("--latents", type=int, default=24000)
@@ -850,7 +839,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     DIT_CONFIG.clear()
     DIT_CONFIG.update(ARCHITECTURES[args.architecture])
-    setup_comfy()
+    from harness import host
+    host.prepare()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     log = Log(work / "train.log")

@@ -1,19 +1,17 @@
 """Model families and where their joint attention can be tapped.
 
-Each family is one module with the same small interface: NAME, matches(dm),
-LATENT_DOWNSCALE, layer_count(dm), default_layers(count), patch_size(dm), max_patches(dm), context_width(dm),
-text_encoding(clip) and attach(clone, spec). Adding a family means adding its
-module to FAMILIES.
+Each family module declares one family.Family (the contract) on the shared capture
+core (capture.py, call.py); FAMILIES lists them. Adding one: docs/adding-a-family.md.
 """
 from . import flux, flux2, sd3
 from .text import matching_stream
 
-FAMILIES = (flux, flux2, sd3)
+FAMILIES = (flux.FAMILY, flux2.FAMILY, sd3.FAMILY)
 # Families whose model code this ComfyUI lacks: {name: why}.
 UNAVAILABLE = {}
 try:
     from . import cogvideox
-    FAMILIES += (cogvideox,)
+    FAMILIES += (cogvideox.FAMILY,)
 except ModuleNotFoundError as e:   # ComfyUI added CogVideoX after 0.3.75
     UNAVAILABLE["CogVideoX"] = f"this ComfyUI has no CogVideoX model code ({e.name}); update ComfyUI to 0.33 or newer"
 
@@ -22,17 +20,22 @@ class UnsupportedModelError(ValueError):
     pass
 
 
+def family_names(families=FAMILIES, last="or") -> str:
+    """"Flux 1, Flux 2, SD3 or CogVideoX": the families, for messages and tooltips."""
+    names = [family.name for family in families]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+
+
 def family_of(model):
-    """The family module for a ModelPatcher, or UnsupportedModelError naming what is supported."""
+    """The Family of a ModelPatcher, or UnsupportedModelError naming what is supported."""
     diffusion_model = model.model.diffusion_model
     for family in FAMILIES:
         if family.matches(diffusion_model):
             return family
-    supported = ", ".join(f.NAME for f in FAMILIES)
     unavailable = "".join(f" ({name}: {why})" for name, why in UNAVAILABLE.items())
     raise UnsupportedModelError(
         f"{type(model.model).__name__} ({type(diffusion_model).__name__}) is not a supported model; "
-        f"ConceptAttention needs a joint-attention transformer: {supported}{unavailable}")
+        f"ConceptAttention needs a joint-attention transformer: {family_names(last='or')}{unavailable}")
 
 
 def text_encoding(clip, tokens: dict, length: int):

@@ -4,10 +4,11 @@ A capture is attached to a *clone* of a ModelPatcher under one key (KEY):
 - an OUTER_SAMPLE wrapper gives every sampling run a fresh Recorder (in a copy of
   the guider's model_options, restored in `finally`), and hands the finished
   capture to the CONCEPT_ATTN object only when the run succeeds;
-- the family module adds a per-call wrapper that, through record_model_call, puts a
-  ModelCall (the concept stream of that call) into transformer_options, and
-  ConceptBlockPatch entries in patches_replace that advance the stream beside each
-  real block; without a Recorder both do nothing.
+- a per-call wrapper (call_wrapper) puts the family's ModelCall (the concept stream
+  of that call) into transformer_options, and the blocks let it step beside them:
+  through ConceptBlockPatch entries in patches_replace, or, for a family without block
+  patch points, through forward pre-hooks that live for that call only; without a
+  Recorder both do nothing.
 Nothing is patched outside the clone, so the caller's model never changes.
 
 A failure of the capture never breaks sampling: our code runs guarded (ModelCall.guarded,
@@ -15,8 +16,9 @@ ConceptBlockPatch), the model's own blocks run as they would without us, and the
 first error is kept in the CONCEPT_ATTN (`error`), which the map nodes report.
 Errors of the model itself, and interrupts, pass through untouched.
 """
+import contextlib
+import inspect
 import logging
-import math
 from dataclasses import dataclass
 
 import torch
@@ -26,15 +28,14 @@ import comfy.model_patcher
 import comfy.patcher_extension
 from comfy_api.torch_helpers.torch_compile import TORCH_COMPILE_KWARGS
 
-from .. import maths
-from ..data import KEEP_ALL, KEEP_SUMS, ConceptAttention, ConceptSet
+from ..analysis import maths
+from ..analysis.data import KEEP_ALL, KEEP_SUMS, ConceptAttention, ConceptSet
+from .call import LatentLayout, ModelCall, missing_joint_attention
+from .family import DIFFUSION_MODEL, Family
 
 KEY = "concept_attention"
-# transformer_options key of the per-model-call state a family module sets up.
+# transformer_options key of the ModelCall of a recorded model call.
 CALL_KEY = "concept_attention_call"
-# transformer_options key of the family's block step (ConceptBlockPatch.advance), so that
-# each call can re-wrap block patches that another extension set after ours.
-ADVANCE_KEY = "concept_attention_advance"
 OUTER_SAMPLE = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
 COMPILED = ("the model is compiled (TorchCompileModel): a compiled model runs its blocks as one traced graph, "
             "which the capture cannot follow")
@@ -76,9 +77,7 @@ class Recorder:
         self.raw = []            # KEEP_ALL: per evaluation [M, L, B, C, P] on the CPU
         self.step_sums = []      # KEEP_SUMS: per evaluation [M, B, C, P]
         self.layer_sums = None   # KEEP_SUMS: [M, L, B, C, P]
-        self.grid = None
-        self.image_size = None
-        self.video = (1, 1, 1)
+        self.layout = None
         # Only the sampler's own conditional pass of each prediction is recorded, not
         # the extra passes of guidance tricks (skip-layer guidance, PAG) that follow it.
         self.awaiting_pass = False
@@ -119,12 +118,12 @@ class Recorder:
         at_or_above = sum(entry >= sigma * (1 - 1e-5) for entry in self.schedule)
         return min(max(at_or_above - 1, 0), len(self.schedule) - 1)
 
-    def add(self, call: "ModelCall", step: int, sigma: float, chunks: int):
-        """Record one model call's scores (call.scores). Several conditional chunks in
-        one call (combined conditioning) are averaged."""
-        if self.grid is None:
-            self.grid, self.image_size, self.video = call.grid, call.image_size, call.video
-        stacked = torch.stack([torch.stack(call.scores[m]) for m in self.spec.methods])    # [M, L, R, C, P]
+    def add(self, scores: dict, layout: LatentLayout, step: int, sigma: float, chunks: int):
+        """Record one model call's scores ({method: per chosen layer [R, C, P]}, as
+        ModelCall.scores). Several conditional chunks in one call (combined
+        conditioning) are averaged."""
+        self.layout = self.layout or layout
+        stacked = torch.stack([torch.stack(scores[m]) for m in self.spec.methods])          # [M, L, R, C, P]
         stacked = stacked.reshape(*stacked.shape[:2], chunks, -1, *stacked.shape[3:]).mean(dim=2)
         if self.spec.keep == KEEP_ALL:
             self.raw.append(stacked.to("cpu", torch.float32))
@@ -141,8 +140,10 @@ class Recorder:
         out.error = self.error or ""
         if not self.steps or self.error is not None:
             return out
-        out.grid, out.image_size = self.grid, self.image_size
-        out.video_frames, out.frames_per_latent, out.latents_per_token = self.video
+        layout = self.layout
+        out.grid, out.image_size = layout.grid, layout.image_size
+        out.video_frames, out.frames_per_latent, out.latents_per_token = (layout.video_frames, layout.frames_per_latent,
+                                                                          layout.latents_per_token)
         out.steps, out.sigmas = tuple(self.steps), tuple(self.sigmas)
         if self.spec.keep == KEEP_ALL:
             out.scores = dict(zip(self.spec.methods, torch.stack(self.raw, dim=1).unbind()))
@@ -161,122 +162,90 @@ class Recorder:
         return out
 
 
-class ModelCall:
-    """The concept stream during one model call, which the block patches find in
-    transformer_options[CALL_KEY]. A family module sets `stream` ([R, C, hidden])
-    and keeps what else its blocks need on its own subclass."""
+def call_wrapper(family: Family):
+    """The family's per-call wrapper (family.call_wrapper). It binds the wrapped
+    function's arguments by name, so that parameters ComfyUI adds upstream pass
+    through. When the call is the conditional pass to record, its blocks get the
+    family's ModelCall and its scores are recorded; otherwise the call just runs."""
+    def wrapper(executor, *args, **kwargs):
+        bound = inspect.signature(executor.original).bind(*args, **kwargs)
+        options = bound.arguments.get("transformer_options") or {}
+        x = next(iter(bound.arguments.values()))       # the model input comes first in every model's forward
 
-    def __init__(self, spec: CaptureSpec, rows, device: torch.device, grid: tuple, image_size: tuple,
-                 video_frames: int = 1, frames_per_latent: int = 1, latents_per_token: int = 1):
-        self.spec = spec
-        # The conditional batch rows (conditional_rows): a slice selects views, an index tensor copies.
-        self.rows = rows if isinstance(rows, slice) else rows.to(device)
-        self.row_count = rows.stop - rows.start if isinstance(rows, slice) else len(rows)
-        self.grid = grid                    # (frames, height, width) in patches
-        self.image_size = image_size        # (height, width) in pixels
-        # Video: decoded frames, and how they map to token frames (data.ConceptAttention.token_frame_of).
-        self.video = (video_frames, frames_per_latent, latents_per_token)
-        self.patches = math.prod(grid)
-        self.stream = None
-        self.scores = {method: [] for method in spec.methods}     # per chosen layer [R, C, P]
-        self.advancing = None               # the block whose concept step is running
-        self.failure = None                 # the first error of our code in this call
+        def run(transformer_options):
+            bound.arguments["transformer_options"] = transformer_options
+            return executor(*bound.args, **bound.kwargs)
 
-    def fail(self, error: BaseException):
-        if self.failure is None:
-            self.failure = error
-
-    def guarded(self, function, *args):
-        """function(*args), unless this call already failed; an error of ours is kept
-        (self.failure), never raised into the model. Interrupts pass."""
-        if self.failure is not None:
-            return None
+        recorder = options.get(KEY)
+        claim = recorder.claim(options, x) if recorder is not None else None
+        if claim is None:
+            return run(options)
+        rows, chunks, step, sigma = claim
+        diffusion_model = executor.class_obj if family.call_wrapper == DIFFUSION_MODEL else executor.class_obj.diffusion_model
         try:
-            return function(*args)
+            call = family.call_type(family, diffusion_model, recorder.spec, rows, x, bound.arguments)
         except comfy.model_management.InterruptProcessingException:
             raise
         except Exception as error:
-            self.fail(error)
-            return None
-
-    def advance(self, stream: torch.Tensor):
-        """The concept stream after a block; fp16 overflow is clamped, as the image
-        stream's would not be, so that a concept's infinities cannot become NaN maps."""
-        if stream.dtype == torch.float16:
-            stream = torch.nan_to_num(stream, nan=0.0, posinf=65504, neginf=-65504)
-        self.stream = stream
-
-    def record(self, concept_out, image_out, concept_k, image_queries):
-        """Scores of one chosen layer for the spec's methods. concept_out [R, C, H*D] and
-        image_out [R, P, H*D]: attention outputs before the output projection;
-        concept_k [R, H, C, D] and image_queries() -> [R, H, P, D]: before any RoPE.
-        The queries are asked for only when the cross-attention baseline is recorded:
-        on RoPE models, getting them back is most of a captured block's cost."""
-        self.scores[maths.CONCEPT_ATTENTION].append(maths.output_space_scores(concept_out, image_out))
-        if self.spec.cross_attention:
-            self.scores[maths.CROSS_ATTENTION].append(maths.cross_attention_scores(image_queries(), concept_k))
+            recorder.fail(error)
+            return run(options)
+        options = {**options, CALL_KEY: call}
+        if family.block_patches:
+            out = run(_with_block_patches(options, call.spec))
+        else:
+            with _block_hooks(call):
+                out = run(with_attention_tap(options, call.on_attention))
+            missing = [i for i in range(call.spec.last_layer + 1) if i not in call.done]
+            if missing:
+                call.fail(missing_joint_attention(missing[0]))
+        call.guarded(recorder.add, call.scores, call.layout, step, sigma, chunks)
+        if call.failure is not None:
+            recorder.fail(call.failure)
+        return out
+    return wrapper
 
 
-def image_grid(latent: torch.Tensor, patch: int) -> tuple:
-    """(frames, height, width) in patches of an image latent [B, C, H, W]."""
-    return 1, (latent.shape[-2] + patch // 2) // patch, (latent.shape[-1] + patch // 2) // patch
-
-
-def image_pixels(latent: torch.Tensor, spec: CaptureSpec) -> tuple:
-    """(height, width) in pixels of the image an image latent [B, C, H, W] decodes to."""
-    return latent.shape[-2] * spec.pixels_per_latent, latent.shape[-1] * spec.pixels_per_latent
-
-
-def record_model_call(transformer_options: dict, x: torch.Tensor, make_call, run):
-    """The body of a family's per-call wrapper, x being the model's input. When this
-    call is the conditional pass to record, its blocks get the ModelCall
-    make_call(rows) and its scores are recorded; otherwise the call just runs.
-    run(transformer_options) runs the model."""
-    recorder = transformer_options.get(KEY)
-    claim = recorder.claim(transformer_options, x) if recorder is not None else None
-    if claim is None:
-        return run(transformer_options)
-    rows, chunks, step, sigma = claim
+@contextlib.contextmanager
+def _block_hooks(call: ModelCall):
+    """For a family without block patch points: forward pre-hooks on the blocks up to the
+    last chosen one, for this call only, that prepare each block's concepts from the
+    block's arguments by name. The call-wide attention tap completes each block."""
+    handles = []
     try:
-        call = make_call(rows)
-    except comfy.model_management.InterruptProcessingException:
-        raise
-    except Exception as error:
-        recorder.fail(error)
-        return run(transformer_options)
-    out = run(_with_block_patches({**transformer_options, CALL_KEY: call}, call.spec))
-    call.guarded(recorder.add, call, step, sigma, chunks)
-    if call.failure is not None:
-        recorder.fail(call.failure)
-    return out
+        for index, block in enumerate(call.family.blocks(call.dm)[:call.spec.last_layer + 1]):
+            signature = inspect.signature(block.forward)
+
+            def before(module, args, kwargs, index=index, signature=signature):
+                arguments = signature.bind(*args, **kwargs).arguments
+                call.guarded(call.prepare, index, module, arguments)
+            handles.append(block.register_forward_pre_hook(before, with_kwargs=True))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _with_block_patches(transformer_options: dict, spec: CaptureSpec) -> dict:
     """transformer_options whose blocks up to the last chosen one all carry our
     ConceptBlockPatch: a patch another extension set after ours (replacing it) is
     wrapped for this call, so that both run."""
-    advance = transformer_options.get(ADVANCE_KEY)
-    if advance is None:                     # a family without block patches (CogVideoX)
-        return transformer_options
     replace = transformer_options.get("patches_replace", {})
     blocks = replace.get("dit", {})
     keys = [("double_block", i) for i in range(spec.last_layer + 1)]
     foreign = [k for k in keys if not isinstance(blocks.get(k), ConceptBlockPatch)]
     if not foreign:
         return transformer_options
-    wrapped = {**blocks, **{k: ConceptBlockPatch(k[1], advance, blocks.get(k)) for k in foreign}}
+    wrapped = {**blocks, **{k: ConceptBlockPatch(k[1], blocks.get(k)) for k in foreign}}
     return {**transformer_options, "patches_replace": {**replace, "dit": wrapped}}
 
 
 class ConceptBlockPatch:
     """patches_replace["dit"][("double_block", i)]: runs the real block (or the patch
     that was there before, so other extensions keep working) and, while a ModelCall
-    needs this block, lets the family advance the concept stream beside it:
-    advance(index, call, args, run) returns the block's output, where run(options)
-    runs the block with those transformer_options."""
+    needs this block, taps its joint attention so that the concepts step through it."""
 
-    def __init__(self, index: int, advance, inner=None):
-        self.index, self.advance = index, advance
+    def __init__(self, index: int, inner=None):
+        self.index = index
         self.inner = inner.inner if isinstance(inner, ConceptBlockPatch) else inner
 
     def _run_block(self, args, extra):
@@ -291,18 +260,18 @@ class ConceptBlockPatch:
         if call is None or self.index > call.spec.last_layer or call.advancing == self.index or call.failure:
             return self._run_block(args, extra)
         block = {"running": False, "out": None}
-
-        def run(transformer_options):
-            block["running"] = True          # an error from here on is the model's, not ours
-            block["out"] = self._run_block({**args, "transformer_options": transformer_options}, extra)
-            block["running"] = False
-            if call.failure is not None:     # our attention tap failed inside the block
-                raise call.failure
-            return block["out"]
-
         call.advancing = self.index
         try:
-            return self.advance(self.index, call, args, run)
+            call.prepare(self.index, call.family.blocks(call.dm)[self.index], args)
+            block["running"] = True          # an error from here on is the model's, not ours
+            tapped = with_attention_tap(args["transformer_options"], call.on_attention)
+            block["out"] = self._run_block({**args, "transformer_options": tapped}, extra)
+            block["running"] = False
+            if call.failure is not None:     # our step failed inside the block
+                raise call.failure
+            if self.index not in call.done:
+                raise missing_joint_attention(self.index)
+            return block["out"]
         except comfy.model_management.InterruptProcessingException:
             raise
         except Exception as error:
@@ -311,22 +280,16 @@ class ConceptBlockPatch:
             call.fail(error)
             return block["out"] if block["out"] is not None else self._run_block(args, extra)
         finally:
+            call.pending = None
             call.advancing = None
 
 
-def patch_blocks(model, spec: CaptureSpec, advance):
+def patch_blocks(model, spec: CaptureSpec):
     """A ConceptBlockPatch on every block up to the last chosen one (the stream has
     to pass through the earlier blocks), wrapping any patch already there."""
     existing = model.model_options["transformer_options"].get("patches_replace", {}).get("dit", {})
-    model.model_options["transformer_options"][ADVANCE_KEY] = advance
     for i in range(spec.last_layer + 1):
-        model.set_model_patch_replace(ConceptBlockPatch(i, advance, existing.get(("double_block", i))),
-                                      "dit", "double_block", i)
-
-
-def missing_joint_attention(index: int) -> RuntimeError:
-    return RuntimeError(f"ConceptAttention: block {index} ran without its joint attention; another patch on this "
-                        "model replaces it, which ConceptAttention cannot follow")
+        model.set_model_patch_replace(ConceptBlockPatch(i, existing.get(("double_block", i))), "dit", "double_block", i)
 
 
 def new_capture(spec: CaptureSpec) -> ConceptAttention:
@@ -401,14 +364,16 @@ def predict_noise_wrapper(executor, x, timestep, model_options={}, seed=None):
     return executor(x, timestep, model_options, seed)
 
 
-def attach(model, family, spec: CaptureSpec) -> tuple:
+def attach(model, family: Family, spec: CaptureSpec) -> tuple:
     """A clone of `model` that captures ConceptAttention while any sampler runs
-    it, and the CONCEPT_ATTN object that each run fills."""
+    it, and the CONCEPT_ATTN object that each run fills. An earlier capture of ours on
+    the model is replaced; other extensions' patches on the same blocks are wrapped."""
     result = new_capture(spec)
     patched = model.clone()
-    patched.remove_wrappers_with_key(OUTER_SAMPLE, KEY)
-    patched.add_wrapper_with_key(OUTER_SAMPLE, KEY, outer_sample_wrapper(spec, result))
-    patched.remove_wrappers_with_key(PREDICT_NOISE, KEY)
-    patched.add_wrapper_with_key(PREDICT_NOISE, KEY, predict_noise_wrapper)
-    family.attach(patched, spec)
+    for wrapper_type, wrapper in ((OUTER_SAMPLE, outer_sample_wrapper(spec, result)),
+                                  (PREDICT_NOISE, predict_noise_wrapper), (family.call_wrapper, call_wrapper(family))):
+        patched.remove_wrappers_with_key(wrapper_type, KEY)
+        patched.add_wrapper_with_key(wrapper_type, KEY, wrapper)
+    if family.block_patches:
+        patch_blocks(patched, spec)
     return patched, result

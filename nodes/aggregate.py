@@ -2,10 +2,10 @@
 import torch
 from comfy_api.latest import io
 
-from .. import maths
-from ..data import ConceptMaps
-from ..errors import require_finite
-from ..render import draw_label
+from ..analysis import maths
+from ..analysis.data import ConceptMaps
+from ..analysis.errors import require_finite
+from ..analysis.render import draw_label
 from . import map_inputs
 from .types import CATEGORY, ConceptMaps as ConceptMapsType
 

@@ -1,7 +1,7 @@
 """ConceptAttentionApply: a patched MODEL for any sampler node, and the CONCEPT_ATTN it fills."""
 from comfy_api.latest import io
 
-from ..data import KEEP_SUMS
+from ..analysis.data import KEEP_SUMS
 from .setup import MODELS, attach_capture, concepts_input, cross_attention_input, keep_input, layers_input, timesteps_input
 from .types import CATEGORY, ConceptAttn
 

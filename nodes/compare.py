@@ -5,9 +5,9 @@ import json
 import torch
 from comfy_api.latest import io
 
-from .. import maths
-from ..errors import NodeInputError
-from ..render import draw_grid
+from ..analysis import maths
+from ..analysis.errors import NodeInputError
+from ..analysis.render import draw_grid
 from . import map_inputs
 from .types import CATEGORY, ConceptAttn
 

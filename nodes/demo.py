@@ -7,7 +7,7 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import io
 
-from ..demo_model import load_demo
+from ..demo.model import SCENE, load_demo
 from .types import CATEGORY
 
 
@@ -34,17 +34,18 @@ class ConceptAttentionDemoModel(io.ComfyNode):
         return io.NodeOutput(*load_demo())
 
 
-DEMO_SCENE = Path(__file__).resolve().parents[1] / "assets" / "demo_scene.png"
+# The name under which LoadImage finds it (the templates were saved with this name).
+INPUT_NAME = "demo_scene.png"
 
 
 def install_demo_scene():
     """Put the demo scene into ComfyUI's input folder (once), so that the template
     "Try ConceptAttention on an image (no downloads)" can load it with LoadImage."""
-    target = Path(folder_paths.get_input_directory()) / DEMO_SCENE.name
+    target = Path(folder_paths.get_input_directory()) / INPUT_NAME
     if target.exists():
         return
     try:
-        shutil.copyfile(DEMO_SCENE, target)
+        shutil.copyfile(SCENE, target)
     except OSError as e:
         logging.warning("ConceptAttention: could not copy %s to the input folder (%s); the image template "
-                        "needs an image loaded by hand", DEMO_SCENE.name, e)
+                        "needs an image loaded by hand", INPUT_NAME, e)

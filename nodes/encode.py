@@ -3,10 +3,10 @@ import torch
 from comfy_api.latest import io
 
 from .. import hooks
-from ..data import ConceptSet
-from ..errors import NodeInputError
+from ..analysis.data import ConceptSet
+from ..analysis.errors import NodeInputError
 from ..hooks.text import template, word_positions
-from ..selection import MAX_CONCEPTS, MAX_WORD_CHARS, parse_concepts
+from ..analysis.selection import MAX_CONCEPTS, MAX_WORD_CHARS, parse_concepts
 from .types import CATEGORY, Concepts
 
 NODE = "ConceptEncode"
@@ -24,8 +24,9 @@ class ConceptEncode(io.ComfyNode):
             description="Encodes each concept word on its own with the model's text encoder. "
                         "Concepts need not appear in the prompt.",
             inputs=[
-                io.Clip.Input("clip", tooltip="The text encoder that goes with the model (Flux 1: the CLIP-L + T5 "
-                                              "pair; SD3/SD3.5: CLIP-L, CLIP-G and T5, or any of them)."),
+                io.Clip.Input("clip", tooltip="The text encoder that goes with the model ("
+                                              + "; ".join(f"{family.name}: {family.text_encoder}"
+                                                          for family in hooks.FAMILIES) + ")."),
                 io.String.Input("concepts", multiline=True, default="dragon, rock, sky",
                                 tooltip=f"Concept words, separated by commas or new lines. Each must be different; at most "
                                         f"{MAX_CONCEPTS} concepts, each a word or short phrase of at most {MAX_WORD_CHARS} "

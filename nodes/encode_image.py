@@ -8,8 +8,8 @@ import comfy.samplers
 import comfy.utils
 from comfy_api.latest import io
 
-from ..data import KEEP_SUMS, ConceptAttention
-from ..errors import NodeInputError, require_finite
+from ..analysis.data import KEEP_SUMS, ConceptAttention
+from ..analysis.errors import NodeInputError, require_finite
 from .setup import (MODELS, attach_capture, check_patch_count, concepts_input, cross_attention_input, keep_input,
                     layers_input, pixels_per_patch)
 from .types import CATEGORY, ConceptAttn

@@ -3,10 +3,10 @@ the captured layers, as labelled grids."""
 import torch
 from comfy_api.latest import io
 
-from .. import maths
-from ..data import KEEP_ALL
-from ..errors import NodeInputError
-from ..render import draw_grid
+from ..analysis import maths
+from ..analysis.data import KEEP_ALL
+from ..analysis.errors import NodeInputError
+from ..analysis.render import draw_grid
 from . import map_inputs
 from .types import CATEGORY
 

@@ -2,8 +2,8 @@
 measured value, so that a graph can branch, or stop the run."""
 from comfy_api.latest import io
 
-from .. import report
-from ..errors import NodeInputError, require_finite
+from ..analysis import report
+from ..analysis.errors import NodeInputError, require_finite
 from . import map_inputs
 from .report import build_report
 from .types import CATEGORY

@@ -2,10 +2,10 @@
 inputs, picking the maps they select, and finding a concept by its word."""
 from comfy_api.latest import io
 
-from .. import maths
-from ..data import NOTHING_CAPTURED, MapsError, SelectionError, capture_failed
-from ..errors import NodeInputError
-from ..selection import parse_indices
+from ..analysis import maths
+from ..analysis.data import NOTHING_CAPTURED, MapsError, SelectionError, capture_failed
+from ..analysis.errors import NodeInputError
+from ..analysis.selection import parse_indices
 from .types import ConceptAttn
 
 

@@ -2,9 +2,9 @@
 import torch
 from comfy_api.latest import io
 
-from .. import maths
-from ..errors import NodeInputError, require_finite
-from ..render import draw_label
+from ..analysis import maths
+from ..analysis.errors import NodeInputError, require_finite
+from ..analysis.render import draw_label
 from .types import CATEGORY, ConceptMaps
 
 NODE = "HeatmapOverlay"

@@ -3,9 +3,9 @@ which look ignored or merged), as text, JSON, two numbers and a chart."""
 import torch
 from comfy_api.latest import io
 
-from .. import report
-from ..errors import require_finite
-from ..render import draw_bar_chart
+from ..analysis import report
+from ..analysis.errors import require_finite
+from ..analysis.render import draw_bar_chart
 from . import map_inputs
 from .types import CATEGORY
 

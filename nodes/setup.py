@@ -2,16 +2,16 @@
 from comfy_api.latest import io
 
 from .. import hooks
-from ..data import KEEP_ALL, KEEP_SUMS, KEEPS
-from ..errors import NodeInputError
+from ..analysis.data import KEEP_ALL, KEEP_SUMS, KEEPS
+from ..analysis.errors import NodeInputError
 from ..hooks.capture import COMPILED, CaptureSpec, attach, is_compiled
-from ..selection import parse_indices
+from ..analysis.selection import parse_indices
 from .types import Concepts
 
-MODELS = "A Flux 1, Flux 2, SD3/SD3.5 (medium or large) or CogVideoX model."
-LAYERS_TOOLTIP = ("Joint-attention blocks to read maps from: \"default\" (or empty; Flux 1: double blocks 15-18, "
-                  "or the last four of a smaller model; SD3/SD3.5: every joint block), \"all\", a range \"15-18\" "
-                  "or a list \"0,3,7\". Later blocks localise best.")
+MODELS = f"A {hooks.family_names()} model."
+LAYERS_TOOLTIP = ("Joint-attention blocks to read maps from: \"default\" (or empty; "
+                  + "; ".join(f"{family.name}: {family.default_layers_text}" for family in hooks.FAMILIES)
+                  + "), \"all\", a range \"15-18\" or a list \"0,3,7\". Later blocks localise best.")
 TIMESTEPS_TOOLTIP = ("Sampler steps to capture: \"all\", a range \"2-5\" or a list \"0,3\" "
                      "(0 is the first, noisiest step).")
 
@@ -70,13 +70,13 @@ def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step
     try:
         chosen = family.default_layers(count) if layers.strip().lower() in ("default", "") else parse_indices(layers, count, "layer")
     except ValueError as e:
-        raise NodeInputError(node, "layers", f"{e} ({family.NAME} model with {count} joint-attention blocks)") from None
+        raise NodeInputError(node, "layers", f"{e} ({family.name} model with {count} joint-attention blocks)") from None
     try:
         steps = None if timesteps.strip().lower() == "all" else parse_indices(timesteps, step_count or MAX_STEPS, "timestep")
     except ValueError as e:
         runs = f" (the sampler runs {step_count} steps)" if step_count else ""
         raise NodeInputError(node, "timesteps", f"{e}{runs}") from None
-    spec = CaptureSpec(concepts=concepts, family=family.NAME, layers=chosen, steps=steps,
+    spec = CaptureSpec(concepts=concepts, family=family.name, layers=chosen, steps=steps,
                        pixels_per_latent=pixels_per_latent(model), keep=keep, cross_attention=cross_attention)
     return attach(model, family, spec)
 
@@ -84,20 +84,20 @@ def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step
 def check_concepts_fit(node: str, family, diffusion_model, concepts):
     """Concepts must come from the model family's own text encoder, or at least one
     whose vectors are as wide as the model's text input."""
-    if concepts.family not in (None, family.NAME):
+    if concepts.family not in (None, family.name):
         raise NodeInputError(node, "concepts", f"these concepts come from the {concepts.encoder}, made for "
-                                               f"{concepts.family} models, but this model is {family.NAME}; encode them "
-                                               f"with the text encoder that goes with the {family.NAME} model")
+                                               f"{concepts.family} models, but this model is {family.name}; encode them "
+                                               f"with the text encoder that goes with the {family.name} model")
     width, wanted = concepts.embeddings.shape[1], family.context_width(diffusion_model)
     if width != wanted:
         raise NodeInputError(node, "concepts", f"the concept vectors are {width} wide ({concepts.encoder or 'unknown encoder'}), "
-                                               f"but this {family.NAME} model takes {wanted}-wide text; encode them "
+                                               f"but this {family.name} model takes {wanted}-wide text; encode them "
                                                f"with the text encoder that goes with the model")
 
 
 def pixels_per_latent(model) -> int:
     # ComfyUI 0.3.75's latent formats do not state their downscale; the family knows it.
-    return getattr(model.model.latent_format, "spacial_downscale_ratio", hooks.family_of(model).LATENT_DOWNSCALE)
+    return getattr(model.model.latent_format, "spacial_downscale_ratio", hooks.family_of(model).latent_downscale)
 
 
 def pixels_per_patch(model) -> int:
@@ -123,6 +123,6 @@ def check_patch_count(node: str, input_name: str, model, rows: int, columns: int
     limit = family.max_patches(model.model.diffusion_model)
     if limit is not None and max(rows, columns) > limit:
         raise NodeInputError(node, input_name, f"{columns * pixels_per_patch(model)}x{rows * pixels_per_patch(model)} px "
-                                               f"is {columns}x{rows} patches, more than this {family.NAME} model's "
+                                               f"is {columns}x{rows} patches, more than this {family.name} model's "
                                                f"position table of {limit}x{limit}; use at most "
                                                f"{limit * pixels_per_patch(model)} px a side")

@@ -1,9 +1,9 @@
 """ConceptAttentionViewer: an interactive view of the maps in the node itself (web/viewer.js)."""
 from comfy_api.latest import io
 
-from ..data import MapsError, SelectionError
-from ..errors import NodeInputError
-from ..viewer_data import payload
+from ..analysis.data import MapsError, SelectionError
+from ..analysis.errors import NodeInputError
+from ..analysis.viewer_data import payload
 from . import map_inputs
 from .types import CATEGORY
 

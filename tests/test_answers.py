@@ -6,15 +6,17 @@ import json
 import pytest
 import torch
 
-from concept_attention import maths
-from concept_attention.data import KEEP_ALL
-from concept_attention.errors import NodeInputError
+from concept_attention.analysis import maths
+from concept_attention.analysis.data import KEEP_ALL
+from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes.compare import ConceptCompare
 from concept_attention.nodes.evolution import ConceptEvolution
 from concept_attention.nodes.gate import ConceptGate
 from concept_attention.nodes.report import ConceptReport
-from concept_attention.render import BACKGROUND, EMPTY_CELL
-from synthetic import planted
+from concept_attention.analysis.render import BACKGROUND, EMPTY_CELL, GRID_GAP
+from harness.synthetic import planted
+
+pytestmark = pytest.mark.unit
 
 # A 4 x 8 token grid for a 64 x 128 px image: 16 px patches. "sky" wins the top-left
 # 2 x 2 patches (0.9 against 0.1), "rock" everywhere else (0.8 against sky's 0.2).
@@ -152,7 +154,7 @@ def test_video_reports_each_token_frame_with_its_decoded_frames():
 
 # Grids: cells are right- and bottom-aligned, GAP apart, so their places follow from the size.
 
-GAP = 4
+GAP = GRID_GAP
 
 
 def _origin(grid, rows, columns, size):
@@ -267,56 +269,8 @@ def test_compare_refuses_runs_that_do_not_line_up():
         ConceptCompare.execute(one, video)
 
 
-# Every family's real capture (the tiny models of tests/sampling.py)
-
-FAMILIES = {"flux_dev": "FLUX1", "sd3": "SD3", "flux2_klein": "FLUX2", "cogvideox": "COGVIDEOX"}
-
-
-@pytest.fixture(scope="module")
-def family_captures(request):
-    import sampling
-    captures = {}
-
-    def capture(fixture):
-        if fixture not in captures:
-            family = getattr(sampling, FAMILIES[fixture])
-            model = request.getfixturevalue(fixture)
-            captures[fixture] = family.run_capture(model, family.concepts(), batch=2)[1]
-        return captures[fixture]
-    return capture
-
-
-@pytest.mark.parametrize("fixture", list(FAMILIES))
-def test_answers_for_every_family(family_captures, fixture):
-    capture = family_captures(fixture)
-    items = 2 * (capture.grid[0] if capture.is_video else 1)          # two images, or per token frame of two videos
-    _, report, area, peak, chart = report_of(capture, concept="rock")
-    assert len(report["items"]) == chart.shape[0] == items
-    for item in report["items"]:
-        # The argmax splits every image (frame) between the concepts.
-        assert sum(e["area_share"] for e in item["concepts"]) == pytest.approx(1, abs=1e-3)
-        assert sorted(e["rank"] for e in item["concepts"]) == [1, 2, 3]
-    assert area == max(entries(report, i)["rock"]["area_share"] for i in range(items))
-    assert ConceptGate.execute(capture, "rock", "area_share", area).args == (True, area)
-    by_step, by_layer = ConceptEvolution.execute(capture, cell_size=32).args
-    assert by_step.shape[0] == by_layer.shape[0] == items
-    width = maths.fit(capture.image_size, 32)[1]                       # cells keep the image's aspect
-    assert by_step.shape[2] - by_layer.shape[2] == (len(capture.captured_steps) - len(capture.layers)) * (width + GAP)
-    # A run compared with itself: both columns alike, every share twice.
-    grid, _, text = ConceptCompare.execute(capture, capture, "a", "b", cell_size=32).args
-    first, second = (cell(grid[0], 1, k, 3, 2, (32, 32)) for k in (0, 1))
-    assert grid.shape[0] == items and torch.equal(first, second)
-    assert all(a == b for a, b in json.loads(text)["items"][0]["area_share"].values())
-
-
-def test_compare_across_families_with_different_grids(family_captures):
-    flux, sd3 = family_captures("flux_dev"), family_captures("sd3")
-    grid, table, _ = ConceptCompare.execute(flux, sd3, "Flux 1", "SD3", cell_size=32).args
-    assert grid.shape[0] == 2 and table.splitlines()[1].split() == ["concept", "Flux", "1", "SD3"]
-
-
 def test_non_finite_scores_give_a_clear_message_not_nan_images():
-    from test_nodes import aggregate
+    from harness.checks import aggregate
     from concept_attention.nodes.viewer import ConceptAttentionViewer
 
     def maps(step, layer):

@@ -1,4 +1,4 @@
-"""The set-up that `make test` and `make demo` run first (tools/bootstrap.py): which
+"""The set-up that `make test` and `make demo` run first (harness/bootstrap.py): which
 requirements it finds missing, and its clone of the pinned ComfyUI release, on a local
 repository instead of GitHub. CI runs the whole of it on a bare machine (.ci/run)."""
 import subprocess
@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-import bootstrap
+from harness import bootstrap
+
+pytestmark = pytest.mark.unit
 
 
 def test_missing_requirements_are_what_this_python_lacks(tmp_path):

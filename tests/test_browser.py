@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import host
-from comfy_server import REPO, ComfyServer
+from harness import host
+from harness.comfy_server import REPO, ComfyServer
+
+pytestmark = pytest.mark.browser
 
 COMFYUI = host.find_comfyui()
 CHROMIUM = Path("/usr/bin/chromium")
@@ -111,10 +113,10 @@ def _canvas(page) -> str:
 def _expected_winner():
     """The demo template's maps, computed in this process from the same graph's CONCEPT_ATTN:
     (row, column) of the token where the leading concept leads most clearly, that concept."""
-    from concept_attention.demo_model import load_demo
+    from concept_attention.demo.model import load_demo
     from concept_attention.nodes.encode import ConceptEncode
     from concept_attention.nodes.sampler import ConceptAttentionSampler
-    from make_workflows import DEMO_CONCEPTS, DEMO_PROMPT
+    from tools.make_workflows import DEMO_CONCEPTS, DEMO_PROMPT
 
     model, clip, _ = load_demo()
     concepts = ConceptEncode.execute(clip, DEMO_CONCEPTS).args[0]

@@ -5,17 +5,18 @@ whichever came first."""
 import pytest
 import torch
 
-import sampling
-from concept_attention.data import KEEP_ALL
+from concept_attention.analysis.data import KEEP_ALL
+from concept_attention.analysis.errors import NodeInputError
+from concept_attention.hooks.call import ModelCall
 from concept_attention.nodes.apply import ConceptAttentionApply
+from concept_attention.nodes.report import ConceptReport
+from concept_attention.nodes.sampler import ConceptAttentionSampler
+from harness import sampling
+from harness.checks import aggregate
+from harness.families import one_model_each
 
-BLOCK_FAMILIES = {"flux_dev": "FLUX1", "sd3": "SD3", "flux2_klein": "FLUX2"}      # they have block patch points
-ALL_FAMILIES = {**BLOCK_FAMILIES, "cogvideox": "COGVIDEOX"}
+pytestmark = pytest.mark.model
 BLOCKS = 3                                                    # every tiny model has 3 joint blocks or more
-
-
-def family_and_model(request, fixture, families):
-    return getattr(sampling, families[fixture]), request.getfixturevalue(fixture)
 
 
 def scaling_block_patch(calls: list, previous=None):
@@ -46,9 +47,9 @@ def apply_then_sample(family, model, concepts, add_others, keep=KEEP_ALL):
     return latent, capture
 
 
-@pytest.mark.parametrize("fixture", list(BLOCK_FAMILIES))
-def test_block_patches_before_and_after_ours_keep_running(request, fixture):
-    family, model = family_and_model(request, fixture, BLOCK_FAMILIES)
+@pytest.mark.parametrize("tested, which", one_model_each(with_block_patches=True))
+def test_block_patches_before_and_after_ours_keep_running(request, tested, which):
+    family, model = tested.harness, request.getfixturevalue(which)
     concepts = family.concepts()
     calls = []
     others = with_block_patches(model, calls)
@@ -81,9 +82,9 @@ def scaling_override(calls):
     return override
 
 
-@pytest.mark.parametrize("fixture", list(ALL_FAMILIES))
-def test_attention_overrides_before_and_after_ours_keep_running(request, fixture):
-    family, model = family_and_model(request, fixture, ALL_FAMILIES)
+@pytest.mark.parametrize("tested, which", one_model_each())
+def test_attention_overrides_before_and_after_ours_keep_running(request, tested, which):
+    family, model = tested.harness, request.getfixturevalue(which)
     concepts = family.concepts()
     calls = []
     others = model.clone()
@@ -114,14 +115,9 @@ PLANTED = {
 
 
 @pytest.mark.parametrize("where", list(PLANTED))
-@pytest.mark.parametrize("fixture", list(ALL_FAMILIES))
-def test_a_failing_capture_still_gives_the_image_and_a_clear_error(request, monkeypatch, fixture, where):
-    from concept_attention.errors import NodeInputError
-    from concept_attention.hooks.capture import ModelCall
-    from concept_attention.nodes.report import ConceptReport
-    from test_nodes import aggregate
-
-    family, model = family_and_model(request, fixture, ALL_FAMILIES)
+@pytest.mark.parametrize("tested, which", one_model_each())
+def test_a_failing_capture_still_gives_the_image_and_a_clear_error(request, monkeypatch, tested, which, where):
+    family, model = tested.harness, request.getfixturevalue(which)
     expected = family.run_ksampler(model, cfg=3.0)
     name, failing = PLANTED[where]
     monkeypatch.setattr(ModelCall, name, failing)
@@ -138,10 +134,6 @@ def test_a_failing_capture_still_gives_the_image_and_a_clear_error(request, monk
 
 
 def test_a_nan_latent_gives_a_clear_message_on_the_maps(flux_dev):
-    from concept_attention.errors import NodeInputError
-    from concept_attention.nodes.sampler import ConceptAttentionSampler
-    from test_nodes import aggregate
-
     family = sampling.FLUX1
     latent = family.latent(1)
     latent["samples"][0, 0, 0, 0] = float("nan")

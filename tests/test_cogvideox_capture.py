@@ -1,27 +1,25 @@
 """ConceptAttention on tiny CogVideoX checkpoints (ComfyUI's CogVideoXTransformer3DModel,
 loaded by its own loader): 1.0 with RoPE (5b-like), 1.0 with the positional table
-(2b-like), 1.5 (patch_size_t = 2) and image-to-video. Maps that equal the paper's
-equations, per-frame IMAGE and MASK batches in the documented layout, the temporal
-mapping, the T5 text encoder, and no hook left behind.
-(Identical latents for every family: test_identical_latents.py.)"""
+(2b-like), 1.5 (patch_size_t = 2) and image-to-video. Encoding a video, per-frame IMAGE
+and MASK batches in the documented layout, the temporal mapping, the T5 text encoder,
+and no hook left behind. (For every family: identical latents in
+test_identical_latents.py, the paper's equations in test_paper_equations.py.)"""
 import pytest
 import torch
 
 import comfy.model_management
-import comfy.patcher_extension
 
-import paper_reference
-from concept_attention import hooks
-from concept_attention.data import KEEP_ALL, ConceptAttention
-from concept_attention.errors import NodeInputError
+from concept_attention.analysis.data import KEEP_ALL, ConceptAttention
+from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 from concept_attention.nodes.overlay import HeatmapOverlay
-from sampling import COGVIDEOX
-from test_nodes import aggregate, check_no_patch_remains
+from harness.checks import aggregate, check_no_patch_remains
+from harness.families import BY_NAME, expected_scores, recorded_inputs
+from harness.sampling import COGVIDEOX
 
+pytestmark = pytest.mark.model
 MODELS = ["cogvideox", "cogvideox_2b", "cogvideox_15"]
-DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
 run_capture, run_ksampler = COGVIDEOX.run_capture, COGVIDEOX.run_ksampler
 
 
@@ -30,52 +28,15 @@ def concepts():
     return COGVIDEOX.concepts()
 
 
-def recording_model(model, calls):
-    """A clone whose outermost DIFFUSION_MODEL wrapper records every call's inputs."""
-    def record(executor, x, timestep, context, ofs=None, transformer_options=None, **kwargs):
-        calls.append(dict(x=x.clone(), timestep=timestep.clone(), context=context.clone(),
-                          flags=list(transformer_options["cond_or_uncond"])))
-        return executor(x, timestep, context, ofs, transformer_options, **kwargs)
-    clone = model.clone()
-    clone.add_wrapper_with_key(DIFFUSION_MODEL, "test_record", record)
-    return clone
-
-
-@pytest.mark.parametrize("which", MODELS)
-@pytest.mark.parametrize("cfg, batch, size", [(1.0, 1, (3, 8, 6)), (3.0, 2, (2, 6, 8)), (1.0, 1, (5, 4, 6))])
-def test_maps_equal_the_paper_equations(request, concepts, which, cfg, batch, size):
-    model = request.getfixturevalue(which)
-    calls = []
-    _, capture = run_capture(recording_model(model, calls), concepts, cfg=cfg, batch=batch, steps=2, size=size,
-                             keep=KEEP_ALL, cross_attention=True)
-    expected = []
-    for call in calls:
-        per = call["x"].shape[0] // len(call["flags"])
-        rows = [i * per + r for i, flag in enumerate(call["flags"]) if flag == 0 for r in range(per)]
-        if rows:
-            expected.append(paper_reference.cogvideox_concept_attention_maps(
-                model.model.diffusion_model, call["x"][rows], call["timestep"][rows], call["context"][rows],
-                concepts.embeddings, layers=(0, 1, 2)))
-    assert len(expected) == len(capture.steps) == 2
-    for method, reference in zip(("concept_attention", "cross_attention"), zip(*expected)):
-        torch.testing.assert_close(capture.scores[method], torch.stack(reference), atol=1e-4, rtol=1e-4)
-    frames = size[0] if which != "cogvideox_15" else -(-size[0] // 2)
-    assert capture.maps().shape == (batch, 3, frames, size[1] // 2, size[2] // 2)
-    assert capture.video_frames == 4 * size[0] - 3
-
-
 def test_encode_a_video_equals_the_paper_equations(cogvideox, concepts, tiny_vae):
-    calls = []
     frames = torch.rand(9, 64, 48, 3, generator=torch.Generator().manual_seed(0))     # one video of 9 frames
-    capture = ConceptAttentionEncodeImage.execute(recording_model(cogvideox, calls), tiny_vae("taehv.safetensors"),
-                                                  frames, concepts, 0.5, 1, 0, "all", KEEP_ALL,
-                                                  positive=COGVIDEOX.conditioning(1)).args[0]
+    with recorded_inputs(cogvideox) as calls:
+        capture = ConceptAttentionEncodeImage.execute(cogvideox, tiny_vae("taehv.safetensors"), frames, concepts, 0.5, 1,
+                                                      0, "all", KEEP_ALL, positive=COGVIDEOX.conditioning(1)).args[0]
     assert calls[0]["x"].shape == (1, 16, 3, 8, 6)             # 9 frames -> 3 latent frames
     assert capture.video_frames == 9 and capture.grid == (3, 4, 3) and capture.image_size == (64, 48)
-    expected = paper_reference.cogvideox_concept_attention_maps(
-        cogvideox.model.diffusion_model, calls[0]["x"], calls[0]["timestep"], calls[0]["context"],
-        concepts.embeddings, layers=(0, 1, 2))
-    torch.testing.assert_close(capture.scores["concept_attention"][0], expected[0], atol=1e-4, rtol=1e-4)
+    output_space, _ = expected_scores(BY_NAME["CogVideoX"], cogvideox, calls, concepts, (0, 1, 2))
+    torch.testing.assert_close(capture.scores["concept_attention"], output_space, atol=1e-4, rtol=1e-4)
     assert aggregate(capture)[0].shape == (3 * 9, 64, 48, 3)
 
 
@@ -194,11 +155,6 @@ def test_encode_with_the_cogvideox_text_encoder(cogvideox, cogvideox_clip):
 def test_no_hook_or_override_remains_after_run_error_or_interrupt(cogvideox, concepts):
     check_no_patch_remains(cogvideox, lambda: run_capture(cogvideox, concepts)[0],
                            lambda: run_capture(cogvideox, concepts, layers="9"), lambda: run_ksampler(cogvideox))
-
-
-def test_the_family_is_listed_or_says_why_it_is_not():
-    names = [family.NAME for family in hooks.FAMILIES]
-    assert "CogVideoX" in names or "update ComfyUI" in hooks.UNAVAILABLE["CogVideoX"]
 
 
 def test_an_interrupt_inside_a_block_removes_the_hooks(cogvideox, concepts):

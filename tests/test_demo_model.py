@@ -1,6 +1,6 @@
-"""The shipped demo model (models/demo) through ComfyUI's own loaders and sampler.
+"""The shipped demo model (demo/weights) through ComfyUI's own loaders and sampler.
 
-Thresholds come from measurements of the shipped weights (models/demo/MODEL_CARD.md),
+Thresholds come from measurements of the shipped weights (docs/demo-model.md),
 with margin.
 """
 import numpy as np
@@ -8,13 +8,11 @@ import pytest
 import torch
 
 from concept_attention.demo import scenes
-from concept_attention.demo_model import DEFAULT_DIR, FILES, load_config, load_demo
+from concept_attention.demo.model import DEFAULT_DIR, FILES, load_config, load_demo
 
-pytestmark = pytest.mark.skipif(
-    not all((DEFAULT_DIR / f).is_file() for f in FILES.values()),
-    reason="models/demo is not built (python demo/train.py)")
+pytestmark = pytest.mark.model
 
-# Measured on the shipped weights: see MODEL_CARD.md ("Tests").
+# Measured on the shipped weights: see docs/demo-model.md ("Tests").
 VAE_PSNR_FLOOR = 21.0
 
 
@@ -50,8 +48,8 @@ def test_built_from_config_equals_the_stock_loader_where_it_can(tmp_path, monkey
     from its config: the same model as the loader's where the loader can (here a tiny
     Flux on ComfyUI 0.33)."""
     import comfy.utils
-    import concept_attention.demo_model as demo_model
-    import tiny_models
+    from concept_attention.demo import model as demo_model
+    from harness import tiny_models
 
     config = tiny_models.flux_config(guidance=False)
     path = tiny_models.build_flux(tmp_path / "tiny.safetensors", guidance=False)
@@ -76,8 +74,8 @@ def test_a_patch_size_the_stock_loader_cannot_size_is_built_from_config(tmp_path
     would take it for patch 2 with a quarter of its input channels."""
     import comfy.model_detection
     import comfy.utils
-    import concept_attention.demo_model as demo_model
-    import tiny_models
+    from concept_attention.demo import model as demo_model
+    from harness import tiny_models
 
     config = {**tiny_models.flux_config(guidance=False), "patch_size": 1}
     path = tiny_models.build_flux(tmp_path / "patch1.safetensors", guidance=False, config=config)

@@ -5,6 +5,7 @@ import torch
 from concept_attention.demo import scenes, train
 
 
+@pytest.mark.unit
 def test_short_captions_name_each_object_and_the_background():
     short = scenes.short_captions([("red", "circle"), ("orange", "star")], "floor")
     assert short == ["floor", "red", "circle", "a red circle", "a red circle on a wooden floor",
@@ -23,6 +24,7 @@ def _data(scene_count=8, width=5):
             "pooled": torch.zeros(captions, train.TEXT_DIM), "empty_index": captions - 1}
 
 
+@pytest.mark.unit
 def test_captions_are_full_short_or_empty_in_the_asked_proportions():
     data = _data()
     idx = torch.arange(8).repeat(500)
@@ -46,6 +48,7 @@ def tiny_dit(monkeypatch):
     monkeypatch.setitem(train.DIT_CONFIG, "depth_single_blocks", 1)
 
 
+@pytest.mark.model
 def test_an_interrupted_run_resumes_to_the_same_weights(tiny_dit, tmp_path, monkeypatch):
     data, log = _data(), train.Log(tmp_path / "log")
     kwargs = dict(batch=2, warmup=2, log_every=100)

@@ -8,17 +8,19 @@ from comfy_extras.nodes_custom_sampler import (BasicScheduler, CFGGuider, KSampl
                                                SamplerCustomAdvanced)
 from comfy_extras.nodes_slg import SkipLayerGuidanceDiT
 
-import paper_reference
-from concept_attention import maths
-from concept_attention.data import KEEP_ALL, KEEP_SUMS
-from concept_attention.errors import NodeInputError
+from concept_attention.analysis import maths
+from concept_attention.analysis.data import KEEP_ALL, KEEP_SUMS
+from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes.apply import ConceptAttentionApply
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
-from test_flux_capture import conditioning, latent, recording_model, run_capture
-from test_nodes import aggregate
+from harness.families import BY_NAME, expected_scores, recorded_inputs
+from harness.sampling import FLUX1
+from harness.checks import aggregate
 
+pytestmark = pytest.mark.model
 SEED, STEPS = 5, 4
+conditioning, latent, run_capture = FLUX1.conditioning, FLUX1.latent, FLUX1.run_capture
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +46,14 @@ def encode(model, vae, image, concepts, noise_level=0.5, samples=1, seed=0, laye
 # Encode mode
 
 def test_encode_image_equals_the_paper_equations(flux_dev, vae, concepts):
-    calls = []
-    capture = encode(recording_model(flux_dev, calls), vae, images(), concepts, noise_level=0.3, keep=KEEP_ALL,
-                     cross_attention=True)
+    with recorded_inputs(flux_dev) as calls:
+        capture = encode(flux_dev, vae, images(), concepts, noise_level=0.3, keep=KEEP_ALL, cross_attention=True)
     assert len(calls) == 1 and capture.steps == (0,) and capture.sigmas == pytest.approx((0.3,))
     call = calls[0]
     assert call["flags"] == [0] and call["x"].shape == (1, 16, 12, 8)   # 100x70 px -> 96x64 px -> 12x8 latent
-    expected_output, expected_cross = paper_reference.concept_attention_maps(
-        flux_dev.model.diffusion_model, *(call[k] for k in ("x", "timestep", "context", "y", "guidance")),
-        concepts.embeddings, layers=(0, 1, 2))
-    torch.testing.assert_close(capture.scores["concept_attention"][0], expected_output, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(capture.scores["cross_attention"][0], expected_cross, atol=1e-4, rtol=1e-4)
+    expected_output, expected_cross = expected_scores(BY_NAME["Flux 1"], flux_dev, calls, concepts, (0, 1, 2))
+    torch.testing.assert_close(capture.scores["concept_attention"], expected_output, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(capture.scores["cross_attention"], expected_cross, atol=1e-4, rtol=1e-4)
     # The empty prompt with guidance 0, as the paper reads images.
     assert torch.equal(call["context"], concepts.empty_prompt[0][0]) and call["guidance"].item() == 0.0
 
@@ -154,9 +153,9 @@ def test_guidance_extra_passes_do_not_pollute_the_maps(flux_dev, concepts):
     patched, capture = apply(flux_dev, concepts)
     guided = SkipLayerGuidanceDiT.execute(patched, scale=3.0, start_percent=0.0, end_percent=1.0,
                                           double_layers="1", single_layers="", rescaling_scale=0.0).args[0]
-    calls = []
-    comfy_nodes.common_ksampler(recording_model(guided, calls), SEED, STEPS, 2.0, "euler", "simple",
-                                conditioning(1), conditioning(2), latent(1, 16, 12))
+    with recorded_inputs(guided) as calls:
+        comfy_nodes.common_ksampler(guided, SEED, STEPS, 2.0, "euler", "simple", conditioning(1), conditioning(2),
+                                    latent(1, 16, 12))
     cond_calls = [c for c in calls if 0 in c["flags"]]
     assert len(cond_calls) > STEPS                       # skip-layer guidance adds conditional passes
     assert capture.steps == (0, 1, 2, 3)                 # but only the sampler's own pass is recorded

@@ -6,23 +6,27 @@ ConceptEncode with a tiny Klein text encoder (ComfyUI's Qwen 3 class, the real
 tokenizer and chat template). Flux 2 dev's Mistral tokenizer data does not ship
 with ComfyUI, so the dev model is tested with conditioning built directly.
 (Identical latents for every family: test_identical_latents.py.)"""
+import dataclasses
+
 import pytest
 import torch
 
 import comfy.patcher_extension
-import tiny_models
-from concept_attention.data import KEEP_ALL, ConceptSet
-from concept_attention.errors import NodeInputError
+
+from concept_attention.analysis.data import KEEP_ALL, ConceptSet
+from concept_attention.analysis.errors import NodeInputError
 from concept_attention.hooks import flux2
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
-from sampling import FLUX1, FLUX2
-from test_flux_capture import recording_model, reference_scores
-from test_nodes import check_no_patch_remains
+from harness import paper_equations, tiny_models
+from harness.checks import check_no_patch_remains
+from harness.families import BY_NAME, expected_scores, recorded_inputs
+from harness.sampling import FLUX1, FLUX2
 
-MODELS = ["flux2_dev", "flux2_klein"]
+pytestmark = pytest.mark.model
 WIDTH = tiny_models.FLUX2_TEXT_DIM
-DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
+FLUX2_TESTED = BY_NAME["Flux 2"]
+TEXT_TOKENS = 512   # model_base.Flux2.extra_conds left-pads the prompt with zeros to this many tokens
 conditioning, run_capture, run_ksampler = FLUX2.conditioning, FLUX2.run_capture, FLUX2.run_ksampler
 
 
@@ -31,37 +35,53 @@ def concepts():
     return FLUX2.concepts()
 
 
-@pytest.mark.parametrize("which", MODELS)
-@pytest.mark.parametrize("cfg, batch", [(1.0, 1), (3.0, 2)])
-def test_maps_equal_the_paper_equations(request, concepts, which, cfg, batch):
-    model = request.getfixturevalue(which)
-    calls = []
-    _, capture = run_capture(recording_model(model, calls), concepts, cfg=cfg, batch=batch, steps=2, layers="all",
-                             size=(8, 6), keep=KEEP_ALL, cross_attention=True)
-    # ComfyUI left-pads the 40-token prompt to 512; a bare vector sits where a one-token word would, at the end.
-    assert {call["context"].shape[1] for call in calls} == {flux2.TEXT_TOKENS}
-    expected = reference_scores(model, calls, concepts, (0, 1, 2), position=flux2.TEXT_TOKENS - 1)
-    assert expected[0].shape[0] == len(capture.steps) == 2
-    torch.testing.assert_close(capture.scores["concept_attention"], expected[0], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(capture.scores["cross_attention"], expected[1], atol=1e-4, rtol=1e-4)
-    assert capture.maps().shape == (batch, 3, 8, 6) and capture.image_size == (128, 96)
-
-
 def test_encode_image_equals_the_paper_equations(flux2_klein, concepts, tiny_vae):
-    calls = []
     image = torch.rand(1, 100, 70, 3, generator=torch.Generator().manual_seed(0))
-    capture = ConceptAttentionEncodeImage.execute(recording_model(flux2_klein, calls), tiny_vae("taef2"), image, concepts,
-                                                  0.5, 1, 0, "all", KEEP_ALL, positive=conditioning(1)).args[0]
+    with recorded_inputs(flux2_klein) as calls:
+        capture = ConceptAttentionEncodeImage.execute(flux2_klein, tiny_vae("taef2"), image, concepts, 0.5, 1, 0, "all",
+                                                      KEEP_ALL, positive=conditioning(1)).args[0]
     assert calls[0]["x"].shape == (1, 128, 6, 4)       # 100x70 px -> 96x64 px -> 1/16
+    # ComfyUI left-pads the prompt to 512; a bare vector sits where a one-token word would, at the end.
+    assert calls[0]["context"].shape[1] == TEXT_TOKENS
     assert capture.grid == (1, 6, 4) and capture.image_size == (100, 70)
-    expected = reference_scores(flux2_klein, calls, concepts, (0, 1, 2), position=flux2.TEXT_TOKENS - 1)
+    expected = expected_scores(FLUX2_TESTED, flux2_klein, calls, concepts, (0, 1, 2))
     torch.testing.assert_close(capture.scores["concept_attention"], expected[0], atol=1e-4, rtol=1e-4)
 
 
 def test_default_layers_are_the_last_three_eighths(flux2_klein, concepts):
-    assert flux2.default_layers(8) == (5, 6, 7)            # the reference's 5-7 of Flux 2 dev's 8
-    assert flux2.default_layers(5) == (3, 4)
+    assert flux2.FAMILY.default_layers(8) == (5, 6, 7)            # the reference's 5-7 of Flux 2 dev's 8
+    assert flux2.FAMILY.default_layers(5) == (3, 4)
     assert run_capture(flux2_klein, concepts)[1].layers == (1, 2)
+
+
+def unpadded(model, tokens):
+    """A clone whose model calls see only the prompt's last `tokens` text tokens, without
+    the left-padding to 512 that ComfyUI adds (as a direct call, or a ComfyUI that does
+    not pad, would give them); a wrapper outside the capture's."""
+    def strip(executor, x, timestep, context, *args, **kwargs):
+        return executor(x, timestep, context[:, -tokens:], *args, **kwargs)
+    clone = model.clone()
+    clone.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test_unpadded", strip)
+    return clone
+
+
+# (text position, text length) of the concepts' own encoding -> the position they take in a 40-token text
+@pytest.mark.parametrize("text_position, text_length, expected", [
+    (0, 1, 39),      # a bare vector: the end of the text, as after left-padding
+    (3, 512, 3),     # Klein's template, right-padded to 512 by its tokenizer: where the word is
+    (45, 50, 39),    # past the end of this text: clamped into it
+])
+def test_text_shorter_than_the_concepts_position_still_gives_maps(flux2_dev, text_position, text_length, expected):
+    concepts = dataclasses.replace(FLUX2.concepts(), text_position=text_position, text_length=text_length)
+    model = unpadded(flux2_dev, FLUX2.tokens)
+    with recorded_inputs(flux2_dev) as calls:
+        _, capture = run_capture(model, concepts, steps=1, layers="all", keep=KEEP_ALL)
+    assert not capture.error and capture.steps == (0,)
+    inputs = {**calls[0], "context": calls[0]["context"][:, -FLUX2.tokens:]}
+    want, _ = paper_equations.concept_attention_maps(flux2_dev.model.diffusion_model, inputs["x"], inputs["timestep"],
+                                                     inputs["context"], inputs["y"], inputs["guidance"],
+                                                     concepts.embeddings, (0, 1, 2), concept_position=expected)
+    torch.testing.assert_close(capture.scores["concept_attention"][0], want, atol=1e-4, rtol=1e-4)
 
 
 def test_reordering_the_concepts_permutes_the_maps(flux2_dev, concepts):
@@ -115,11 +135,11 @@ def test_klein_concepts_and_prompt_through_the_sampler(flux2_klein, klein_clip):
     concepts at the word's own position (3), maps equal to the paper's equations."""
     concepts = ConceptEncode.execute(klein_clip, "cat, rock, sky").args[0]
     prompt = klein_clip.encode_from_tokens_scheduled(klein_clip.tokenize("a cat on a rock under the sky"))
-    calls = []
-    captured, capture = run_capture(recording_model(flux2_klein, calls), concepts, steps=1, layers="all",
-                                    keep=KEEP_ALL, positive=prompt)
+    with recorded_inputs(flux2_klein) as calls:
+        captured, capture = run_capture(flux2_klein, concepts, steps=1, layers="all", keep=KEEP_ALL, positive=prompt)
     assert torch.equal(captured, run_ksampler(flux2_klein, steps=1, positive=prompt))
-    expected = reference_scores(flux2_klein, calls, concepts, (0, 1, 2), position=3)
+    assert calls[0]["context"].shape[1] == TEXT_TOKENS
+    expected = expected_scores(FLUX2_TESTED, flux2_klein, calls, concepts, (0, 1, 2))
     torch.testing.assert_close(capture.scores["concept_attention"], expected[0], atol=1e-4, rtol=1e-4)
 
 

@@ -1,18 +1,16 @@
 """ConceptAttentionSampler on tiny Flux 1 checkpoints loaded by ComfyUI's own loader:
-maps that equal the paper's equations, batches, CFG, layouts, multi-stage samplers.
-(Identical latents for every family: test_identical_latents.py.)"""
+kept sums, batches, CFG, layouts, multi-stage samplers. (For every family: identical
+latents in test_identical_latents.py, the paper's equations in test_paper_equations.py.)"""
 import pytest
 import torch
 
-import comfy.patcher_extension
-
-import paper_reference
-from concept_attention.data import KEEP_ALL, KEEP_SUMS
+from concept_attention.analysis.data import KEEP_ALL, KEEP_SUMS
 from concept_attention.hooks import capture as capture_core
-from sampling import FLUX1
+from harness.families import BY_NAME, expected_scores, recorded_inputs
+from harness.sampling import FLUX1
 
-DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
-conditioning, latent, run_capture, run_ksampler = FLUX1.conditioning, FLUX1.latent, FLUX1.run_capture, FLUX1.run_ksampler
+pytestmark = pytest.mark.model
+run_capture, run_ksampler = FLUX1.run_capture, FLUX1.run_ksampler
 
 
 @pytest.fixture(scope="module")
@@ -20,55 +18,15 @@ def concepts():
     return FLUX1.concepts()
 
 
-def recording_model(model, calls):
-    """A clone whose outermost DIFFUSION_MODEL wrapper records every call's inputs."""
-    def record(executor, x, timestep, context, y=None, guidance=None, *args, **kwargs):
-        options = args[-1] if args else kwargs["transformer_options"]
-        inputs = dict(x=x, timestep=timestep, context=context, y=y, guidance=guidance)   # y, guidance: None on Flux 2
-        calls.append({**{k: None if v is None else v.clone() for k, v in inputs.items()},
-                      "flags": list(options["cond_or_uncond"])})
-        return executor(x, timestep, context, y, guidance, *args, **kwargs)
-    clone = model.clone()
-    clone.add_wrapper_with_key(DIFFUSION_MODEL, "test_record", record)
-    return clone
-
-
-def reference_scores(model, calls, concepts, layers, position=0):
-    """The paper-equation scores ([E, L, B, C, P] per method) of the conditional rows of
-    the recorded calls (Flux 2: the concepts at text position `position`)."""
-    expected = []
-    for call in calls:
-        size = call["x"].shape[0] // len(call["flags"])
-        rows = [i * size + r for i, flag in enumerate(call["flags"]) if flag == 0 for r in range(size)]
-        if rows:
-            inputs = [None if call[k] is None else call[k][rows] for k in ("x", "timestep", "context", "y", "guidance")]
-            expected.append(paper_reference.concept_attention_maps(model.model.diffusion_model, *inputs,
-                                                                   concepts.embeddings, layers, position))
-    return [torch.stack(method) for method in zip(*expected)]
-
-
-@pytest.mark.parametrize("cfg, batch", [(1.0, 1), (3.0, 2)])
-def test_maps_equal_the_paper_equations(flux_dev, concepts, cfg, batch):
-    calls = []
-    _, capture = run_capture(recording_model(flux_dev, calls), concepts, cfg=cfg, batch=batch, steps=1,
-                             layers="all", size=(16, 12), keep=KEEP_ALL, cross_attention=True)
-    assert len(calls) == 1 and len(capture.steps) == 1
-    expected_output, expected_cross = reference_scores(flux_dev, calls, concepts, (0, 1, 2))
-    torch.testing.assert_close(capture.scores["concept_attention"], expected_output, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(capture.scores["cross_attention"], expected_cross, atol=1e-4, rtol=1e-4)
-    maps = capture.maps("concept_attention")
-    assert maps.shape == (batch, 3, 8, 6)
-    torch.testing.assert_close(maps.flatten(2), expected_output[0].softmax(dim=-2).mean(dim=0), atol=1e-5, rtol=1e-5)
-
-
 def test_kept_sums_give_the_paper_maps_of_every_step_or_layer_subset(flux_dev, concepts):
     """keep=per_step_and_per_layer stores sums; its maps for all, a step subset and a
     layer subset equal the softmax-then-mean of the paper-equation scores."""
-    calls = []
-    _, capture = run_capture(recording_model(flux_dev, calls), concepts, cfg=3.0, batch=2, steps=3,
-                             layers="all", size=(16, 12), cross_attention=True)
+    with recorded_inputs(flux_dev) as calls:
+        _, capture = run_capture(flux_dev, concepts, cfg=3.0, batch=2, steps=3, layers="all", size=(16, 12),
+                                 cross_attention=True)
     assert capture.keep == KEEP_SUMS and not capture.scores and len(calls) == 3
-    for method, expected in zip(("concept_attention", "cross_attention"), reference_scores(flux_dev, calls, concepts, (0, 1, 2))):
+    expected_both = expected_scores(BY_NAME["Flux 1"], flux_dev, calls, concepts, (0, 1, 2))
+    for method, expected in zip(("concept_attention", "cross_attention"), expected_both):
         softmaxed = expected.softmax(dim=-2)                               # [E, L, B, C, P]
         for layers, steps, want in [(None, None, softmaxed.mean(dim=(0, 1))),
                                     (None, [0, 2], softmaxed[[0, 2]].mean(dim=(0, 1))),

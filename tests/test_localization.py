@@ -1,15 +1,12 @@
 """The localization benchmark: its metrics on synthetic maps, and a fast subset on
 the demo model whose floor fails if localization breaks."""
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import localization  # noqa: E402
+from benchmarks import localization
 
 
+@pytest.mark.unit
 def test_binary_metrics_of_a_perfect_and_an_inverted_map():
     target = torch.zeros(1, 4, 4, dtype=torch.bool)
     target[0, :2] = True
@@ -21,6 +18,7 @@ def test_binary_metrics_of_a_perfect_and_an_inverted_map():
     assert average_precision.item() == pytest.approx(sum(k / (8 + k) for k in range(1, 9)) / 8)
 
 
+@pytest.mark.unit
 def test_average_precision_ranks_pixels():
     target = torch.tensor([[[True, False, True, False]]])
     soft = torch.tensor([[[0.9, 0.8, 0.7, 0.1]]])
@@ -28,6 +26,7 @@ def test_average_precision_ranks_pixels():
     assert localization.binary_metrics(soft, target)[0, 2].item() == pytest.approx((1 + 2 / 3) / 2)
 
 
+@pytest.mark.unit
 def test_multiclass_metrics():
     target = torch.tensor([[[0, 0, 1, 1]]])
     predicted = torch.tensor([[[0, 1, 1, 1]]])
@@ -47,6 +46,7 @@ def bench():
 FLOORS = {"colour": 0.48, "shape": 0.30, "background": 0.40, "multi_acc": 0.24, "multi_miou": 0.27}
 
 
+@pytest.mark.model
 def test_concept_attention_localizes_on_held_out_scenes(bench):
     colour = bench.score("colour", bench.maps("colour", 0.5))
     shape = bench.score("shape", bench.maps("shape", 0.5))

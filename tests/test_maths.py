@@ -2,8 +2,10 @@
 import pytest
 import torch
 
-from concept_attention import maths
-from concept_attention.selection import parse_concepts, parse_indices
+from concept_attention.analysis import maths
+from concept_attention.analysis.selection import parse_concepts, parse_indices
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])

@@ -8,16 +8,21 @@ import comfy.model_patcher
 import comfy.supported_models
 import nodes as comfy_nodes
 
-from concept_attention.errors import NodeInputError
+from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes import NODES
 from concept_attention.nodes.aggregate import HeatmapAggregate
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.overlay import HeatmapOverlay
 from concept_attention.nodes.sampler import ConceptAttentionSampler
 from concept_attention.nodes.viewer import UI_KEY, ConceptAttentionViewer
-from concept_attention import viewer_data
-from concept_attention.viewer_data import BUDGET_BYTES
-from test_flux_capture import conditioning, latent, run_capture
+from concept_attention.analysis import viewer_data
+from concept_attention.analysis.viewer_data import BUDGET_BYTES
+from harness.checks import aggregate, check_no_patch_remains
+from harness.sampling import FLUX1
+
+pytestmark = pytest.mark.model
+
+conditioning, latent, run_capture = FLUX1.conditioning, FLUX1.latent, FLUX1.run_capture
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +33,6 @@ def concepts(flux_clip):
 @pytest.fixture(scope="module")
 def capture(flux_dev, concepts):
     return run_capture(flux_dev, concepts, batch=2, size=(16, 12))[1]
-
-
-def aggregate(capture, layers="all", timesteps="all", method="concept_attention", normalization="per_concept",
-              size="image", **masks):
-    """(heatmaps, soft_masks, argmax_masks, threshold_masks, labels, maps)"""
-    return HeatmapAggregate.execute(capture, layers, timesteps, method, normalization, size, "plasma", **masks).args
 
 
 # Every node
@@ -235,32 +234,6 @@ def test_sampler_rejects_bad_input(flux_dev, concepts, kwargs, message):
     kwargs = {"concepts": concepts, **kwargs}
     with pytest.raises(NodeInputError, match=message):
         sample(flux_dev, **kwargs)
-
-
-def patch_state(model):
-    options = model.model_options
-    return (repr(options), repr(model.wrappers), repr(model.callbacks), repr(model.object_patches),
-            [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.model.modules()])
-
-
-def check_no_patch_remains(model, capture, bad_capture, plain):
-    """After a capture run, an input error and an interrupt, `model` carries nothing of
-    ours and samples as before. capture(), plain(): sampled latents; bad_capture()
-    raises a NodeInputError."""
-    before = patch_state(model)
-    capture()
-    assert patch_state(model) == before
-    with pytest.raises(NodeInputError):
-        bad_capture()
-    assert patch_state(model) == before
-    comfy.model_management.interrupt_current_processing(True)
-    try:
-        with pytest.raises(comfy.model_management.InterruptProcessingException):
-            capture()
-    finally:
-        comfy.model_management.interrupt_current_processing(False)
-    assert patch_state(model) == before
-    assert torch.equal(plain(), capture())
 
 
 def test_no_patch_remains_after_run_error_or_interrupt(flux_dev, concepts):

@@ -2,12 +2,15 @@
 the cases): softmax over concepts sums to one, argmax masks partition, the token-grid
 reshapes hold for any grid, upsampling keeps where the maximum is, normalisations
 stay in [0, 1], and the report's shares and regions agree with the masks."""
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from concept_attention import maths
-from concept_attention.selection import parse_indices
+from concept_attention.analysis import maths
+from concept_attention.analysis.selection import parse_indices
+
+pytestmark = pytest.mark.unit
 
 SETTINGS = settings(max_examples=60, deadline=None)
 sizes = st.integers(min_value=1, max_value=6)

@@ -1,22 +1,20 @@
 """ConceptAttention on tiny SD3 and SD3.5-medium checkpoints (ComfyUI's MMDiT, loaded
-by its own loader): identical latents, maps that equal the paper's equations, SD3.5
-medium's second attention, SD3's text encoders, family mismatches, no patch left.
-(Identical latents for every family: test_identical_latents.py.)"""
-import contextlib
-
+by its own loader): Encode Image, SD3.5 medium's second attention, SD3's text
+encoders, family mismatches, no patch left. (For every family: identical latents in
+test_identical_latents.py, the paper's equations in test_paper_equations.py.)"""
 import pytest
 import torch
 
-import paper_reference
-import tiny_models
-from concept_attention.data import KEEP_ALL, ConceptSet
-from concept_attention.errors import NodeInputError
+from concept_attention.analysis.data import KEEP_ALL, ConceptSet
+from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
-from sampling import FLUX1, SD3
-from test_nodes import check_no_patch_remains
+from harness import tiny_models
+from harness.checks import check_no_patch_remains
+from harness.families import BY_NAME, expected_scores, recorded_inputs
+from harness.sampling import FLUX1, SD3
 
-MODELS = ["sd3", "sd35_medium"]
+pytestmark = pytest.mark.model
 TEXT = tiny_models.SD3_TEXT_DIM
 run_capture, run_ksampler = SD3.run_capture, SD3.run_ksampler
 
@@ -26,57 +24,17 @@ def concepts():
     return SD3.concepts()
 
 
-@contextlib.contextmanager
-def recorded_inputs(model, calls):
-    """The MMDiT's own inputs at every call (a forward pre-hook, removed on exit)."""
-    def record(module, args, kwargs):
-        x, timesteps = args[:2]
-        calls.append(dict(x=x.clone(), timesteps=timesteps.clone(), context=kwargs["context"].clone(),
-                          y=kwargs["y"].clone(), flags=list(kwargs["transformer_options"]["cond_or_uncond"])))
-    handle = model.model.diffusion_model.register_forward_pre_hook(record, with_kwargs=True)
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
-@pytest.mark.parametrize("which", MODELS)
-@pytest.mark.parametrize("cfg, batch", [(1.0, 1), (3.0, 2)])
-def test_maps_equal_the_paper_equations(request, concepts, which, cfg, batch):
-    model = request.getfixturevalue(which)
-    calls = []
-    with recorded_inputs(model, calls):
-        _, capture = run_capture(model, concepts, cfg=cfg, batch=batch, steps=2, size=(16, 12), keep=KEEP_ALL,
-                                 cross_attention=True)
-    assert capture.layers == (0, 1, 2)
-    expected = []
-    for call in calls:
-        size = call["x"].shape[0] // len(call["flags"])
-        rows = [i * size + r for i, flag in enumerate(call["flags"]) if flag == 0 for r in range(size)]
-        if rows:
-            expected.append(paper_reference.sd3_concept_attention_maps(
-                model.model.diffusion_model, *(call[k][rows] for k in ("x", "timesteps", "context", "y")),
-                concepts.embeddings, layers=(0, 1, 2)))
-    assert len(expected) == len(capture.steps) == 2
-    for method, reference in zip(("concept_attention", "cross_attention"), zip(*expected)):
-        torch.testing.assert_close(capture.scores[method], torch.stack(reference), atol=1e-4, rtol=1e-4)
-    assert capture.maps().shape == (batch, 3, 8, 6)
-
-
 def test_encode_image_equals_the_paper_equations(sd35_medium, concepts, tiny_vae):
-    calls = []
     image = torch.rand(1, 100, 70, 3, generator=torch.Generator().manual_seed(0))
-    with recorded_inputs(sd35_medium, calls):
+    with recorded_inputs(sd35_medium) as calls:
         capture = ConceptAttentionEncodeImage.execute(sd35_medium, tiny_vae("taesd3"), image, concepts, 0.5, 1, 0, "all",
                                                       KEEP_ALL, positive=SD3.conditioning(1),
                                                       cross_attention_baseline=True).args[0]
     assert len(calls) == 1 and calls[0]["x"].shape == (1, 16, 12, 8)     # 100x70 px -> 96x64 px -> 1/8
     assert capture.grid == (1, 6, 4) and capture.image_size == (100, 70)
-    expected = paper_reference.sd3_concept_attention_maps(
-        sd35_medium.model.diffusion_model, *(calls[0][k] for k in ("x", "timesteps", "context", "y")),
-        concepts.embeddings, layers=(0, 1, 2))
-    torch.testing.assert_close(capture.scores["concept_attention"][0], expected[0], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(capture.scores["cross_attention"][0], expected[1], atol=1e-4, rtol=1e-4)
+    output_space, cross = expected_scores(BY_NAME["SD3"], sd35_medium, calls, concepts, (0, 1, 2))
+    torch.testing.assert_close(capture.scores["concept_attention"], output_space, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(capture.scores["cross_attention"], cross, atol=1e-4, rtol=1e-4)
 
 
 def test_sd35_medium_maps_come_from_the_joint_attention_not_attn2(sd35_medium, concepts):

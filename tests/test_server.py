@@ -2,7 +2,7 @@
 ComfyUI tree, workflows/api/flux1_heatmaps.json and every UI-format example workflow
 in workflows/ run over HTTP on tiny models.
 
-The server and its HTTP side are tools/comfy_server.py.
+The server and its HTTP side are harness/comfy_server.py.
 """
 import io
 import json
@@ -17,13 +17,15 @@ from pathlib import Path
 import pytest
 import torch
 
-import host
-import make_workflows
-import render_thumbnails
-import tiny_models
-import workflow_format
-from comfy_server import REPO, ComfyServer
+from harness import host
+from tools import make_workflows
+from tools import render_thumbnails
+from harness import tiny_models
+from harness import workflow_format
+from harness.comfy_server import REPO, ComfyServer
 from concept_attention import hooks
+
+pytestmark = pytest.mark.server
 
 COMFYUI = host.find_comfyui()  # the same host conftest puts on sys.path
 WORKFLOW = REPO / "workflows" / "api" / "flux1_heatmaps.json"
@@ -74,7 +76,7 @@ def model_rules(server):
     UNETLoader builds Flux only at full size (24 heads, Flux 2 48): there the Flux 1
     workflows run on the bundled demo model, and the Flux 2 ones are skipped."""
     import comfy.utils
-    from concept_attention.demo_model import stock_loader_builds
+    from concept_attention.demo.model import stock_loader_builds
 
     folder = server.model_folders["diffusion_models"]
     fits = {family: stock_loader_builds(comfy.utils.load_torch_file(str(folder / name)), config)
@@ -189,7 +191,7 @@ def test_every_ui_workflow_has_expectations_and_a_thumbnail():
     for name in UI_WORKFLOWS:
         ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
         assert ui["version"] == 0.4 and ui["nodes"] and ui["links"], name
-        assert (REPO / "workflows" / f"{name}.jpg").is_file(), f"{name}.jpg: run tools/render_thumbnails.py"
+        assert (REPO / "workflows" / f"{name}.jpg").is_file(), f"{name}.jpg: run python -m tools.render_thumbnails"
         # The fields the frontend's schema requires, and links that agree with both of their ends.
         nodes = {n["id"]: n for n in ui["nodes"]}
         for node in nodes.values():
@@ -217,7 +219,7 @@ def test_ui_workflow(server, model_rules, name):
     ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
     prompt = workflow_format.ui_to_api(ui, server.object_info)
     fresh = workflow_format.ui_to_api(make_workflows.build(name, server.object_info), server.object_info)
-    assert prompt == fresh, f"workflows/{name}.json is out of date with the nodes: run tools/make_workflows.py"
+    assert prompt == fresh, f"workflows/{name}.json is out of date with the nodes: run python -m tools.make_workflows"
 
     rules = model_rules(make_workflows.WORKFLOWS[name].family, UI_WIDTH, UI_HEIGHT, UI_STEPS)
     rules["*"]["inputs"]["noise_samples"] = 1

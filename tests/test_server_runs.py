@@ -8,8 +8,10 @@ import time
 
 import pytest
 
-import host
-from comfy_server import REPO, ComfyServer
+from harness import host
+from harness.comfy_server import REPO, ComfyServer
+
+pytestmark = pytest.mark.server
 
 WORKFLOW = json.loads((REPO / "workflows" / "api" / "demo.json").read_text())
 IDS = {node["_meta"]["title"]: node_id for node_id, node in WORKFLOW.items()}

@@ -3,9 +3,12 @@
 The models come from tests/conftest.py fixtures.
 """
 
+import pytest
 import torch
 
-import tiny_models
+from harness import tiny_models
+
+pytestmark = pytest.mark.model
 
 
 def test_flux1_dev_loads_as_flux(flux_dev):

@@ -11,12 +11,14 @@ import comfy.ops
 import comfy.sd
 import comfy.utils
 
-import sampling
-import tiny_models
-from concept_attention.data import KEEP_ALL
-from concept_attention.errors import NodeInputError
+from harness import sampling
+from harness import tiny_models
+from concept_attention.analysis.data import KEEP_ALL
+from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes.apply import ConceptAttentionApply
-from test_nodes import aggregate
+from harness.checks import aggregate
+
+pytestmark = pytest.mark.model
 
 FLUX = sampling.FLUX1
 BLOCK = "diffusion_model.double_blocks.1.txt_attn.qkv"      # the text-stream weights the concepts use
@@ -29,7 +31,7 @@ def checkpoint(model_dir):
 
 def load(path, **model_options):
     """Through ComfyUI's loader as UNETLoader (fp32 unless told), or the extension's on hosts that cannot size it."""
-    from concept_attention.demo_model import load_flux
+    from concept_attention.demo.model import load_flux
 
     return load_flux(path, tiny_models.flux_config(guidance=True), model_options={"dtype": torch.float32,
                                                                                    **model_options})

@@ -3,9 +3,9 @@
 Each graph is described below in Python; the widget order of every node comes from
 a server's /object_info, so `widgets_values` match what the frontend would save.
 
-    python tools/make_workflows.py                      # starts a temporary ComfyUI (--cpu) for /object_info
-    python tools/make_workflows.py --object-info http://127.0.0.1:8188
-    python tools/make_workflows.py --check              # exit 1 if a committed file differs
+    python -m tools.make_workflows                      # starts a temporary ComfyUI (--cpu) for /object_info
+    python -m tools.make_workflows --object-info http://127.0.0.1:8188
+    python -m tools.make_workflows --check              # exit 1 if a committed file differs
 
 The ComfyUI host is the one the tests use ($COMFYUI_PATH, else ~/comfy/ComfyUI, ...).
 Thumbnails (workflows/<name>.jpg) are made by tools/render_thumbnails.py.
@@ -18,14 +18,12 @@ import uuid
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-import host
-from comfy_server import REPO, ComfyClient, ComfyServer
-
-sys.path.insert(0, str(REPO / "tests"))
-from workflow_format import socket_inputs, widget_layout  # noqa: E402
+from harness import host
+from harness.comfy_server import REPO, ComfyClient, ComfyServer
+from harness.workflow_format import socket_inputs, widget_layout
 
 OUT = REPO / "workflows"
-DEMO_SCENE = "demo_scene.png"   # assets/demo_scene.png, which the extension copies into ComfyUI's input folder
+DEMO_SCENE = "demo_scene.png"   # demo/scene.png, which the extension copies into ComfyUI's input folder under this name
 
 # Download links the frontend offers when a model is missing (those of ComfyUI's own Flux templates).
 MODELS = {

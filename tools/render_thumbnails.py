@@ -6,11 +6,11 @@ images of its chosen output nodes (make_workflows.WORKFLOWS) are put on one shee
 
     # the committed thumbnails: every graph on the bundled demo model (its prompt, its
     # concepts, its scene for LoadImage) on a temporary CPU server:
-    python tools/render_thumbnails.py --demo
+    python -m tools.render_thumbnails --demo
     # tiny random test models on a temporary CPU server (the pictures are noise):
-    python tools/render_thumbnails.py --tiny
+    python -m tools.render_thumbnails --tiny
     # a running server, with substitutions for its models:
-    python tools/render_thumbnails.py --server http://127.0.0.1:8188 --substitutions subs.json --size 512x512 --steps 20
+    python -m tools.render_thumbnails --server http://127.0.0.1:8188 --substitutions subs.json --size 512x512 --steps 20
 
 A substitutions file is JSON, as tests/workflow_format.substitute takes it: a class_type
 (or "*") maps to inputs to set, or to a replacement node. For example:
@@ -33,16 +33,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import host
-from comfy_server import ComfyClient, ComfyServer
-from make_workflows import CONCEPTS, DEMO_CONCEPTS, DEMO_PROMPT, OUT, REPO, WORKFLOWS  # also puts tests/ on sys.path
-from workflow_format import nodes_of, substitute, ui_to_api
+from harness import host
+from harness.comfy_server import ComfyClient, ComfyServer
+from tools.make_workflows import CONCEPTS, DEMO_CONCEPTS, DEMO_PROMPT, OUT, REPO, WORKFLOWS
+from harness.workflow_format import nodes_of, substitute, ui_to_api
 
 SHEET_WIDTH = 512
 GAP = 4
 BACKGROUND = (24, 24, 24)
 RUN_TIMEOUT_S = 1800
-DEMO_SCENE = REPO / "assets" / "demo_scene.png"
+DEMO_SCENE = REPO / "demo" / "scene.png"   # the extension copies it into ComfyUI's input folder
 TINY_UNET = "tiny_flux1_dev.safetensors"
 TINY_SD3 = "tiny_sd3.safetensors"
 TINY_FLUX2 = "tiny_flux2.safetensors"
@@ -210,7 +210,7 @@ def _default_image():
 
 def _build_tiny_models(root: Path) -> dict:
     host.prepare()
-    import tiny_models
+    from harness import tiny_models
 
     tiny_models.build_server_models(root, TINY_UNET, TINY_SD3, TINY_FLUX2, TINY_COGVIDEOX, TINY_CLIP)
     return {folder: root / folder for folder in ("diffusion_models", "text_encoders", "vae_approx")}

@@ -3,14 +3,14 @@ run, one strip of decoded frames per concept, in batch order (concept-major, fra
 consecutive). The model is the tests' tiny random CogVideoX 1.0 (weights of real
 size cannot be had here), so the maps show the layout, not what CogVideoX sees.
 
-    python tools/render_video_layout.py [--out docs/video_layout.png]
+    python -m tools.render_video_layout [--out docs/video_layout.png]
 """
 import argparse
 import sys
 import tempfile
 from pathlib import Path
 
-import host
+from harness import host
 
 REPO = Path(__file__).resolve().parents[1]
 TILE, GAP, LABEL_W = 64, 3, 70
@@ -21,13 +21,12 @@ def main():
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "video_layout.png")
     opts = parser.parse_args()
     host.prepare()
-    sys.path.insert(0, str(REPO / "tests"))
     import torch
     from PIL import Image, ImageDraw
 
-    import tiny_models
+    from harness import tiny_models
     from concept_attention.nodes.aggregate import HeatmapAggregate
-    from sampling import COGVIDEOX
+    from harness.sampling import COGVIDEOX
 
     with tempfile.TemporaryDirectory() as scratch:
         model = tiny_models.load_with_stock_loader(tiny_models.build_cogvideox(Path(scratch) / "cogvideox.safetensors"))

@@ -1,8 +1,8 @@
 """Find the ComfyUI host for the tests, benchmarks and tools (standard library only; no torch needed).
 
-Usage: python tools/host.py [--json]
+Usage: python harness/host.py [--json]
   prints the host's path, or {"path", "version", "why"} as JSON; exits 1 when there
-  is none (tools/bootstrap.py then provides one).
+  is none (harness/bootstrap.py then provides one).
 """
 
 import importlib.util
@@ -63,7 +63,7 @@ def locate() -> tuple[Path, str]:
         return horde.resolve(), f"the ComfyUI inside {HORDE_PACKAGE.split('==')[0]}, installed in this Python"
     raise RuntimeError(
         "ComfyUI not found: set COMFYUI_PATH to a ComfyUI checkout, put this repo in its custom_nodes/, "
-        f"install ComfyUI at {DEFAULT_HOST}, or run `python3 tools/bootstrap.py`, which provides one"
+        f"install ComfyUI at {DEFAULT_HOST}, or run `python3 -m harness.bootstrap` from this repository, which provides one"
     )
 
 
@@ -86,14 +86,21 @@ def comfyui_version(path) -> str:
     return "unknown"
 
 
-def prepare(cpu: bool = True) -> Path:
-    """Make the host importable (ComfyUI's CPU mode unless cpu=False) and load this
-    extension as the package `concept_attention`, as tests and benchmarks use it."""
+def prepare(cpu: bool = True, **cli_args) -> Path:
+    """Make the host importable (ComfyUI's CPU mode unless cpu=False, and any other of
+    its command-line `cli_args`) and load this extension as the package
+    `concept_attention`, as tests, tools and benchmarks use it.
+
+    The one place where this project edits sys.path: ComfyUI is not an installed
+    package, so its checkout goes first on the path (before the repository root, whose
+    nodes/ would otherwise shadow ComfyUI's nodes.py)."""
     host = find_comfyui()
     if str(host) not in sys.path:
         sys.path.insert(0, str(host))
     from comfy.cli_args import args
     args.cpu = cpu
+    for name, value in cli_args.items():
+        setattr(args, name, value)
     if "concept_attention" not in sys.modules:
         # ComfyUI imports a custom node from its folder, whatever the folder is called.
         spec = importlib.util.spec_from_file_location("concept_attention", REPO_ROOT / "__init__.py",

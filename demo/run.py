@@ -2,7 +2,7 @@
 real ComfyUI server, and copy the image, heatmaps, overlays and masks to a folder.
 
     make demo                      # sets up what it needs, then runs this
-    python tools/run_demo.py [--out out/demo] [--prompt "..."] [--concepts "..."]
+    python -m demo.run [--out out/demo] [--prompt "..."] [--concepts "..."]
 """
 import argparse
 import json
@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import host
-from comfy_server import REPO, ComfyServer
+from harness import host
+from harness.comfy_server import REPO, ComfyServer
 
 WORKFLOW = REPO / "workflows" / "api" / "demo.json"
 # SaveImage node ids of workflows/api/demo.json and what they hold.

@@ -1,6 +1,6 @@
 """The extension's own small demo model: a Flux 1 (schnell-like) DiT, a taef1
 autoencoder and a small Flux text encoder, trained on procedural scenes
-(demo/scenes.py; see models/demo/MODEL_CARD.md).
+(demo/scenes.py; see docs/demo-model.md).
 
 `load_demo()` builds all three with ComfyUI's own classes and loaders. `comfy` is
 imported inside the functions, so this module imports without the host.
@@ -13,7 +13,9 @@ import json
 import types
 from pathlib import Path
 
-DEFAULT_DIR = Path(__file__).resolve().parent / "models" / "demo"
+DEFAULT_DIR = Path(__file__).resolve().parent / "weights"
+# The scene that the "Try ConceptAttention on an image" template reads.
+SCENE = Path(__file__).resolve().with_name("scene.png")
 FILES = {
     "model": "flux_demo.safetensors",
     "vae_encoder": "taef1_encoder.safetensors",
@@ -28,7 +30,7 @@ def load_config(directory=None) -> dict:
 
 
 def load_demo(directory=None):
-    """(model_patcher, clip, vae) of the demo model in `directory` (models/demo by default).
+    """(model_patcher, clip, vae) of the demo model in `directory` (demo/weights by default).
 
     MODEL: ComfyUI's Flux as a FluxSchnell model, built by load_flux.
     VAE: comfy.sd.VAE from the taef1 encoder/decoder pair, as VAELoader("taef1").

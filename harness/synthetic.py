@@ -5,18 +5,19 @@ import math
 
 import torch
 
-from concept_attention.data import KEEP_SUMS, ConceptSet
-from concept_attention.hooks.capture import CaptureSpec, ModelCall, Recorder
+from concept_attention.analysis.data import KEEP_SUMS, ConceptSet
+from concept_attention.hooks.call import LatentLayout
+from concept_attention.hooks.capture import CaptureSpec, Recorder
 
 
 def capture(family, blocks: int, grid: tuple, steps: int, concepts: int, keep: str, scores=None,
             image_size=None):
-    """family: a hooks module (its default layers for `blocks` blocks); grid: (frames,
+    """family: a hooks.family.Family (its default layers for `blocks` blocks); grid: (frames,
     height, width) in patches; scores(step, layer) -> [1, concepts, patches] (default:
     standard normal values)."""
     scores = scores or (lambda step, layer: torch.randn(1, concepts, math.prod(grid)))
     words = tuple(f"concept{i}" for i in range(concepts))
-    return record(words, family.NAME, family.default_layers(blocks), grid, steps, keep, scores, image_size)
+    return record(words, family.name, family.default_layers(blocks), grid, steps, keep, scores, image_size)
 
 
 def planted(maps, words, layers=(0,), steps=1, keep=KEEP_SUMS, image_size=None, family="Flux 1", **video):
@@ -38,11 +39,8 @@ def record(words, family_name, layers, grid, steps, keep, scores, image_size=Non
     sigmas = torch.linspace(1, 0, steps + 1)
     recorder = Recorder(spec, sigmas)
     for step in range(steps):
-        sample = scores(step, layers[0])
-        call = ModelCall(spec, slice(0, sample.shape[0]), "cpu", grid, image_size or (grid[1] * 16, grid[2] * 16),
-                         video_frames, frames_per_latent, latents_per_token)
-        for layer in spec.layers:
-            for method in spec.methods:
-                call.scores[method].append(scores(step, layer))
-        recorder.add(call, step, float(sigmas[step]), chunks=1)
+        layout = LatentLayout(grid, image_size or (grid[1] * 16, grid[2] * 16), video_frames, frames_per_latent,
+                              latents_per_token)
+        recorded = {method: [scores(step, layer) for layer in spec.layers] for method in spec.methods}
+        recorder.add(recorded, layout, step, float(sigmas[step]), chunks=1)
     return recorder.finish()

@@ -77,7 +77,7 @@ def build_flux(path, guidance=True, seed=0, config=None) -> Path:
     """
     import comfy.ldm.flux.model
 
-    from concept_attention.demo_model import flux_arguments
+    from concept_attention.demo.model import flux_arguments
 
     config = flux_arguments(flux_config(guidance, config))
     torch.manual_seed(seed)
@@ -106,11 +106,11 @@ def _save(state_dict, path, dtype) -> Path:
 
 def load_model(path, config: dict, expect=None):
     """Load a checkpoint of Flux constructor arguments `config` as UNETLoader would
-    (concept_attention.demo_model.load_flux); returns the ModelPatcher, fp32 on CPU.
+    (concept_attention.demo.model.load_flux); returns the ModelPatcher, fp32 on CPU.
 
     `expect`: the supported_models class name ComfyUI must detect ('Flux', 'FluxSchnell', 'Flux2').
     """
-    from concept_attention.demo_model import load_flux
+    from concept_attention.demo.model import load_flux
 
     # fp32 explicitly: on CPU the loader would otherwise follow the stored/"optimal" dtype.
     model = load_flux(path, config, model_options={"dtype": torch.float32})
@@ -175,7 +175,7 @@ def build_cogvideox_clip(seed=0):
     """A real, tiny CogVideoX text encoder: ComfyUI's CogVideoX T5-XXL class at the
     tiny T5 width, with the real T5 tokenizer (padded to 226). cond: (1, 226, 64)."""
     import comfy.text_encoders.cogvideo as cogvideo_text
-    from concept_attention.demo_model import small_text_encoder
+    from concept_attention.demo.model import small_text_encoder
 
     clip = small_text_encoder(cogvideo_text.cogvideo_te(dtype_t5=torch.float32), cogvideo_text.CogVideoXTokenizer,
                               {"t5xxl": T5_TINY})
@@ -199,7 +199,7 @@ def build_sd3_clip(clip_l=True, clip_g=True, t5=True, seed=0):
     penultimate layer); T5 must be 4096 wide, as SD3 concatenates its tokens after
     the CLIP part, but has one layer. cond: (1, 77 [+ 77], 4096)."""
     import comfy.text_encoders.sd3_clip as sd3_clip
-    from concept_attention.demo_model import small_text_encoder
+    from concept_attention.demo.model import small_text_encoder
 
     small_clip = dict(hidden_size=TINY_TEXT_DIM, intermediate_size=128, num_attention_heads=2, num_hidden_layers=3,
                       projection_dim=TINY_TEXT_DIM)
@@ -216,7 +216,7 @@ def build_klein_clip(seed=0):
     Qwen 3 4B model at width 64 (28 layers, since Klein reads layers 9, 18 and 27),
     with the real Qwen tokenizer and chat template. cond: (1, 512, 192)."""
     import comfy.text_encoders.flux as flux_text
-    from concept_attention.demo_model import small_text_encoder
+    from concept_attention.demo.model import small_text_encoder
 
     qwen = dict(hidden_size=KLEIN_WIDTH, intermediate_size=KLEIN_WIDTH, num_hidden_layers=28,
                 num_attention_heads=2, num_key_value_heads=1)
@@ -250,7 +250,7 @@ def build_flux_clip(seed=0):
     In ComfyUI 0.33 a word id numbers a weighted segment, not a word: "a red dragon" is
     all id 1, "a (red:1.2) dragon" gives ids 1, 1, 2, 3 (t5 tokens "▁", "a", "red", "dragon").
     """
-    from concept_attention.demo_model import build_clip
+    from concept_attention.demo.model import build_clip
 
     clip = build_clip({"clip_l_model_config": CLIP_L_TINY, "t5xxl_model_config": T5_TINY})
     _fill_all_(clip.cond_stage_model, seed)

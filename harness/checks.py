@@ -1,0 +1,42 @@
+"""Checks that several test files share: the maps a capture gives through Heatmap
+Aggregate, and that a model carries nothing of ours after a run, an error or an
+interrupt."""
+import pytest
+import torch
+
+import comfy.model_management
+
+from concept_attention.analysis.errors import NodeInputError
+from concept_attention.nodes.aggregate import HeatmapAggregate
+
+
+def aggregate(capture, layers="all", timesteps="all", method="concept_attention", normalization="per_concept",
+              size="image", **masks):
+    """(heatmaps, soft_masks, argmax_masks, threshold_masks, labels, maps)"""
+    return HeatmapAggregate.execute(capture, layers, timesteps, method, normalization, size, "plasma", **masks).args
+
+
+def patch_state(model):
+    options = model.model_options
+    return (repr(options), repr(model.wrappers), repr(model.callbacks), repr(model.object_patches),
+            [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.model.modules()])
+
+
+def check_no_patch_remains(model, capture, bad_capture, plain):
+    """After a capture run, an input error and an interrupt, `model` carries nothing of
+    ours and samples as before. capture(), plain(): sampled latents; bad_capture()
+    raises a NodeInputError."""
+    before = patch_state(model)
+    capture()
+    assert patch_state(model) == before
+    with pytest.raises(NodeInputError):
+        bad_capture()
+    assert patch_state(model) == before
+    comfy.model_management.interrupt_current_processing(True)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            capture()
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    assert patch_state(model) == before
+    assert torch.equal(plain(), capture())

@@ -1,0 +1,156 @@
+"""The families under test, one entry per hooks family: its tiny checkpoints (each a
+session fixture of the same name, tests/conftest.py), its sampling harness, and its
+recomputation from the paper's equations (paper_equations.py). The bit-identity and
+paper-equation tests run over every entry; tests/test_family_contract.py fails when a
+family in hooks.FAMILIES has none.
+
+`recorded_inputs` records a diffusion model's own inputs at every call, and
+`expected_scores` recomputes from them, independently of the capture code, the scores
+the capture should have recorded.
+"""
+import contextlib
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+import torch
+
+from harness import paper_equations, sampling, tiny_models
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    name: str                  # also its pytest fixture
+    build: Callable            # (directory) -> ModelPatcher, through ComfyUI's own loader where it can
+
+
+@dataclass(frozen=True)
+class FamilyUnderTest:
+    name: str                  # hooks.family.Family.name
+    harness: sampling.Family
+    tiny_models: tuple         # TinyModel
+    paper_scores: Callable     # (diffusion model, inputs by name, ConceptSet, layers) -> (output space, cross) [L, B, C, P]
+    # (cfg, batch, latent size) of the paper-equation cases: odd sizes, so that rows and columns cannot swap unseen.
+    paper_cases: tuple = ((1.0, 1, (16, 12)), (3.0, 2, (16, 12)))
+
+
+def flux_model(name, guidance, config=None, expect="Flux"):
+    def build(directory):
+        path = tiny_models.build_flux(directory / f"{name}.safetensors", guidance=guidance, config=config)
+        return tiny_models.load_model(path, tiny_models.flux_config(guidance, config), expect=expect)
+    return TinyModel(name, build)
+
+
+def stock_loaded(name, builder, config, expect):
+    def build(directory):
+        return tiny_models.load_with_stock_loader(builder(directory / f"{name}.safetensors", config), expect=expect)
+    return TinyModel(name, build)
+
+
+def flux_paper_scores(dm, inputs, concepts, layers):
+    """Flux 1: zero text positions. Flux 2: the concepts sit where the word sits in its own
+    encoding once that is left-padded to the call's text, clamped into the text."""
+    text_len = inputs["context"].shape[1]
+    position = 0
+    if dm.params.global_modulation:
+        position = min(concepts.text_position + max(0, text_len - concepts.text_length), text_len - 1)
+    return paper_equations.concept_attention_maps(dm, inputs["x"], inputs["timestep"], inputs["context"],
+                                                  inputs.get("y"), inputs.get("guidance"), concepts.embeddings, layers,
+                                                  position)
+
+
+def sd3_paper_scores(dm, inputs, concepts, layers):
+    return paper_equations.sd3_concept_attention_maps(dm, inputs["x"], inputs["timesteps"], inputs["context"],
+                                                      inputs["y"], concepts.embeddings, layers)
+
+
+def cogvideox_paper_scores(dm, inputs, concepts, layers):
+    return paper_equations.cogvideox_concept_attention_maps(dm, inputs["x"], inputs["timestep"], inputs["context"],
+                                                            concepts.embeddings, layers)
+
+
+TESTED = (
+    FamilyUnderTest("Flux 1", sampling.FLUX1, (flux_model("flux_dev", True), flux_model("flux_schnell", False,
+                                                                                     expect="FluxSchnell")),
+                 flux_paper_scores),
+    FamilyUnderTest("Flux 2", sampling.FLUX2,
+                 (flux_model("flux2_klein", False, tiny_models.FLUX2_CONFIG, "Flux2"),
+                  flux_model("flux2_dev", True, tiny_models.FLUX2_CONFIG, "Flux2")),
+                 flux_paper_scores, paper_cases=((1.0, 1, (8, 6)), (3.0, 2, (8, 6)))),
+    # sd3: SD3 medium-like, 3 joint blocks, the last pre_only; sd35_medium: QK RMSNorm and x_block.attn2 in blocks 0-1.
+    FamilyUnderTest("SD3", sampling.SD3,
+                 (stock_loaded("sd3", tiny_models.build_sd3, tiny_models.SD3_CONFIG, "SD3"),
+                  stock_loaded("sd35_medium", tiny_models.build_sd3, tiny_models.SD35_MEDIUM_CONFIG, "SD3")),
+                 sd3_paper_scores),
+    # cogvideox: 1.0 with RoPE (5b-like); cogvideox_2b: the positional table; cogvideox_15: patch_size_t 2;
+    # cogvideox_i2v: image-to-video (the image latent concatenated to the noise).
+    FamilyUnderTest("CogVideoX", sampling.COGVIDEOX,
+                 (stock_loaded("cogvideox", tiny_models.build_cogvideox, tiny_models.COGVIDEOX_CONFIG, "CogVideoX_T2V"),
+                  stock_loaded("cogvideox_2b", tiny_models.build_cogvideox, tiny_models.COGVIDEOX_2B_CONFIG,
+                               "CogVideoX_T2V"),
+                  stock_loaded("cogvideox_15", tiny_models.build_cogvideox, tiny_models.COGVIDEOX_15_CONFIG,
+                               "CogVideoX_T2V"),
+                  stock_loaded("cogvideox_i2v", tiny_models.build_cogvideox, tiny_models.COGVIDEOX_I2V_CONFIG,
+                               "CogVideoX_I2V")),
+                 cogvideox_paper_scores,
+                 paper_cases=((1.0, 1, (3, 8, 6)), (3.0, 2, (2, 6, 8)), (1.0, 1, (5, 4, 6)))),
+)
+BY_NAME = {tested.name: tested for tested in TESTED}
+
+
+def one_model_each(with_block_patches: bool = False) -> list:
+    """pytest parameters (FamilyUnderTest, the name of its first tiny model), one per family;
+    with_block_patches: only the families whose blocks have patch points."""
+    from concept_attention import hooks
+    patched = {family.name for family in hooks.FAMILIES if family.block_patches}
+    return [pytest.param(tested, tested.tiny_models[0].name, id=tested.tiny_models[0].name)
+            for tested in TESTED if not with_block_patches or tested.name in patched]
+
+
+def family_under_test(model_name: str) -> FamilyUnderTest:
+    """The entry whose tiny models include `model_name`."""
+    return next(tested for tested in TESTED if model_name in (tiny.name for tiny in tested.tiny_models))
+
+
+@contextlib.contextmanager
+def recorded_inputs(model):
+    """Yields a list that fills with the diffusion model's own inputs at every call, by
+    name (tensors cloned), plus "flags": the call's cond_or_uncond. A forward pre-hook
+    on the model, removed on exit."""
+    dm = model.model.diffusion_model
+    signature = inspect.signature(dm.forward)
+    calls = []
+
+    def record(module, args, kwargs):
+        inputs = signature.bind(*args, **kwargs).arguments
+        options = inputs.get("transformer_options") or {}
+        calls.append({**{name: value.clone() for name, value in inputs.items() if isinstance(value, torch.Tensor)},
+                      "flags": list(options.get("cond_or_uncond", [0]))})
+
+    handle = dm.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        yield calls
+    finally:
+        handle.remove()
+
+
+def conditional_inputs(call: dict) -> dict:
+    """The inputs of a recorded call restricted to its conditional rows (cond_or_uncond
+    flag 0), or None when it has none."""
+    batch = call["x"].shape[0]
+    size = batch // len(call["flags"])
+    rows = [i * size + r for i, flag in enumerate(call["flags"]) if flag == 0 for r in range(size)]
+    if not rows:
+        return None
+    return {name: value[rows] if isinstance(value, torch.Tensor) and value.shape[:1] == (batch,) else value
+            for name, value in call.items() if name != "flags"}
+
+
+def expected_scores(tested: FamilyUnderTest, model, calls: list, concepts, layers) -> list:
+    """The paper-equation scores [E, L, B, C, P] per method (output space, cross
+    attention) of the conditional rows of the recorded calls."""
+    dm = model.model.diffusion_model
+    per_call = [tested.paper_scores(dm, inputs, concepts, layers)
+                for inputs in map(conditional_inputs, calls) if inputs is not None]
+    return [torch.stack(method) for method in zip(*per_call)]
