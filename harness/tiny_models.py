@@ -29,7 +29,7 @@ KLEIN_WIDTH = 64
 FLUX2_TEXT_DIM = 3 * KLEIN_WIDTH
 FLUX2_CONFIG = dict(
     image_model="flux2", in_channels=128, out_channels=128, vec_in_dim=None, context_in_dim=FLUX2_TEXT_DIM,
-    hidden_size=256, mlp_ratio=3.0, num_heads=2, depth=3, depth_single_blocks=2, axes_dim=[32, 32, 32, 32],
+    hidden_size=128, mlp_ratio=3.0, num_heads=1, depth=3, depth_single_blocks=2, axes_dim=[32, 32, 32, 32],
     theta=2000, patch_size=1, qkv_bias=False, txt_ids_dims=[3], global_modulation=True, mlp_silu_act=True,
     ops_bias=False,
 )
@@ -48,13 +48,24 @@ _TORCH_OPS = types.SimpleNamespace(
 )
 
 
+# Tables larger than this (SD3's 4096-wide T5 embedding: 131 M values, over a second of
+# random numbers) are filled with a random product of rank LOW_RANK, of the same scale.
+LARGE = 1 << 24
+LOW_RANK = 32
+
+
 def _fill_(param: torch.Tensor, name: str, gen: torch.Generator) -> None:
-    """Deterministic init: 1-D weights (norm scales) 1, biases 0, the rest N(0, 0.02)."""
+    """Deterministic init: 1-D weights (norm scales) 1, biases 0, the rest N(0, 0.02)
+    (large 2-D tables: a low-rank product with entries of that spread)."""
     with torch.no_grad():
         if name.endswith("bias"):
             param.zero_()
         elif param.ndim == 1:
             param.fill_(1.0)
+        elif param.numel() > LARGE and param.ndim == 2:
+            left = torch.randn(param.shape[0], LOW_RANK, generator=gen)
+            right = torch.randn(LOW_RANK, param.shape[1], generator=gen)
+            param.copy_(left @ right * (0.02 / LOW_RANK ** 0.5))
         else:
             param.copy_(torch.randn(param.shape, generator=gen, dtype=torch.float32) * 0.02)
 

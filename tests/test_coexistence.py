@@ -13,7 +13,7 @@ from concept_attention.nodes.report import ConceptReport
 from concept_attention.nodes.sampler import ConceptAttentionSampler
 from harness import sampling
 from harness.checks import aggregate
-from harness.families import one_model_each
+from harness.families import family_under_test, one_model_each
 
 pytestmark = pytest.mark.model
 BLOCKS = 3                                                    # every tiny model has 3 joint blocks or more
@@ -107,6 +107,19 @@ def test_attention_overrides_before_and_after_ours_keep_running(request, tested,
 
 # A failure of the capture never breaks sampling
 
+@pytest.fixture(scope="module")
+def plain_latents(request):
+    """which -> KSampler's latent of that tiny model at cfg 3, 2 steps (computed once)."""
+    latents = {}
+
+    def plain(which):
+        if which not in latents:
+            harness = family_under_test(which).harness
+            latents[which] = harness.run_ksampler(request.getfixturevalue(which), cfg=3.0, steps=2)
+        return latents[which]
+    return plain
+
+
 PLANTED = {
     "making the call": ("__init__", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("planted"))),
     "recording scores": ("record", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("planted"))),
@@ -116,12 +129,13 @@ PLANTED = {
 
 @pytest.mark.parametrize("where", list(PLANTED))
 @pytest.mark.parametrize("tested, which", one_model_each())
-def test_a_failing_capture_still_gives_the_image_and_a_clear_error(request, monkeypatch, tested, which, where):
+def test_a_failing_capture_still_gives_the_image_and_a_clear_error(request, monkeypatch, plain_latents, tested, which,
+                                                                   where):
     family, model = tested.harness, request.getfixturevalue(which)
-    expected = family.run_ksampler(model, cfg=3.0)
+    expected = plain_latents(which)
     name, failing = PLANTED[where]
     monkeypatch.setattr(ModelCall, name, failing)
-    latent, capture = family.run_capture(model, family.concepts(), cfg=3.0)
+    latent, capture = family.run_capture(model, family.concepts(), cfg=3.0, steps=2)
     assert torch.equal(latent, expected)
     assert capture.error == "RuntimeError: planted" and not capture.steps
     for run_node in (lambda: aggregate(capture), lambda: ConceptReport.execute(capture)):
@@ -130,7 +144,7 @@ def test_a_failing_capture_still_gives_the_image_and_a_clear_error(request, monk
                                                  r"would be without ConceptAttention"):
             run_node()
     monkeypatch.undo()
-    assert not family.run_capture(model, family.concepts())[1].error       # the next run captures again
+    assert not family.run_capture(model, family.concepts(), steps=1)[1].error       # the next run captures again
 
 
 def test_a_nan_latent_gives_a_clear_message_on_the_maps(flux_dev):
