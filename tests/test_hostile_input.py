@@ -136,8 +136,18 @@ def submit(server, prompt):
     return OK, entry
 
 
-def test_enough_cases():
-    assert len(CASES) >= 30
+def test_every_typed_input_of_the_graph_has_a_hostile_case():
+    """Each text or number that a user types into one of our nodes in this graph is
+    tried with something hostile (a new input without a case fails here)."""
+    from comfy_api.latest import io
+    from concept_attention.nodes import NODES
+
+    schemas = {node.define_schema().node_id: node.define_schema() for node in NODES}
+    typed = {(title, spec.id) for title, node_id in IDS.items() if WORKFLOW[node_id]["class_type"] in schemas
+             for spec in schemas[WORKFLOW[node_id]["class_type"]].inputs
+             if isinstance(spec, (io.String.Input, io.Float.Input)) and spec.id in WORKFLOW[node_id]["inputs"]}
+    tried = {(title, name) for _, _, _, title, name, _ in CASES}
+    assert typed and typed <= tried, f"no hostile case for {sorted(typed - tried)}"
 
 
 @pytest.mark.parametrize("what, change, expected, title, input_name, pattern", CASES, ids=[c[0] for c in CASES])
