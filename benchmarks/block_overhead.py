@@ -32,9 +32,7 @@ capture's cost.
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 from harness import host
 
@@ -107,10 +105,9 @@ def build(unet_config: dict, blocks: str, kept: int = 2, device: str = "cpu"):
     `blocks` (None: all), built on the meta device, filled on `device` with random bf16
     weights (fast on a GPU), and left on the CPU for ComfyUI to load onto `device` with
     its own memory accounting, as a loaded checkpoint would be."""
-    import torch
-
     import comfy.model_detection
     import comfy.model_patcher
+    import torch
 
     model_config = comfy.model_detection.model_config_from_unet_config(unet_config, {})
     if model_config is None:
@@ -138,28 +135,34 @@ def build(unet_config: dict, blocks: str, kept: int = 2, device: str = "cpu"):
 PARTS = (("maths", "unrotate_pairs", "image queries before RoPE, in fp32 (cross-attention baseline)"),
          ("maths", "output_space_scores", "output-space scores (image outputs to fp32, dot products)"),
          ("maths", "cross_attention_scores", "cross-attention scores"),
-         ("families", "attention_pytorch", "the concepts' attention over [concepts, image]"))
+         ("call", "attention_pytorch", "the concepts' attention over [concepts, image]"))
 
 
 class OwnTime:
     """While active, adds up the wall time spent in the capture's own code (here, in
     the benchmark only): around each block, ConceptBlockPatch's time less the real
-    block's, plus the attention tap's time inside the block; CogVideoX's pre-block hook.
+    block's, plus the concept step inside the block's attention (ModelCall.on_attention);
+    for a family with block hooks, the hook's preparation (ModelCall.prepare).
     `parts` adds up the time of each function in PARTS."""
 
     def __init__(self):
         from concept_attention.analysis import maths
-        from concept_attention.hooks import capture, cogvideox, flux, sd3
+        from concept_attention.hooks import call, capture
         self.seconds = 0.0
         self.parts = {name: 0.0 for _, name, _ in PARTS}
-        families = (flux, sd3, cogvideox)
         self.patches = [(capture.ConceptBlockPatch, "__call__", self._timed(capture.ConceptBlockPatch.__call__, 1)),
                         (capture.ConceptBlockPatch, "_run_block", self._timed(capture.ConceptBlockPatch._run_block, -1)),
-                        (cogvideox._Call, "before_block", self._timed(cogvideox._Call.before_block, 1))]
-        self.patches += [(module, "with_attention_tap", self._tapped(module.with_attention_tap)) for module in families]
+                        (call.ModelCall, "on_attention", self._timed(call.ModelCall.on_attention, 1)),
+                        (call.ModelCall, "prepare", self._timed_prepare(call.ModelCall.prepare))]
         for where, name, _ in PARTS:
-            for module in ((maths,) if where == "maths" else families):
-                self.patches.append((module, name, self._timed(getattr(module, name), 0, name)))
+            module = maths if where == "maths" else call
+            self.patches.append((module, name, self._timed(getattr(module, name), 0, name)))
+
+    def _timed_prepare(self, prepare):
+        """Inside a ConceptBlockPatch (block patches) prepare is already counted; from a block hook it is not."""
+        def timed(call, *args):
+            return self._timed(prepare, 0 if call.family.block_patches else 1)(call, *args)
+        return timed
 
     def _timed(self, function, sign, part=None):
         def timed(*args, **kwargs):
@@ -172,11 +175,6 @@ class OwnTime:
                 if part is not None:
                     self.parts[part] += seconds
         return timed
-
-    def _tapped(self, with_attention_tap):
-        def tapped(transformer_options, on_attention):
-            return with_attention_tap(transformer_options, self._timed(on_attention, 1))
-        return tapped
 
     def __enter__(self):
         self.saved = [(owner, name, getattr(owner, name)) for owner, name, _ in self.patches]
@@ -200,11 +198,11 @@ def main():
     # Read when ComfyUI's attention module is imported.
     host.prepare(use_pytorch_cross_attention=opts.attention == "pytorch")
 
+    import comfy.ldm.modules.attention
+    import nodes as comfy_nodes
     import torch
 
-    import comfy.ldm.modules.attention
     from benchmarks import measure
-    import nodes as comfy_nodes
     from concept_attention import hooks
     from concept_attention.analysis.data import ConceptSet
     from concept_attention.nodes.sampler import ConceptAttentionSampler

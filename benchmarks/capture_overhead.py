@@ -12,21 +12,20 @@ the profiler's allocation records, on a GPU the CUDA allocator's peak).
     ~/comfy/venv/bin/python -m benchmarks.capture_overhead [--repeats 3] [--models flux1,sd3,flux2,cogvideox,demo] [--gpu]
 """
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 from harness import host
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CONCEPTS = ("dragon", "rock", "sky", "tree", "water")
 
 
 def tiny_models_to_run(directory: Path) -> dict:
     """name -> (what, load() -> model, harness (tests/sampling.py), latent size, steps)."""
-    from harness import sampling
-    from harness import tiny_models
+    from harness import sampling, tiny_models
 
     flux1 = {**tiny_models.FLUX1_CONFIG, "depth": 4}     # the default layers are its last four, as Flux 1's 15-18
     return {
@@ -58,10 +57,10 @@ def main():
     opts = parser.parse_args()
     host.prepare(cpu=not opts.gpu)
 
+    import nodes as comfy_nodes
     import torch
 
     from benchmarks import measure
-    import nodes as comfy_nodes
     from concept_attention import hooks
     from concept_attention.demo import model as demo_model
     from concept_attention.nodes.encode import ConceptEncode

@@ -11,18 +11,16 @@ Only the sizes are measured; the full `every_step_and_layer` rows of the video m
 allocate that much memory (several GB) for a moment.
 """
 import argparse
-import sys
-from pathlib import Path
 
 from harness import host
 
 # (family module name, model, its joint-attention blocks, pixels per patch side)
 IMAGE_MODELS = [
-    ("flux", "Flux 1 dev / schnell", 19, 16),
-    ("flux2", "Flux 2 dev", 8, 16),
-    ("sd3", "SD3 medium", 24, 16),
-    ("sd3", "SD3.5 medium", 24, 16),
-    ("sd3", "SD3.5 large", 38, 16),
+    ("Flux 1", "Flux 1 dev / schnell", 19, 16),
+    ("Flux 2", "Flux 2 dev", 8, 16),
+    ("SD3", "SD3 medium", 24, 16),
+    ("SD3", "SD3.5 medium", 24, 16),
+    ("SD3", "SD3.5 large", 38, 16),
 ]
 # (model, blocks, token grid (frames, height, width), what it is): CogVideoX at its own
 # resolutions, 50 steps as the reference's example. 1.0: 49 frames at 480x720 are 13 latent
@@ -53,16 +51,16 @@ def main():
     from concept_attention import hooks
     from concept_attention.analysis.data import KEEP_ALL, KEEP_SUMS
 
-    families = {module.__name__.rsplit(".", 1)[-1]: module for module in hooks.FAMILIES}
+    families = {family.name: family for family in hooks.FAMILIES}
     print(f"{opts.size}x{opts.size} px, {opts.steps} steps, {opts.concepts} concepts, batch 1, concept attention "
           "(the cross-attention baseline, when recorded too, doubles these); "
           f"MiB (budget at the defaults: {IMAGE_BUDGET_MB} MB)")
     print(f"| model | default layers | patches | {KEEP_SUMS} | {KEEP_ALL} |")
     print("|---|---|---|---|---|")
-    for module, model, blocks, pixels in IMAGE_MODELS:
+    for name, model, blocks, pixels in IMAGE_MODELS:
         side = opts.size // pixels
-        _row(families[module], model, blocks, (1, side, side), opts.steps, opts.concepts)
-    if "cogvideox" not in families:
+        _row(families[name], model, blocks, (1, side, side), opts.steps, opts.concepts)
+    if "CogVideoX" not in families:
         print(f"\nCogVideoX: {hooks.UNAVAILABLE['CogVideoX']}")
         return
     print(f"\nvideo, {VIDEO_STEPS} steps, {opts.concepts} concepts, batch 1, concept attention; MiB "
@@ -70,7 +68,7 @@ def main():
     print(f"| model | video | default layers | patches (frames x h x w) | {KEEP_SUMS} | {KEEP_ALL} |")
     print("|---|---|---|---|---|---|")
     for model, blocks, grid, video in VIDEO_MODELS:
-        _row(families["cogvideox"], model, blocks, grid, VIDEO_STEPS, opts.concepts, video)
+        _row(families["CogVideoX"], model, blocks, grid, VIDEO_STEPS, opts.concepts, video)
 
 
 def _row(family, model, blocks, grid, steps, concepts, video=None):

@@ -19,9 +19,7 @@ GPU memory for Flux 1 dev):
     python -m benchmarks.gpu_sampling --device cpu --scale 0.05 --steps 2 --video-steps 2   # a check of the script
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
 from benchmarks import block_overhead
 from harness import host
@@ -57,10 +55,10 @@ def main():
     opts = parser.parse_args()
     host.prepare(cpu=opts.device == "cpu")
 
-    import torch
-
     import comfy.ldm.modules.attention
     import comfy.model_management
+    import torch
+
     from benchmarks import measure
     from concept_attention import hooks
     from concept_attention.analysis.data import ConceptSet

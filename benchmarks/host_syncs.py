@@ -12,8 +12,6 @@ random weights), since the count does not depend on the width.
 """
 import argparse
 import collections
-import sys
-from pathlib import Path
 
 from benchmarks import block_overhead
 from harness import host
@@ -52,9 +50,9 @@ def main():
     opts = parser.parse_args()
     host.prepare()
 
+    import nodes as comfy_nodes
     import torch
 
-    import nodes as comfy_nodes
     from concept_attention import hooks
     from concept_attention.analysis.data import ConceptSet
     from concept_attention.nodes.sampler import ConceptAttentionSampler

@@ -17,9 +17,7 @@ default layers); the others vary one of them.
     ~/comfy/venv/bin/python -m benchmarks.localization [--scenes 200] [--noise 0.5]
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 

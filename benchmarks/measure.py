@@ -77,6 +77,7 @@ def ksampler_against_capture(model, steps, cfg, positive, negative, latent, conc
     (PeakMemory), each {"plain": ..., "captured": ...};
     "capture": a CONCEPT_ATTN of the capture}."""
     import nodes as comfy_nodes
+
     from concept_attention.nodes.sampler import ConceptAttentionSampler
 
     def plain():

@@ -12,15 +12,15 @@ the bundled demo scene scaled to the image size, and, as a bound, random noise.
     ~/comfy/venv/bin/python -m benchmarks.viewer_payload [--size 1024] [--steps 28] [--concepts 8]
 """
 import argparse
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 from harness import host
+
+ROOT = Path(__file__).resolve().parents[1]
 
 BUDGET_MB = 2
 # (family module name, model, its joint-attention blocks)
-MODELS = [("flux", "Flux 1 dev", 19), ("sd3", "SD3.5 large", 38)]
+MODELS = [("Flux 1", "Flux 1 dev", 19), ("SD3", "SD3.5 large", 38)]
 
 
 def smooth_scores(concepts: int, side: int, seed: int = 0):
@@ -66,20 +66,20 @@ def main():
     host.prepare()
     import json
 
-    from harness import synthetic
     from concept_attention import hooks
     from concept_attention.analysis.data import KEEP_SUMS
     from concept_attention.analysis.viewer_data import payload
+    from harness import synthetic
 
-    families = {module.__name__.rsplit(".", 1)[-1]: module for module in hooks.FAMILIES}
+    families = {family.name: family for family in hooks.FAMILIES}
     side = opts.size // 16
     grid = (1, side, side)
     print(f"{opts.size}x{opts.size} px ({side}x{side} patches), {opts.steps} steps, {opts.concepts} concepts, "
           f"batch 1; MB (10^6 bytes) of the node's UI output as JSON (budget {BUDGET_MB} MB)")
     print("| model | default layers | views | maps | picture | maps (MB) | picture (MB) | total (MB) |")
     print("|---|---|---|---|---|---|---|---|")
-    for module, model, blocks in MODELS:
-        family = families[module]
+    for name, model, blocks in MODELS:
+        family = families[name]
         for maps_kind in ("smooth", "random"):
             scores = smooth_scores(opts.concepts, side) if maps_kind == "smooth" else None
             capture = synthetic.capture(family, blocks, grid, opts.steps, opts.concepts, KEEP_SUMS, scores,

@@ -12,9 +12,7 @@ concepts beside the model, rather than inside its own products, can go below.
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 from harness import host
 

@@ -28,8 +28,6 @@ Seeded and reproducible for a given set of arguments (same steps, same batch).
 import argparse
 import json
 import math
-import os
-import sys
 import time
 import types
 from pathlib import Path

@@ -1,10 +1,9 @@
 """Checks that several test files share: the maps a capture gives through Heatmap
 Aggregate, and that a model carries nothing of ours after a run, an error or an
 interrupt."""
+import comfy.model_management
 import pytest
 import torch
-
-import comfy.model_management
 
 from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes.aggregate import HeatmapAggregate

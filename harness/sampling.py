@@ -3,13 +3,12 @@ full-size text encoders cannot be built here), empty latents, and the
 ConceptAttention Sampler and KSampler run with the same inputs."""
 from dataclasses import dataclass
 
+import nodes as comfy_nodes
 import torch
 
-import nodes as comfy_nodes
-
-from harness import tiny_models
 from concept_attention.analysis.data import KEEP_SUMS, ConceptSet
 from concept_attention.nodes.sampler import ConceptAttentionSampler
+from harness import tiny_models
 
 SEED = 5
 

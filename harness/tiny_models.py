@@ -72,7 +72,7 @@ def _fill_(param: torch.Tensor, name: str, gen: torch.Generator) -> None:
 
 def _init_uninitialised_(module: torch.nn.Module, gen: torch.Generator) -> None:
     """Fill parameters of modules that have no reset_parameters (their torch.empty is garbage)."""
-    for mod_name, mod in module.named_modules():
+    for mod in module.modules():
         if hasattr(mod, "reset_parameters"):
             continue
         for p_name, p in mod.named_parameters(recurse=False):
@@ -186,6 +186,7 @@ def build_cogvideox_clip(seed=0):
     """A real, tiny CogVideoX text encoder: ComfyUI's CogVideoX T5-XXL class at the
     tiny T5 width, with the real T5 tokenizer (padded to 226). cond: (1, 226, 64)."""
     import comfy.text_encoders.cogvideo as cogvideo_text
+
     from concept_attention.demo.model import small_text_encoder
 
     clip = small_text_encoder(cogvideo_text.cogvideo_te(dtype_t5=torch.float32), cogvideo_text.CogVideoXTokenizer,
@@ -210,6 +211,7 @@ def build_sd3_clip(clip_l=True, clip_g=True, t5=True, seed=0):
     penultimate layer); T5 must be 4096 wide, as SD3 concatenates its tokens after
     the CLIP part, but has one layer. cond: (1, 77 [+ 77], 4096)."""
     import comfy.text_encoders.sd3_clip as sd3_clip
+
     from concept_attention.demo.model import small_text_encoder
 
     small_clip = dict(hidden_size=TINY_TEXT_DIM, intermediate_size=128, num_attention_heads=2, num_hidden_layers=3,
@@ -227,6 +229,7 @@ def build_klein_clip(seed=0):
     Qwen 3 4B model at width 64 (28 layers, since Klein reads layers 9, 18 and 27),
     with the real Qwen tokenizer and chat template. cond: (1, 512, 192)."""
     import comfy.text_encoders.flux as flux_text
+
     from concept_attention.demo.model import small_text_encoder
 
     qwen = dict(hidden_size=KLEIN_WIDTH, intermediate_size=KLEIN_WIDTH, num_hidden_layers=28,

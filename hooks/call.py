@@ -9,9 +9,8 @@ chosen layers, and the stream's way out of the block.
 import math
 from dataclasses import dataclass
 
-import torch
-
 import comfy.model_management
+import torch
 from comfy.ldm.modules.attention import attention_pytorch
 
 from ..analysis import maths

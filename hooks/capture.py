@@ -21,11 +21,10 @@ import inspect
 import logging
 from dataclasses import dataclass
 
-import torch
-
 import comfy.model_management
 import comfy.model_patcher
 import comfy.patcher_extension
+import torch
 from comfy_api.torch_helpers.torch_compile import TORCH_COMPILE_KWARGS
 
 from ..analysis import maths
@@ -357,7 +356,8 @@ def outer_sample_wrapper(spec: CaptureSpec, result: ConceptAttention):
     return wrapper
 
 
-def predict_noise_wrapper(executor, x, timestep, model_options={}, seed=None):
+def predict_noise_wrapper(executor, x, timestep, model_options=None, seed=None):
+    model_options = {} if model_options is None else model_options     # the wrapped function's default
     recorder = model_options.get("transformer_options", {}).get(KEY)
     if recorder is not None:
         recorder.begin_prediction()

@@ -8,11 +8,10 @@ only. The concepts take the text modulation, the shared projections and no RoPE,
 attend to [concepts, video tokens], and nothing attends to them. The model has no
 block patch point, so the core hooks its blocks for the length of each recorded call.
 """
-import torch
-import torch.nn.functional as F
-
 import comfy.ldm.cogvideo.model as cogvideo
 import comfy.text_encoders.cogvideo
+import torch
+import torch.nn.functional as F
 
 from ..analysis import maths
 from .call import ModelCall

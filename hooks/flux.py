@@ -5,11 +5,10 @@ Concepts run through the text-stream weights of every double block up to the las
 chosen one (txt_mod, txt_norm1, txt_attn.qkv and its QK-norm, RoPE, txt_attn.proj,
 txt_norm2, txt_mlp); they skip the single blocks, as the paper's code does.
 """
-import torch
-
 import comfy.ldm.flux.math
 import comfy.ldm.flux.model
 import comfy.text_encoders.flux
+import torch
 from comfy.ldm.flux.layers import apply_mod, timestep_embedding
 
 from ..analysis import maths

@@ -1,12 +1,10 @@
 """The ComfyUI nodes (V3 API). Each node checks its inputs and delegates."""
 from comfy_api.latest import ComfyExtension, io
 
-from .demo import install_demo_scene
-
 from .aggregate import HeatmapAggregate
 from .apply import ConceptAttentionApply
 from .compare import ConceptCompare
-from .demo import ConceptAttentionDemoModel
+from .demo import ConceptAttentionDemoModel, install_demo_scene
 from .encode import ConceptEncode
 from .encode_image import ConceptAttentionEncodeImage
 from .evolution import ConceptEvolution

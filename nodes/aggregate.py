@@ -7,7 +7,8 @@ from ..analysis.data import ConceptMaps
 from ..analysis.errors import require_finite
 from ..analysis.render import draw_label
 from . import map_inputs
-from .types import CATEGORY, ConceptMaps as ConceptMapsType
+from .types import CATEGORY
+from .types import ConceptMaps as ConceptMapsType
 
 NODE = "HeatmapAggregate"
 OUTPUT_SIZES = ("image", "latent_grid")

@@ -2,7 +2,15 @@
 from comfy_api.latest import io
 
 from ..analysis.data import KEEP_SUMS
-from .setup import MODELS, attach_capture, concepts_input, cross_attention_input, keep_input, layers_input, timesteps_input
+from .setup import (
+    MODELS,
+    attach_capture,
+    concepts_input,
+    cross_attention_input,
+    keep_input,
+    layers_input,
+    timesteps_input,
+)
 from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionApply"

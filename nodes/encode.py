@@ -5,8 +5,8 @@ from comfy_api.latest import io
 from .. import hooks
 from ..analysis.data import ConceptSet
 from ..analysis.errors import NodeInputError
-from ..hooks.text import template, word_positions
 from ..analysis.selection import MAX_CONCEPTS, MAX_WORD_CHARS, parse_concepts
+from ..hooks.text import template, word_positions
 from .types import CATEGORY, Concepts
 
 NODE = "ConceptEncode"

@@ -1,17 +1,24 @@
 """ConceptAttentionEncodeImage: maps for an existing image, from one noised forward pass per sample."""
 import dataclasses
 
-import torch
-
 import comfy.sample
 import comfy.samplers
 import comfy.utils
+import torch
 from comfy_api.latest import io
 
 from ..analysis.data import KEEP_SUMS, ConceptAttention
 from ..analysis.errors import NodeInputError, require_finite
-from .setup import (MODELS, attach_capture, check_patch_count, concepts_input, cross_attention_input, keep_input,
-                    layers_input, pixels_per_patch)
+from .setup import (
+    MODELS,
+    attach_capture,
+    check_patch_count,
+    concepts_input,
+    cross_attention_input,
+    keep_input,
+    layers_input,
+    pixels_per_patch,
+)
 from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionEncodeImage"

@@ -5,8 +5,16 @@ from comfy_api.latest import io
 
 from ..analysis.data import KEEP_SUMS
 from ..analysis.errors import require_finite
-from .setup import (MODELS, attach_capture, check_latent_size, concepts_input, cross_attention_input, keep_input,
-                    layers_input, timesteps_input)
+from .setup import (
+    MODELS,
+    attach_capture,
+    check_latent_size,
+    concepts_input,
+    cross_attention_input,
+    keep_input,
+    layers_input,
+    timesteps_input,
+)
 from .types import CATEGORY, ConceptAttn
 
 NODE = "ConceptAttentionSampler"

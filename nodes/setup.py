@@ -4,8 +4,8 @@ from comfy_api.latest import io
 from .. import hooks
 from ..analysis.data import KEEP_ALL, KEEP_SUMS, KEEPS
 from ..analysis.errors import NodeInputError
-from ..hooks.capture import COMPILED, CaptureSpec, attach, is_compiled
 from ..analysis.selection import parse_indices
+from ..hooks.capture import COMPILED, CaptureSpec, attach, is_compiled
 from .types import Concepts
 
 MODELS = f"A {hooks.family_names()} model."

@@ -60,6 +60,7 @@ def sd3_clip():
 @pytest.fixture(scope="session")
 def klein_clip():
     import comfy.text_encoders.flux
+
     from harness import tiny_models
     if not hasattr(comfy.text_encoders.flux, "KleinTokenizer"):
         pytest.skip("this ComfyUI has no Klein text encoder (Qwen 3); ComfyUI 0.3.75 predates it")
@@ -73,6 +74,7 @@ def tiny_vae(tmp_path_factory):
     this ComfyUI's VAELoader lists no such name."""
     import folder_paths
     import nodes
+
     from harness import tiny_models
 
     directory = tmp_path_factory.mktemp("vae_approx")

@@ -9,11 +9,11 @@ import torch
 from concept_attention.analysis import maths
 from concept_attention.analysis.data import KEEP_ALL
 from concept_attention.analysis.errors import NodeInputError
+from concept_attention.analysis.render import BACKGROUND, EMPTY_CELL, GRID_GAP
 from concept_attention.nodes.compare import ConceptCompare
 from concept_attention.nodes.evolution import ConceptEvolution
 from concept_attention.nodes.gate import ConceptGate
 from concept_attention.nodes.report import ConceptReport
-from concept_attention.analysis.render import BACKGROUND, EMPTY_CELL, GRID_GAP
 from harness.synthetic import planted
 
 pytestmark = pytest.mark.unit
@@ -270,8 +270,8 @@ def test_compare_refuses_runs_that_do_not_line_up():
 
 
 def test_non_finite_scores_give_a_clear_message_not_nan_images():
-    from harness.checks import aggregate
     from concept_attention.nodes.viewer import ConceptAttentionViewer
+    from harness.checks import aggregate
 
     def maps(step, layer):
         values = two_concepts().clone()

@@ -11,7 +11,7 @@ from concept_attention.nodes.compare import ConceptCompare
 from concept_attention.nodes.evolution import ConceptEvolution
 from concept_attention.nodes.gate import ConceptGate
 from concept_attention.nodes.report import ConceptReport
-from harness.families import one_model_each, family_under_test
+from harness.families import family_under_test, one_model_each
 
 pytestmark = pytest.mark.model
 

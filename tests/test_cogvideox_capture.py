@@ -4,10 +4,9 @@ loaded by its own loader): 1.0 with RoPE (5b-like), 1.0 with the positional tabl
 and MASK batches in the documented layout, the temporal mapping, the T5 text encoder,
 and no hook left behind. (For every family: identical latents in
 test_identical_latents.py, the paper's equations in test_paper_equations.py.)"""
+import comfy.model_management
 import pytest
 import torch
-
-import comfy.model_management
 
 from concept_attention.analysis.data import KEEP_ALL, ConceptAttention
 from concept_attention.analysis.errors import NodeInputError

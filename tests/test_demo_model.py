@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from concept_attention.demo import scenes
-from concept_attention.demo.model import DEFAULT_DIR, FILES, load_config, load_demo
+from concept_attention.demo.model import load_config, load_demo
 
 pytestmark = pytest.mark.model
 
@@ -48,6 +48,7 @@ def test_built_from_config_equals_the_stock_loader_where_it_can(tmp_path, monkey
     from its config: the same model as the loader's where the loader can (here a tiny
     Flux on ComfyUI 0.33)."""
     import comfy.utils
+
     from concept_attention.demo import model as demo_model
     from harness import tiny_models
 
@@ -74,6 +75,7 @@ def test_a_patch_size_the_stock_loader_cannot_size_is_built_from_config(tmp_path
     would take it for patch 2 with a quarter of its input channels."""
     import comfy.model_detection
     import comfy.utils
+
     from concept_attention.demo import model as demo_model
     from harness import tiny_models
 

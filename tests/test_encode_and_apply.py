@@ -1,11 +1,15 @@
 """Maps of existing images (ConceptAttentionEncodeImage), capture with any sampler
 node (ConceptAttentionApply) and its caching semantics, and mask outputs."""
+import nodes as comfy_nodes
 import pytest
 import torch
-
-import nodes as comfy_nodes
-from comfy_extras.nodes_custom_sampler import (BasicScheduler, CFGGuider, KSamplerSelect, RandomNoise,
-                                               SamplerCustomAdvanced)
+from comfy_extras.nodes_custom_sampler import (
+    BasicScheduler,
+    CFGGuider,
+    KSamplerSelect,
+    RandomNoise,
+    SamplerCustomAdvanced,
+)
 from comfy_extras.nodes_slg import SkipLayerGuidanceDiT
 
 from concept_attention.analysis import maths
@@ -14,9 +18,9 @@ from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes.apply import ConceptAttentionApply
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
+from harness.checks import aggregate
 from harness.families import BY_NAME, expected_scores, recorded_inputs
 from harness.sampling import FLUX1
-from harness.checks import aggregate
 
 pytestmark = pytest.mark.model
 SEED, STEPS = 5, 4

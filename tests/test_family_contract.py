@@ -5,14 +5,14 @@ import importlib.util
 import inspect
 
 import pytest
+from test_identical_latents import CASES as IDENTICAL_LATENT_CASES
+from test_paper_equations import CASES as PAPER_EQUATION_CASES
 
 from concept_attention import hooks
 from concept_attention.hooks.call import ModelCall
 from concept_attention.hooks.family import APPLY_MODEL, DIFFUSION_MODEL, Family
 from concept_attention.hooks.text import TextEncoding
 from harness.families import BY_NAME
-from test_identical_latents import CASES as IDENTICAL_LATENT_CASES
-from test_paper_equations import CASES as PAPER_EQUATION_CASES
 
 pytestmark = pytest.mark.model
 FAMILIES = [pytest.param(family, id=family.name) for family in hooks.FAMILIES]

@@ -8,10 +8,9 @@ with ComfyUI, so the dev model is tested with conditioning built directly.
 (Identical latents for every family: test_identical_latents.py.)"""
 import dataclasses
 
+import comfy.patcher_extension
 import pytest
 import torch
-
-import comfy.patcher_extension
 
 from concept_attention.analysis.data import KEEP_ALL, ConceptSet
 from concept_attention.analysis.errors import NodeInputError

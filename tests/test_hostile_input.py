@@ -140,6 +140,7 @@ def test_every_typed_input_of_the_graph_has_a_hostile_case():
     """Each text or number that a user types into one of our nodes in this graph is
     tried with something hostile (a new input without a case fails here)."""
     from comfy_api.latest import io
+
     from concept_attention.nodes import NODES
 
     schemas = {node.define_schema().node_id: node.define_schema() for node in NODES}
@@ -176,7 +177,7 @@ def test_hostile_input(server, what, change, expected, title, input_name, patter
 
 
 def test_the_server_still_runs_a_valid_prompt(server):
-    for what, change, *_ in CASES[:3]:
+    for _, change, *_ in CASES[:3]:
         prompt = base()
         change(prompt)
         submit(server, prompt)

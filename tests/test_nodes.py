@@ -1,22 +1,20 @@
 """Node behaviour a user sees: encoding, heatmap outputs, overlays, clear errors,
 and a model that carries no patch of ours after a run, an error or an interrupt."""
-import pytest
-import torch
-
 import comfy.model_management
 import comfy.model_patcher
 import comfy.supported_models
 import nodes as comfy_nodes
+import pytest
+import torch
 
+from concept_attention.analysis import viewer_data
 from concept_attention.analysis.errors import NodeInputError
+from concept_attention.analysis.viewer_data import BUDGET_BYTES
 from concept_attention.nodes import NODES
-from concept_attention.nodes.aggregate import HeatmapAggregate
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.overlay import HeatmapOverlay
 from concept_attention.nodes.sampler import ConceptAttentionSampler
 from concept_attention.nodes.viewer import UI_KEY, ConceptAttentionViewer
-from concept_attention.analysis import viewer_data
-from concept_attention.analysis.viewer_data import BUDGET_BYTES
 from harness.checks import aggregate, check_no_patch_remains
 from harness.sampling import FLUX1
 

@@ -17,13 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import host
-from tools import make_workflows
-from tools import render_thumbnails
-from harness import tiny_models
-from harness import workflow_format
-from harness.comfy_server import REPO, ComfyServer
 from concept_attention import hooks
+from harness import host, tiny_models, workflow_format
+from harness.comfy_server import REPO, ComfyServer
+from tools import make_workflows, render_thumbnails
 
 pytestmark = pytest.mark.server
 
@@ -76,6 +73,7 @@ def model_rules(server):
     UNETLoader builds Flux only at full size (24 heads, Flux 2 48): there the Flux 1
     workflows run on the bundled demo model, and the Flux 2 ones are skipped."""
     import comfy.utils
+
     from concept_attention.demo.model import stock_loader_builds
 
     folder = server.model_folders["diffusion_models"]

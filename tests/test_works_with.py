@@ -3,19 +3,17 @@ own LoRA loader), fp8-stored weights, custom operations that store weights their
 way (as GGUF loaders do), ComfyUI's low-VRAM partial loading, TorchCompileModel, and
 area conditioning. The image stays KSampler's; the maps follow the model that made it,
 or there is a clear message."""
-import pytest
-import torch
-
 import comfy.model_management
 import comfy.ops
 import comfy.sd
 import comfy.utils
+import pytest
+import torch
 
-from harness import sampling
-from harness import tiny_models
 from concept_attention.analysis.data import KEEP_ALL
 from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes.apply import ConceptAttentionApply
+from harness import sampling, tiny_models
 from harness.checks import aggregate
 
 pytestmark = pytest.mark.model

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from harness import host
 from harness.comfy_server import ComfyClient, ComfyServer
-from tools.make_workflows import CONCEPTS, DEMO_CONCEPTS, DEMO_PROMPT, OUT, REPO, WORKFLOWS
 from harness.workflow_format import nodes_of, substitute, ui_to_api
+from tools.make_workflows import CONCEPTS, DEMO_CONCEPTS, DEMO_PROMPT, OUT, REPO, WORKFLOWS
 
 SHEET_WIDTH = 512
 GAP = 4

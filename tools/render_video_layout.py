@@ -6,7 +6,6 @@ size cannot be had here), so the maps show the layout, not what CogVideoX sees.
     python -m tools.render_video_layout [--out docs/video_layout.png]
 """
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,8 +23,8 @@ def main():
     import torch
     from PIL import Image, ImageDraw
 
-    from harness import tiny_models
     from concept_attention.nodes.aggregate import HeatmapAggregate
+    from harness import tiny_models
     from harness.sampling import COGVIDEOX
 
     with tempfile.TemporaryDirectory() as scratch:
