@@ -2,7 +2,7 @@
 
     ~/comfy/venv/bin/python -m demo.train --dit-minutes 35   # the shipped model's recipe, writes demo/weights/
     ~/comfy/venv/bin/python -m demo.train --smoke         # a few steps of everything, to out/demo_smoke/
-    # the two attempts at a better model that MODEL_CARD.md reports (neither shipped):
+    # the two attempts at a better model that docs/demo-model.md reports (neither shipped):
     ~/comfy/venv/bin/python -m demo.train --architecture patch1 --short-captions 0.3 --compile \
         --dit-minutes 80 --work out/demo2/work --out out/demo2/model
     ~/comfy/venv/bin/python -m demo.train --init-from demo/weights/flux_demo.safetensors --short-captions 0.3 \

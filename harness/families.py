@@ -113,6 +113,18 @@ def family_under_test(model_name: str) -> FamilyUnderTest:
     return next(tested for tested in TESTED if model_name in (tiny.name for tiny in tested.tiny_models))
 
 
+def once_per_model(request, compute: Callable) -> Callable:
+    """model name -> compute(its sampling harness, the tiny model), computed once: for a
+    module-scoped fixture whose result several tests read."""
+    results = {}
+
+    def result(model_name):
+        if model_name not in results:
+            results[model_name] = compute(family_under_test(model_name).harness, request.getfixturevalue(model_name))
+        return results[model_name]
+    return result
+
+
 @contextlib.contextmanager
 def recorded_inputs(model):
     """Yields a list that fills with the diffusion model's own inputs at every call, by

@@ -11,21 +11,14 @@ from concept_attention.nodes.compare import ConceptCompare
 from concept_attention.nodes.evolution import ConceptEvolution
 from concept_attention.nodes.gate import ConceptGate
 from concept_attention.nodes.report import ConceptReport
-from harness.families import family_under_test, one_model_each
+from harness.families import once_per_model, one_model_each
 
 pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
 def family_captures(request):
-    captures = {}
-
-    def capture(which):
-        if which not in captures:
-            harness = family_under_test(which).harness
-            captures[which] = harness.run_capture(request.getfixturevalue(which), harness.concepts(), batch=2)[1]
-        return captures[which]
-    return capture
+    return once_per_model(request, lambda harness, model: harness.run_capture(model, harness.concepts(), batch=2)[1])
 
 
 @pytest.mark.parametrize("tested, which", one_model_each())

@@ -13,7 +13,7 @@ from concept_attention.nodes.report import ConceptReport
 from concept_attention.nodes.sampler import ConceptAttentionSampler
 from harness import sampling
 from harness.checks import aggregate
-from harness.families import family_under_test, one_model_each
+from harness.families import once_per_model, one_model_each
 
 pytestmark = pytest.mark.model
 BLOCKS = 3                                                    # every tiny model has 3 joint blocks or more
@@ -110,14 +110,7 @@ def test_attention_overrides_before_and_after_ours_keep_running(request, tested,
 @pytest.fixture(scope="module")
 def plain_latents(request):
     """which -> KSampler's latent of that tiny model at cfg 3, 2 steps (computed once)."""
-    latents = {}
-
-    def plain(which):
-        if which not in latents:
-            harness = family_under_test(which).harness
-            latents[which] = harness.run_ksampler(request.getfixturevalue(which), cfg=3.0, steps=2)
-        return latents[which]
-    return plain
+    return once_per_model(request, lambda harness, model: harness.run_ksampler(model, cfg=3.0, steps=2))
 
 
 PLANTED = {

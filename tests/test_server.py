@@ -142,7 +142,7 @@ def test_flux1_heatmaps_workflow(server, model_rules):
 
 
 # ---------------------------------------------------------------------------
-# The UI-format example workflows (workflows/*.json, written by tools/make_workflows.py).
+# The UI-format example workflows (workflows/*.json, written by python -m tools.make_workflows).
 
 # Images each output node (by title) gives for one generated image and the workflow's concepts.
 UI_OUTPUTS = {
