@@ -53,9 +53,6 @@ def load_flux(path, dit_config: dict, model_options: dict = None):
     (full size), so there ComfyUI's own model classes are built from `dit_config`
     instead, with the model config, dtype and devices the loader would choose.
     """
-    import comfy.model_detection
-    import comfy.model_management as mm
-    import comfy.model_patcher
     import comfy.sd
     import comfy.utils
 
@@ -63,20 +60,35 @@ def load_flux(path, dit_config: dict, model_options: dict = None):
     sd = comfy.utils.load_torch_file(str(path))
     if stock_loader_builds(sd, dit_config):
         return comfy.sd.load_diffusion_model_state_dict(sd, model_options=model_options)
-    unet_config = {"image_model": dit_config.get("image_model", "flux"), **flux_arguments(dit_config)}
-    model_config = comfy.model_detection.model_config_from_unet_config(unet_config, sd)
+    return build_from_config(sd, {"image_model": dit_config.get("image_model", "flux"), **flux_arguments(dit_config)},
+                             model_options)
+
+
+def build_from_config(state_dict: dict, unet_config: dict, model_options: dict = None):
+    """The ModelPatcher of a diffusion model state dict whose constructor arguments are
+    `unet_config` ("image_model" names the family), built with ComfyUI's own model
+    config and model classes and the dtype and devices its loader would choose: for
+    checkpoints whose size ComfyUI's detection fixes (it reads only some widths from
+    the weights)."""
+    import comfy.model_detection
+    import comfy.model_management as mm
+    import comfy.model_patcher
+    import comfy.utils
+
+    model_options = model_options or {}
+    model_config = comfy.model_detection.model_config_from_unet_config(unet_config, state_dict)
     if model_config is None:
-        raise RuntimeError(f"{path}: this ComfyUI has no Flux model for the config {unet_config}")
+        raise RuntimeError(f"this ComfyUI has no model for the config {unet_config}")
     load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
     supported = model_config.supported_inference_dtypes
-    dtype = model_options.get("dtype") or mm.unet_dtype(model_params=comfy.utils.calculate_parameters(sd),
+    dtype = model_options.get("dtype") or mm.unet_dtype(model_params=comfy.utils.calculate_parameters(state_dict),
                                                         supported_dtypes=supported,
-                                                        weight_dtype=comfy.utils.weight_dtype(sd))
+                                                        weight_dtype=comfy.utils.weight_dtype(state_dict))
     model_config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, supported))
     if model_options.get("custom_operations") is not None:      # as ComfyUI's loader passes them on
         model_config.custom_operations = model_options["custom_operations"]
-    model = model_config.get_model(sd, "")
-    model.load_model_weights(sd, "")
+    model = model_config.get_model(state_dict, "")
+    model.load_model_weights(state_dict, "")
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
 
 

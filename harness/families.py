@@ -48,6 +48,13 @@ def stock_loaded(name, builder, config, expect):
     return TinyModel(name, build)
 
 
+def from_config(name, builder, config, expect):
+    """A model whose size ComfyUI's detection fixes: built from its config (tiny_models.load_from_config)."""
+    def build(directory):
+        return tiny_models.load_from_config(builder(directory / f"{name}.safetensors", config), config, expect=expect)
+    return TinyModel(name, build)
+
+
 def flux_paper_scores(dm, inputs, concepts, layers):
     """Flux 1: zero text positions. Flux 2: the concepts sit where the word sits in its own
     encoding once that is left-padded to the call's text, clamped into the text."""
@@ -63,6 +70,12 @@ def flux_paper_scores(dm, inputs, concepts, layers):
 def sd3_paper_scores(dm, inputs, concepts, layers):
     return paper_equations.sd3_concept_attention_maps(dm, inputs["x"], inputs["timesteps"], inputs["context"],
                                                       inputs["y"], concepts.embeddings, layers)
+
+
+def qwen_image_paper_scores(dm, inputs, concepts, layers):
+    return paper_equations.qwen_image_concept_attention_maps(
+        dm, inputs["x"], inputs["timestep"], inputs["context"], concepts.embeddings, layers,
+        inputs.get("ref_latents") or (), inputs.get("ref_latents_method", dm.default_ref_method))
 
 
 def cogvideox_paper_scores(dm, inputs, concepts, layers):
@@ -83,6 +96,12 @@ TESTED = (
                  (stock_loaded("sd3", tiny_models.build_sd3, tiny_models.SD3_CONFIG, "SD3"),
                   stock_loaded("sd35_medium", tiny_models.build_sd3, tiny_models.SD35_MEDIUM_CONFIG, "SD3")),
                  sd3_paper_scores),
+    # qwen_image: Qwen-Image (2512); qwen_image_edit: Qwen-Image-Edit 2511 (references at t = 0).
+    FamilyUnderTest("Qwen-Image", sampling.QWEN_IMAGE,
+                 (from_config("qwen_image", tiny_models.build_qwen_image, tiny_models.QWEN_IMAGE_CONFIG, "QwenImage"),
+                  from_config("qwen_image_edit", tiny_models.build_qwen_image, tiny_models.QWEN_IMAGE_EDIT_CONFIG,
+                              "QwenImage")),
+                 qwen_image_paper_scores),
     # cogvideox: 1.0 with RoPE (5b-like); cogvideox_2b: the positional table; cogvideox_15: patch_size_t 2;
     # cogvideox_i2v: image-to-video (the image latent concatenated to the noise).
     FamilyUnderTest("CogVideoX", sampling.COGVIDEOX,
@@ -128,7 +147,8 @@ def once_per_model(request, compute: Callable) -> Callable:
 @contextlib.contextmanager
 def recorded_inputs(model):
     """Yields a list that fills with the diffusion model's own inputs at every call, by
-    name (tensors cloned), plus "flags": the call's cond_or_uncond. A forward pre-hook
+    name (tensors and lists of tensors cloned, strings such as ref_latents_method), plus
+    "flags": the call's cond_or_uncond. A forward pre-hook
     on the model, removed on exit."""
     dm = model.model.diffusion_model
     signature = inspect.signature(dm.forward)
@@ -136,8 +156,12 @@ def recorded_inputs(model):
 
     def record(module, args, kwargs):
         inputs = signature.bind(*args, **kwargs).arguments
+        inputs = {**inputs.pop("kwargs", {}), **inputs}
         options = inputs.get("transformer_options") or {}
         calls.append({**{name: value.clone() for name, value in inputs.items() if isinstance(value, torch.Tensor)},
+                      **{name: [tensor.clone() for tensor in value] for name, value in inputs.items()
+                         if isinstance(value, list) and value and all(isinstance(t, torch.Tensor) for t in value)},
+                      **{name: value for name, value in inputs.items() if isinstance(value, str)},
                       "flags": list(options.get("cond_or_uncond", [0]))})
 
     handle = dm.register_forward_pre_hook(record, with_kwargs=True)
@@ -155,8 +179,11 @@ def conditional_inputs(call: dict) -> dict:
     rows = [i * size + r for i, flag in enumerate(call["flags"]) if flag == 0 for r in range(size)]
     if not rows:
         return None
-    return {name: value[rows] if isinstance(value, torch.Tensor) and value.shape[:1] == (batch,) else value
-            for name, value in call.items() if name != "flags"}
+    def conditional(value):
+        if isinstance(value, list):
+            return [conditional(tensor) for tensor in value]
+        return value[rows] if isinstance(value, torch.Tensor) and value.shape[:1] == (batch,) else value
+    return {name: conditional(value) for name, value in call.items() if name != "flags"}
 
 
 def expected_scores(tested: FamilyUnderTest, model, calls: list, concepts, layers) -> list:

@@ -1,4 +1,4 @@
-"""ConceptAttention for one forward pass of Flux 1 or 2, SD3 or CogVideoX, written from the paper's
+"""ConceptAttention for one forward pass of Flux 1 or 2, SD3, Qwen-Image or CogVideoX, written from the paper's
 equations with plain torch (scaled_dot_product_attention, explicit RoPE and
 modulation) and the model's own modules for the learned layers. Independent of the
 extension's capture code: tests compare its maps with what the extension records.
@@ -245,4 +245,105 @@ def cogvideox_concept_attention_maps(dm, x, timestep, context, concept_embedding
         video = video + gate[:, None] * feed_forward(block, video, shift, scale)
         text = text + enc_gate[:, None] * feed_forward(block, text, enc_shift, enc_scale)
         concepts = concepts + enc_gate[:, None] * feed_forward(block, concepts, enc_shift, enc_scale)
+    return torch.stack(output_space), torch.stack(cross)
+
+
+# ---------------------------------------------------------------------------
+# Qwen-Image and Qwen-Image-Edit: dual-stream blocks, 3-axis RoPE with the text after
+# the image, per-token modulation of the reference tokens at t = 0 (index_timestep_zero).
+
+def _qwen_patches(x, p):
+    """[B, C, 1, H, W] -> tokens [B, (H/p)(W/p), C p p] and the grid (rows, cols)."""
+    batch, channels, _, height, width = x.shape
+    rows, cols = height // p, width // p
+    tokens = x[:, :, 0].reshape(batch, channels, rows, p, cols, p).permute(0, 2, 4, 1, 3, 5)
+    return tokens.reshape(batch, rows * cols, channels * p * p), (rows, cols)
+
+
+def _qwen_ids(grid, frame_index):
+    """Positions of one latent's tokens: (frame index, row, column), rows and columns centred."""
+    rows, cols = grid
+    ids = torch.zeros(rows, cols, 3)
+    ids[..., 0] = frame_index
+    ids[..., 1] = torch.arange(rows, dtype=torch.float32)[:, None] - rows // 2
+    ids[..., 2] = torch.arange(cols, dtype=torch.float32)[None, :] - cols // 2
+    return ids.reshape(-1, 3)
+
+
+def _qwen_modulate(x, shift, scale):
+    return x * (1 + scale) + shift
+
+
+@torch.no_grad()
+def qwen_image_concept_attention_maps(dm, x, timestep, context, concept_embeddings, layers, ref_latents=(),
+                                      ref_method="index"):
+    """Per-layer (output-space, cross-attention) raw scores [L, B, C, P] of one
+    Qwen-Image call; x [B, C, 1, H, W] with even H and W, no text mask. Text positions
+    run from txt_start = max(rows, cols) // 2 on all three axes; every concept sits at
+    txt_start. Reference latents (editing) follow the image as keys, at frame index
+    1, 2, ... (-1, -2, ... under negative_index); under index_timestep_zero their
+    modulation is that of t = 0."""
+    p = dm.patch_size
+    batch = x.shape[0]
+    image, grid = _qwen_patches(x, p)
+    patches = image.shape[1]
+    ids = [_qwen_ids(grid, 0)]
+    for number, ref in enumerate(ref_latents, start=1):
+        tokens, ref_grid = _qwen_patches(ref, p)
+        image = torch.cat((image, tokens), dim=1)
+        ids.append(_qwen_ids(ref_grid, -number if ref_method == "negative_index" else number))
+    image = dm.img_in(image)
+    txt_start = max(grid) // 2
+    text = dm.txt_in(dm.txt_norm(context))
+    concepts = dm.txt_in(dm.txt_norm(concept_embeddings.unsqueeze(0).expand(batch, -1, -1)))
+    text_ids = (txt_start + torch.arange(text.shape[1], dtype=torch.float32))[:, None].expand(-1, 3)
+    pe = dm.pe_embedder(torch.cat((text_ids, *ids))[None])                    # [1, 1, N, D/2, 2, 2]
+    pe_text, pe_image = pe[:, :, :text.shape[1]], pe[:, :, text.shape[1]:]
+    pe_concepts = dm.pe_embedder(torch.full((1, concepts.shape[1], 3), float(txt_start)))
+
+    temb = dm.time_text_embed(timestep, image)                                 # [B, dim]
+    zero = ref_method == "index_timestep_zero" and len(ref_latents) > 0
+    temb_ref = dm.time_text_embed(timestep * 0, image) if zero else temb
+    is_ref = (torch.arange(image.shape[1]) >= patches)[None, :, None]
+
+    def image_modulation(block, part):
+        """shift, scale, gate per image token [B, N, dim] (chunk `part` of img_mod)."""
+        own = block.img_mod(temb).chunk(6, dim=-1)[3 * part:3 * part + 3]
+        ref = block.img_mod(temb_ref).chunk(6, dim=-1)[3 * part:3 * part + 3]
+        return [torch.where(is_ref, r[:, None], o[:, None]) for o, r in zip(own, ref)]
+
+    def heads(tensor, count):
+        return tensor.unflatten(-1, (count, -1)).transpose(1, 2)               # [B, H, N, D]
+
+    output_space, cross = [], []
+    for index in range(max(layers) + 1):
+        block = dm.transformer_blocks[index]
+        attn, count = block.attn, block.attn.heads
+        shift1, scale1, gate1, shift2, scale2, gate2 = (t[:, None] for t in block.txt_mod(temb).chunk(6, dim=-1))
+        img_shift1, img_scale1, img_gate1 = image_modulation(block, 0)
+        img_in = _qwen_modulate(block.img_norm1(image), img_shift1, img_scale1)
+        txt_in = _qwen_modulate(block.txt_norm1(text), shift1, scale1)
+        con_in = _qwen_modulate(block.txt_norm1(concepts), shift1, scale1)
+        iq = attn.norm_q(heads(attn.to_q(img_in), count))
+        ik = attn.norm_k(heads(attn.to_k(img_in), count))
+        iv = heads(attn.to_v(img_in), count)
+        tq, tk, tv = (attn.norm_added_q(heads(attn.add_q_proj(txt_in), count)),
+                      attn.norm_added_k(heads(attn.add_k_proj(txt_in), count)), heads(attn.add_v_proj(txt_in), count))
+        cq, ck, cv = (attn.norm_added_q(heads(attn.add_q_proj(con_in), count)),
+                      attn.norm_added_k(heads(attn.add_k_proj(con_in), count)), heads(attn.add_v_proj(con_in), count))
+        rotated = [_rotate(t, pe) for t, pe in ((iq, pe_image), (ik, pe_image), (tq, pe_text), (tk, pe_text),
+                                                (cq, pe_concepts), (ck, pe_concepts))]
+        txt_out, img_out, con_out, scores = _attend((rotated[2], rotated[3], tv), (rotated[0], rotated[1], iv),
+                                                    (rotated[4], rotated[5], cv), iq[:, :, :patches], ck)
+        if index in layers:
+            output_space.append(scores[0][:, :, :patches])
+            cross.append(scores[1])
+
+        image = image + img_gate1 * attn.to_out[0](img_out)
+        img_shift2, img_scale2, img_gate2 = image_modulation(block, 1)
+        image = image + img_gate2 * block.img_mlp(_qwen_modulate(block.img_norm2(image), img_shift2, img_scale2))
+        text = text + gate1 * attn.to_add_out(txt_out)
+        text = text + gate2 * block.txt_mlp(_qwen_modulate(block.txt_norm2(text), shift2, scale2))
+        concepts = concepts + gate1 * attn.to_add_out(con_out)
+        concepts = concepts + gate2 * block.txt_mlp(_qwen_modulate(block.txt_norm2(concepts), shift2, scale2))
     return torch.stack(output_space), torch.stack(cross)

@@ -67,3 +67,5 @@ SD3 = Family(text_width=tiny_models.SD3_TEXT_DIM, latent_channels=16, latent_siz
 FLUX2 = Family(text_width=tiny_models.FLUX2_TEXT_DIM, latent_channels=128, latent_size=(8, 8), tokens=40,
                zero_pooled=768, guidance=4.0)
 COGVIDEOX = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(3, 8, 6), tokens=32)
+# Qwen-Image: a 4-D latent as EmptySD3LatentImage gives it; ComfyUI adds the frame axis.
+QWEN_IMAGE = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(12, 16), tokens=12)

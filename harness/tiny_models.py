@@ -182,6 +182,41 @@ def build_cogvideox(path, config=COGVIDEOX_CONFIG, seed=0) -> Path:
     return _save(model.state_dict(), path, torch.float32)
 
 
+# Qwen-Image: ComfyUI's detection reads only the depth and input channels (the widths
+# are the full model's), so the tiny ones are built from their config with ComfyUI's
+# own model config and classes (demo.model.build_from_config). Head dim 32 = the RoPE
+# axes (8, 12, 12); the text width is the tiny text encoders'.
+QWEN_IMAGE_CONFIG = dict(image_model="qwen_image", patch_size=2, in_channels=64, out_channels=16, num_layers=3,
+                         attention_head_dim=32, num_attention_heads=2, joint_attention_dim=TINY_TEXT_DIM,
+                         axes_dims_rope=(8, 12, 12))
+# Qwen-Image-Edit 2511: reference latents by index, their modulation at t = 0.
+QWEN_IMAGE_EDIT_CONFIG = {**QWEN_IMAGE_CONFIG, "default_ref_method": "index_timestep_zero"}
+
+
+def build_qwen_image(path, config=QWEN_IMAGE_CONFIG, seed=0) -> Path:
+    """Save a tiny Qwen-Image transformer (QWEN_IMAGE_CONFIG or QWEN_IMAGE_EDIT_CONFIG) as fp32 safetensors."""
+    import comfy.ldm.qwen_image.model as qwen_image
+
+    torch.manual_seed(seed)
+    arguments = {k: v for k, v in config.items() if k != "image_model"}
+    model = qwen_image.QwenImageTransformer2DModel(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
+    _init_uninitialised_(model, torch.Generator().manual_seed(seed))
+    return _save(model.state_dict(), path, torch.float32)
+
+
+def load_from_config(path, config: dict, expect=None):
+    """A checkpoint built with ComfyUI's own model config for `config` (its constructor
+    arguments and "image_model"), fp32, as its loader would place it."""
+    import comfy.utils
+
+    from concept_attention.demo.model import build_from_config
+
+    model = build_from_config(comfy.utils.load_torch_file(str(path)), config, {"dtype": torch.float32})
+    if expect is not None:
+        assert model_kind(model) == expect, f"{path} detected as {model_kind(model)}, expected {expect}"
+    return model
+
+
 def build_cogvideox_clip(seed=0):
     """A real, tiny CogVideoX text encoder: ComfyUI's CogVideoX T5-XXL class at the
     tiny T5 width, with the real T5 tokenizer (padded to 226). cond: (1, 226, 64)."""
@@ -239,12 +274,29 @@ def build_klein_clip(seed=0):
     return clip
 
 
-def _fill_all_(module, seed):
+def build_qwen_image_clip(seed=0):
+    """A real, tiny Qwen-Image text encoder: ComfyUI's Qwen-Image text-encoder class
+    around its Qwen 2.5-VL model at width 64 with 2 layers, the real tokenizer and chat
+    template. Its vision tower keeps its full size and stays unfilled (words are
+    encoded as text alone). cond: (1, word tokens + 5, 64): the system prefix cropped."""
+    import comfy.text_encoders.qwen_image as qwen_image_text
+
+    from concept_attention.demo.model import small_text_encoder
+
+    qwen = dict(hidden_size=TINY_TEXT_DIM, intermediate_size=TINY_TEXT_DIM, num_hidden_layers=2,
+                num_attention_heads=2, num_key_value_heads=1)
+    clip = small_text_encoder(qwen_image_text.te(dtype_llama=torch.float32), qwen_image_text.QwenImageTokenizer,
+                              {"qwen25_7b": qwen})
+    _fill_all_(clip.cond_stage_model, seed, skip=".visual.")
+    return clip
+
+
+def _fill_all_(module, seed, skip=None):
     """comfy.ops layers skip init: every parameter is filled, by name order, except
-    SDClipModel's real logit_scale constant."""
+    SDClipModel's real logit_scale constant and those whose name contains `skip`."""
     gen = torch.Generator().manual_seed(seed)
     for name, p in sorted(module.named_parameters()):
-        if not name.endswith("logit_scale"):
+        if not name.endswith("logit_scale") and (skip is None or skip not in name):
             _fill_(p, name.rsplit(".", 1)[-1], gen)
 
 

@@ -3,17 +3,20 @@
 Each family module declares one family.Family (the contract) on the shared capture
 core (capture.py, call.py); FAMILIES lists them. Adding one: docs/adding-a-family.md.
 """
+import importlib
+
 from . import flux, flux2, sd3
 from .text import matching_stream
 
 FAMILIES = (flux.FAMILY, flux2.FAMILY, sd3.FAMILY)
 # Families whose model code this ComfyUI lacks: {name: why}.
 UNAVAILABLE = {}
-try:
-    from . import cogvideox
-    FAMILIES += (cogvideox.FAMILY,)
-except ModuleNotFoundError as e:   # ComfyUI added CogVideoX after 0.3.75
-    UNAVAILABLE["CogVideoX"] = f"this ComfyUI has no CogVideoX model code ({e.name}); update ComfyUI to 0.33 or newer"
+# Families whose model code older ComfyUIs lack (0.3.75 has no CogVideoX): (module, name).
+for _module, _name in (("qwen_image", "Qwen-Image"), ("cogvideox", "CogVideoX")):
+    try:
+        FAMILIES += (importlib.import_module(f".{_module}", __name__).FAMILY,)
+    except ModuleNotFoundError as e:
+        UNAVAILABLE[_name] = f"this ComfyUI has no {_name} model code ({e.name}); update ComfyUI to 0.33 or newer"
 
 
 class UnsupportedModelError(ValueError):

@@ -6,7 +6,8 @@ the conditioning is used. Inside that stream the word is found the same way for
 every encoder: two one-token probe words are tokenized, and the first index where
 their tokens differ is where a word starts. This holds for CLIP (after its start
 token), T5 (at 0) and the chat templates of Flux 2's language models, whose
-template tokens all carry the word's id (Klein's "cat" sits at 3 of 13).
+template tokens all carry the word's id (Klein's "cat" sits at 3 of 13). Where an
+encoder drops leading template tokens from its output, positions move back by as many.
 """
 from dataclasses import dataclass
 
@@ -26,6 +27,13 @@ class Template:
     start: int          # the index of a word's first token
     filler: int         # tokens with a word id around a word (template tokens; 0 without a template)
     length: int         # the stream's length for a one-token word (with the tokenizer's padding)
+
+    def in_conditioning(self, tokens: dict, stream: str, conditioning_length: int) -> "Template":
+        """The template as the conditioning holds it, from one word's tokens and the
+        length of its conditioning: an encoder may drop leading tokens (Qwen-Image
+        crops its chat template's system prefix), which moves every position back."""
+        dropped = max(0, len(_flat(tokens, stream)) - conditioning_length)
+        return Template(self.start - dropped, self.filler, self.length - dropped)
 
 
 def template(clip, stream: str) -> Template:

@@ -58,7 +58,7 @@ class ConceptEncode(io.ComfyNode):
             raise NodeInputError(NODE, "clip", "this text encoder's output does not line up with its tokens, "
                                                "so concept tokens cannot be found in it")
         try:
-            found = template(clip, encoding.stream)
+            found = template(clip, encoding.stream).in_conditioning(first_tokens, encoding.stream, first_cond.shape[1])
         except ValueError as e:
             raise NodeInputError(NODE, "clip", f"concept tokens cannot be found in this text encoder's output: {e}") from None
         vectors = [_pool(word, cond, word_positions(found, tokens, encoding.stream), pooling)

@@ -58,6 +58,12 @@ def sd3_clip():
 
 
 @pytest.fixture(scope="session")
+def qwen_image_clip():
+    from harness import tiny_models
+    return tiny_models.build_qwen_image_clip()
+
+
+@pytest.fixture(scope="session")
 def klein_clip():
     import comfy.text_encoders.flux
 
