@@ -23,6 +23,7 @@ from harness import paper_equations, sampling, tiny_models
 class TinyModel:
     name: str                  # also its pytest fixture
     build: Callable            # (directory) -> ModelPatcher, through ComfyUI's own loader where it can
+    missing: Callable = lambda: None    # () -> why this ComfyUI cannot build it (its tests skip), or None
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,19 @@ def stock_loaded(name, builder, config, expect):
     return TinyModel(name, build)
 
 
-def from_config(name, builder, config, expect):
+def from_config(name, builder, config, expect, missing=lambda: None):
     """A model whose size ComfyUI's detection fixes: built from its config (tiny_models.load_from_config)."""
     def build(directory):
         return tiny_models.load_from_config(builder(directory / f"{name}.safetensors", config), config, expect=expect)
-    return TinyModel(name, build)
+    return TinyModel(name, build, missing)
+
+
+def qwen_image_edit_2511_missing():
+    import comfy.ldm.qwen_image.model as qwen_image
+    if "default_ref_method" not in inspect.signature(qwen_image.QwenImageTransformer2DModel).parameters:
+        return ("this ComfyUI's Qwen-Image has no index_timestep_zero reference method (Qwen-Image-Edit 2511); "
+                "ComfyUI 0.3.75 predates it")
+    return None
 
 
 def flux_paper_scores(dm, inputs, concepts, layers):
@@ -75,7 +84,7 @@ def sd3_paper_scores(dm, inputs, concepts, layers):
 def qwen_image_paper_scores(dm, inputs, concepts, layers):
     return paper_equations.qwen_image_concept_attention_maps(
         dm, inputs["x"], inputs["timestep"], inputs["context"], concepts.embeddings, layers,
-        inputs.get("ref_latents") or (), inputs.get("ref_latents_method", dm.default_ref_method))
+        inputs.get("ref_latents") or (), inputs.get("ref_latents_method", getattr(dm, "default_ref_method", "index")))
 
 
 def cogvideox_paper_scores(dm, inputs, concepts, layers):
@@ -100,7 +109,7 @@ TESTED = (
     FamilyUnderTest("Qwen-Image", sampling.QWEN_IMAGE,
                  (from_config("qwen_image", tiny_models.build_qwen_image, tiny_models.QWEN_IMAGE_CONFIG, "QwenImage"),
                   from_config("qwen_image_edit", tiny_models.build_qwen_image, tiny_models.QWEN_IMAGE_EDIT_CONFIG,
-                              "QwenImage")),
+                              "QwenImage", missing=qwen_image_edit_2511_missing)),
                  qwen_image_paper_scores),
     # cogvideox: 1.0 with RoPE (5b-like); cogvideox_2b: the positional table; cogvideox_15: patch_size_t 2;
     # cogvideox_i2v: image-to-video (the image latent concatenated to the noise).

@@ -36,6 +36,8 @@ def _tiny_model_fixture(family_name, tiny):
         from concept_attention import hooks
         if family_name in hooks.UNAVAILABLE:
             pytest.skip(hooks.UNAVAILABLE[family_name])
+        if tiny.missing() is not None:
+            pytest.skip(tiny.missing())
         return tiny.build(model_dir)
     return fixture
 
