@@ -10,7 +10,6 @@ from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 from harness import tiny_models
-from harness.checks import check_no_patch_remains
 from harness.families import BY_NAME, expected_scores, recorded_inputs
 from harness.sampling import FLUX1, SD3
 
@@ -133,8 +132,3 @@ def test_a_latent_larger_than_the_position_table_is_refused(sd3, concepts):
     with pytest.raises(NodeInputError, match=r"ConceptAttentionSampler › latent_image: 1056x128 px is 66x8 patches, "
                                              r"more than this SD3 model's position table of 64x64; use at most 1024 px"):
         run_capture(sd3, concepts, size=(16, 132))
-
-
-def test_no_patch_remains_after_run_error_or_interrupt(sd35_medium, concepts):
-    check_no_patch_remains(sd35_medium, lambda: run_capture(sd35_medium, concepts)[0],
-                           lambda: run_capture(sd35_medium, concepts, layers="9"), lambda: run_ksampler(sd35_medium))

@@ -1,0 +1,34 @@
+"""What every family guarantees beyond bit-identity and the paper's equations, on one
+tiny model of each (harness/families.py): reordering the concepts permutes the maps and
+changes nothing else, and nothing of ours stays on the model after a run, an input
+error or an interrupt."""
+import pytest
+import torch
+
+from concept_attention.analysis.data import ConceptSet
+from harness.checks import check_no_patch_remains
+from harness.families import one_model_each
+
+pytestmark = pytest.mark.model
+
+
+@pytest.mark.parametrize("tested, which", one_model_each())
+def test_reordering_the_concepts_permutes_the_maps(request, tested, which):
+    model, harness = request.getfixturevalue(which), tested.harness
+    concepts = harness.concepts()
+    order = [2, 0, 1]
+    shuffled = ConceptSet(words=tuple(concepts.words[i] for i in order), embeddings=concepts.embeddings[order])
+    latent_a, capture_a = harness.run_capture(model, concepts, cfg=3.0, batch=2, steps=2, cross_attention=True)
+    latent_b, capture_b = harness.run_capture(model, shuffled, cfg=3.0, batch=2, steps=2, cross_attention=True)
+    assert torch.equal(latent_a, latent_b)
+    for method in ("concept_attention", "cross_attention"):
+        torch.testing.assert_close(capture_b.maps(method), capture_a.maps(method)[:, order], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("tested, which", one_model_each())
+def test_no_patch_remains_after_a_run_an_error_or_an_interrupt(request, tested, which):
+    model, harness = request.getfixturevalue(which), tested.harness
+    concepts = harness.concepts()
+    check_no_patch_remains(model, lambda: harness.run_capture(model, concepts, steps=2)[0],
+                           lambda: harness.run_capture(model, concepts, steps=2, layers="99"),
+                           lambda: harness.run_ksampler(model, steps=2))
