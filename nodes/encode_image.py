@@ -68,7 +68,8 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
             positive = concepts.empty_prompt
         pixels = _fit_to_patches(image[..., :3], pixels_per_patch(model))
         check_patch_count(NODE, "image", model, *(side // pixels_per_patch(model) for side in pixels.shape[1:3]))
-        latent = vae.encode(pixels)
+        # As KSampler: a model with 3-D latents (Qwen-Image) takes an image's latent as one frame.
+        latent = comfy.sample.fix_empty_latent_channels(model, vae.encode(pixels))
         guider = comfy.samplers.CFGGuider(patched)
         guider.inner_set_conds({"positive": positive})
         guider.set_cfg(1.0)

@@ -1,12 +1,15 @@
 """Qwen-Image and Qwen-Image-Edit (hooks/qwen_image.py) beyond what every family gets
-(test_identical_latents, test_paper_equations, test_coexistence): editing with each
-reference method, the Qwen 2.5-VL text encoder, and Concept Encode's refusals."""
+(test_identical_latents, test_paper_equations, test_every_family, test_coexistence):
+editing with each reference method, the Qwen 2.5-VL text encoder, Concept Encode's
+refusals, Encode Image and Apply."""
 import pytest
 import torch
 
 from concept_attention.analysis.data import KEEP_ALL
 from concept_attention.analysis.errors import NodeInputError
+from concept_attention.nodes.apply import ConceptAttentionApply
 from concept_attention.nodes.encode import ConceptEncode
+from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 from harness import paper_equations
 from harness.families import BY_NAME, recorded_inputs
 from harness.sampling import QWEN_IMAGE
@@ -89,3 +92,28 @@ def test_qwen_image_concepts_on_another_family_are_refused(qwen_image_clip, flux
         ConceptAttentionSampler.execute(flux_dev, 1, 1, 1.0, "euler", "simple", [], [], {"samples": torch.zeros(1, 16, 8, 8)},
                                         1.0, concepts, "default", "all")
     assert "Qwen-Image" in str(raised.value) and "Flux 1" in str(raised.value)
+
+
+# Encode Image and Apply
+
+def test_encode_image_equals_the_paper_equations(qwen_image, tiny_vae):
+    """An existing image's latent, 4-D from a 2-D VAE, goes in as one frame, as KSampler
+    would give it; the concepts carry no empty prompt here, so a prompt is connected."""
+    concepts = QWEN_IMAGE.concepts()
+    image = torch.rand(1, 100, 70, 3, generator=torch.Generator().manual_seed(1))
+    with recorded_inputs(qwen_image) as calls:
+        capture = ConceptAttentionEncodeImage.execute(qwen_image, tiny_vae("taef1"), image, concepts, 0.4, 1, 0, "all",
+                                                      keep=KEEP_ALL, positive=QWEN_IMAGE.conditioning(1),
+                                                      cross_attention_baseline=True).args[0]
+    assert len(calls) == 1 and calls[0]["x"].shape == (1, 16, 1, 12, 8)    # 100x70 px -> 96x64 px
+    want = TESTED.paper_scores(qwen_image.model.diffusion_model, calls[0], concepts, (0, 1, 2))
+    torch.testing.assert_close(capture.scores["concept_attention"][0], want[0], atol=1e-4, rtol=1e-4)
+    assert capture.maps().shape == (1, 3, 6, 4) and not capture.is_video
+
+
+def test_apply_with_ksampler_gives_the_sampler_nodes_maps(qwen_image):
+    concepts = QWEN_IMAGE.concepts()
+    latent, expected = QWEN_IMAGE.run_capture(qwen_image, concepts, cfg=3.0, steps=3)
+    patched, capture = ConceptAttentionApply.execute(qwen_image, concepts, "default", "all").args
+    assert torch.equal(QWEN_IMAGE.run_ksampler(patched, cfg=3.0, steps=3), latent)
+    torch.testing.assert_close(capture.maps(), expected.maps(), atol=0, rtol=0)
