@@ -95,12 +95,17 @@ def build_from_config(state_dict: dict, unet_config: dict, model_options: dict =
 def flux_arguments(dit_config: dict) -> dict:
     """The entries of `dit_config` that this host's Flux takes: an older host's Flux lacks
     later parameters (0.3.75: txt_ids_dims)."""
-    import dataclasses
-
     import comfy.ldm.flux.model
 
-    known = {field.name for field in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
-    return {k: v for k, v in dit_config.items() if k in known}
+    return known_arguments(comfy.ldm.flux.model.FluxParams, dit_config)
+
+
+def known_arguments(params_class, config: dict) -> dict:
+    """The entries of `config` that this host's parameter dataclass has fields for."""
+    import dataclasses
+
+    known = {field.name for field in dataclasses.fields(params_class)}
+    return {k: v for k, v in config.items() if k in known}
 
 
 def stock_loader_builds(state_dict: dict, dit_config: dict) -> bool:

@@ -50,9 +50,12 @@ def stock_loaded(name, builder, config, expect):
 
 
 def from_config(name, builder, config, expect, missing=lambda: None):
-    """A model whose size ComfyUI's detection fixes: built from its config (tiny_models.load_from_config)."""
+    """A model whose size ComfyUI's detection fixes: built from its config (tiny_models.load_from_config).
+    config: the constructor arguments, or a function that gives them for this host."""
     def build(directory):
-        return tiny_models.load_from_config(builder(directory / f"{name}.safetensors", config), config, expect=expect)
+        arguments = config() if callable(config) else config
+        return tiny_models.load_from_config(builder(directory / f"{name}.safetensors", arguments), arguments,
+                                            expect=expect)
     return TinyModel(name, build, missing)
 
 
@@ -87,6 +90,11 @@ def qwen_image_paper_scores(dm, inputs, concepts, layers):
         inputs.get("ref_latents") or (), inputs.get("ref_latents_method", getattr(dm, "default_ref_method", "index")))
 
 
+def chroma_paper_scores(dm, inputs, concepts, layers):
+    return paper_equations.concept_attention_maps(dm, inputs["x"], inputs["timestep"], inputs["context"], None,
+                                                  inputs["guidance"], concepts.embeddings, layers)
+
+
 def cogvideox_paper_scores(dm, inputs, concepts, layers):
     return paper_equations.cogvideox_concept_attention_maps(dm, inputs["x"], inputs["timestep"], inputs["context"],
                                                             concepts.embeddings, layers)
@@ -111,6 +119,9 @@ TESTED = (
                   from_config("qwen_image_edit", tiny_models.build_qwen_image, tiny_models.QWEN_IMAGE_EDIT_CONFIG,
                               "QwenImage", missing=qwen_image_edit_2511_missing)),
                  qwen_image_paper_scores),
+    FamilyUnderTest("Chroma", sampling.CHROMA,
+                 (from_config("chroma", tiny_models.build_chroma, tiny_models.chroma_config, "Chroma"),),
+                 chroma_paper_scores),
     # cogvideox: 1.0 with RoPE (5b-like); cogvideox_2b: the positional table; cogvideox_15: patch_size_t 2;
     # cogvideox_i2v: image-to-video (the image latent concatenated to the noise).
     FamilyUnderTest("CogVideoX", sampling.COGVIDEOX,

@@ -49,8 +49,12 @@ def concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embedd
     Flux 1: zero text ids; the concepts' modulation vector has the pooled text zeroed.
     Flux 2 (global modulation): text ids run 0..T-1 on the last of 4 axes, the
     concepts sit at text position `concept_position` and share the text modulation.
+    Chroma: zero text ids; the approximator's modulation of each block's text stream,
+    shared by the concepts; the blocks in skip_mmdit do not run (and give no scores).
     """
-    flux2 = dm.params.global_modulation
+    chroma = hasattr(dm, "distilled_guidance_layer")
+    skipped = set(getattr(dm, "skip_mmdit", ()))
+    flux2 = not chroma and dm.params.global_modulation
     axes = len(dm.params.axes_dim)
     p = dm.patch_size
     batch, _, height, width = x.shape
@@ -73,16 +77,22 @@ def concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embedd
     pe_txt, pe_img = pe[:, :, :txt.shape[1]], pe[:, :, txt.shape[1]:]
     pe_concepts = dm.pe_embedder(concept_ids)
 
-    vec = dm.time_in(_timestep_embedding(timestep))
-    if dm.params.guidance_embed:
-        vec = vec + dm.guidance_in(_timestep_embedding(guidance))
-    vec_concepts = vec
-    if dm.vector_in is not None:
-        vec_concepts = vec + dm.vector_in(torch.zeros_like(y))
-        vec = vec + dm.vector_in(y)
+    if chroma:
+        chroma_mods = _chroma_modulations(dm, timestep, guidance)
+    else:
+        vec = dm.time_in(_timestep_embedding(timestep))
+        if dm.params.guidance_embed:
+            vec = vec + dm.guidance_in(_timestep_embedding(guidance))
+        vec_concepts = vec
+        if dm.vector_in is not None:
+            vec_concepts = vec + dm.vector_in(torch.zeros_like(y))
+            vec = vec + dm.vector_in(y)
 
-    def modulations(block):
+    def modulations(index, block):
         """(img_mod1, img_mod2), (txt_mod1, txt_mod2), (concept_mod1, concept_mod2)"""
+        if chroma:
+            image, text = chroma_mods(index)
+            return image, text, text
         if flux2:
             text = dm.double_stream_modulation_txt(vec)
             return dm.double_stream_modulation_img(vec), text, text
@@ -91,8 +101,10 @@ def concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embedd
     output_space, cross = [], []
     for index in range(max(layers) + 1):
         block = dm.double_blocks[index]
+        if index in skipped:
+            continue
         heads = block.num_heads
-        (img_mod1, img_mod2), (txt_mod1, txt_mod2), (con_mod1, con_mod2) = modulations(block)
+        (img_mod1, img_mod2), (txt_mod1, txt_mod2), (con_mod1, con_mod2) = modulations(index, block)
         iq, ik, iv = _heads(block.img_attn.qkv(_modulate(block.img_norm1(img), img_mod1)), heads)
         iq, ik = block.img_attn.norm(iq, ik, iv)
         tq, tk, tv = _heads(block.txt_attn.qkv(_modulate(block.txt_norm1(txt), txt_mod1)), heads)
@@ -115,6 +127,32 @@ def concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embedd
         concepts = concepts + con_mod1.gate * block.txt_attn.proj(con_out)
         concepts = concepts + con_mod2.gate * block.txt_mlp(_modulate(block.txt_norm2(concepts), con_mod2))
     return torch.stack(output_space), torch.stack(cross)
+
+
+class _Modulation:
+    def __init__(self, shift, scale, gate):
+        self.shift, self.scale, self.gate = shift, scale, gate
+
+
+def _chroma_modulations(dm, timestep, guidance, table_length=344):
+    """index -> ((img_mod1, img_mod2), (txt_mod1, txt_mod2)) of Chroma's double block
+    `index`: one approximator output row per modulation, for the input [embedding(t) (16),
+    embedding(guidance) (16), embedding(row index) (32)]; rows: the single blocks' 3
+    each, then 6 per double block for the image stream, then 6 per double block for text."""
+    batch = timestep.shape[0]
+    t_and_g = torch.cat((_timestep_embedding(timestep, 16), _timestep_embedding(guidance, 16)), dim=1)
+    index = _timestep_embedding(torch.arange(table_length, dtype=torch.float32), 32)
+    table = dm.distilled_guidance_layer(torch.cat((t_and_g[:, None].expand(-1, table_length, -1),
+                                                   index[None].expand(batch, -1, -1)), dim=-1))   # [B, 344, hidden]
+    singles, doubles = 3 * dm.params.depth_single_blocks, dm.params.depth
+
+    def rows(start):
+        return _Modulation(*(table[:, start + i:start + i + 1] for i in range(3)))
+
+    def of(block):
+        image, text = singles + 6 * block, singles + 6 * doubles + 6 * block
+        return (rows(image), rows(image + 3)), (rows(text), rows(text + 3))
+    return of
 
 
 def _timestep_embedding(t, dim=256, max_period=10000, time_factor=1000.0):

@@ -69,3 +69,6 @@ FLUX2 = Family(text_width=tiny_models.FLUX2_TEXT_DIM, latent_channels=128, laten
 COGVIDEOX = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(3, 8, 6), tokens=32)
 # Qwen-Image: a 4-D latent as EmptySD3LatentImage gives it; ComfyUI adds the frame axis.
 QWEN_IMAGE = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(12, 16), tokens=12)
+# zero_pooled: ComfyUI 0.3.75 reads a pooled_output for every Flux-class model.
+CHROMA = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(16, 12), tokens=12,
+                zero_pooled=768)

@@ -42,5 +42,5 @@ def record(words, family_name, layers, grid, steps, keep, scores, image_size=Non
         layout = LatentLayout(grid, image_size or (grid[1] * 16, grid[2] * 16), video_frames, frames_per_latent,
                               latents_per_token)
         recorded = {method: [scores(step, layer) for layer in spec.layers] for method in spec.methods}
-        recorder.add(recorded, layout, step, float(sigmas[step]), chunks=1)
+        recorder.add(recorded, list(spec.layers), layout, step, float(sigmas[step]), chunks=1)
     return recorder.finish()

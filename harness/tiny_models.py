@@ -193,6 +193,35 @@ QWEN_IMAGE_CONFIG = dict(image_model="qwen_image", patch_size=2, in_channels=64,
 QWEN_IMAGE_EDIT_CONFIG = {**QWEN_IMAGE_CONFIG, "default_ref_method": "index_timestep_zero"}
 
 
+# Chroma: ComfyUI's detection fixes the approximator (in 64, out 3072, hidden 5120, 5
+# layers), whose output must be the model's width: built from its config too. Head dim
+# 128 = the RoPE axes; in_channels 64: the 16-channel latent in 2x2 patches.
+CHROMA_CONFIG = dict(image_model="chroma", in_channels=64, out_channels=64, context_in_dim=TINY_TEXT_DIM,
+                     hidden_size=128, mlp_ratio=4.0, num_heads=1, depth=3, depth_single_blocks=2,
+                     axes_dim=[16, 56, 56], theta=10000, patch_size=2, qkv_bias=True, in_dim=64, out_dim=128,
+                     hidden_dim=64, n_layers=2, txt_ids_dims=[], vec_in_dim=None)
+
+
+def chroma_config() -> dict:
+    """CHROMA_CONFIG as this host's Chroma takes it (0.3.75's lacks txt_ids_dims and vec_in_dim)."""
+    import comfy.ldm.chroma.model as chroma
+
+    from concept_attention.demo.model import known_arguments
+
+    return {"image_model": "chroma", **known_arguments(chroma.ChromaParams, CHROMA_CONFIG)}
+
+
+def build_chroma(path, config=None, seed=0) -> Path:
+    """Save a tiny Chroma (chroma_config()) as fp32 safetensors."""
+    import comfy.ldm.chroma.model as chroma
+
+    torch.manual_seed(seed)
+    arguments = {k: v for k, v in (config or chroma_config()).items() if k != "image_model"}
+    model = chroma.Chroma(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
+    _init_uninitialised_(model, torch.Generator().manual_seed(seed))
+    return _save(model.state_dict(), path, torch.float32)
+
+
 def build_qwen_image(path, config=QWEN_IMAGE_CONFIG, seed=0) -> Path:
     """Save a tiny Qwen-Image transformer (QWEN_IMAGE_CONFIG or QWEN_IMAGE_EDIT_CONFIG) as fp32 safetensors."""
     import comfy.ldm.qwen_image.model as qwen_image
@@ -288,6 +317,20 @@ def build_qwen_image_clip(seed=0):
     clip = small_text_encoder(qwen_image_text.te(dtype_llama=torch.float32), qwen_image_text.QwenImageTokenizer,
                               {"qwen25_7b": qwen})
     _fill_all_(clip.cond_stage_model, seed, skip=".visual.")
+    return clip
+
+
+def build_chroma_clip(seed=0):
+    """A real, tiny Chroma text encoder: ComfyUI's PixArt T5-XXL class (what Chroma's
+    CLIPLoader type builds) at the tiny T5 width, the real T5 tokenizer, unpadded.
+    cond: (1, word tokens + 1, 64)."""
+    import comfy.text_encoders.pixart_t5 as pixart_t5
+
+    from concept_attention.demo.model import small_text_encoder
+
+    clip = small_text_encoder(pixart_t5.pixart_te(dtype_t5=torch.float32), pixart_t5.PixArtTokenizer,
+                              {"t5xxl": T5_TINY})
+    _fill_all_(clip.cond_stage_model, seed)
     return clip
 
 

@@ -77,6 +77,7 @@ class Recorder:
         self.step_sums = []      # KEEP_SUMS: per evaluation [M, B, C, P]
         self.layer_sums = None   # KEEP_SUMS: [M, L, B, C, P]
         self.layout = None
+        self.layers = None       # the chosen layers whose blocks ran
         # Only the sampler's own conditional pass of each prediction is recorded, not
         # the extra passes of guidance tricks (skip-layer guidance, PAG) that follow it.
         self.awaiting_pass = False
@@ -117,10 +118,19 @@ class Recorder:
         at_or_above = sum(entry >= sigma * (1 - 1e-5) for entry in self.schedule)
         return min(max(at_or_above - 1, 0), len(self.schedule) - 1)
 
-    def add(self, scores: dict, layout: LatentLayout, step: int, sigma: float, chunks: int):
-        """Record one model call's scores ({method: per chosen layer [R, C, P]}, as
-        ModelCall.scores). Several conditional chunks in one call (combined
+    def add(self, scores: dict, layers: list, layout: LatentLayout, step: int, sigma: float, chunks: int):
+        """Record one model call's scores ({method: per scored layer [R, C, P]}, as
+        ModelCall.scores) of `layers`, the chosen layers whose blocks ran: a model may
+        skip blocks (Chroma's skip_mmdit), so the capture keeps those that ran, the
+        same in every call. Several conditional chunks in one call (combined
         conditioning) are averaged."""
+        if not layers:
+            raise RuntimeError(f"none of the chosen layers {list(self.spec.layers)} ran: the model skipped their blocks; "
+                               "choose other layers")
+        if self.layers is not None and layers != self.layers:
+            raise RuntimeError(f"the model ran the chosen layers {self.layers} in one call and {layers} in another; "
+                               "the maps need the same layers in every step")
+        self.layers = layers
         self.layout = self.layout or layout
         stacked = torch.stack([torch.stack(scores[m]) for m in self.spec.methods])          # [M, L, R, C, P]
         stacked = stacked.reshape(*stacked.shape[:2], chunks, -1, *stacked.shape[3:]).mean(dim=2)
@@ -143,7 +153,7 @@ class Recorder:
         out.grid, out.image_size = layout.grid, layout.image_size
         out.video_frames, out.frames_per_latent, out.latents_per_token = (layout.video_frames, layout.frames_per_latent,
                                                                           layout.latents_per_token)
-        out.steps, out.sigmas = tuple(self.steps), tuple(self.sigmas)
+        out.steps, out.sigmas, out.layers = tuple(self.steps), tuple(self.sigmas), tuple(self.layers)
         if self.spec.keep == KEEP_ALL:
             out.scores = dict(zip(self.spec.methods, torch.stack(self.raw, dim=1).unbind()))
         else:
@@ -197,7 +207,7 @@ def call_wrapper(family: Family):
             missing = [i for i in range(call.spec.last_layer + 1) if i not in call.done]
             if missing:
                 call.fail(missing_joint_attention(missing[0]))
-        call.guarded(recorder.add, call.scores, call.layout, step, sigma, chunks)
+        call.guarded(recorder.add, call.scores, call.scored, call.layout, step, sigma, chunks)
         if call.failure is not None:
             recorder.fail(call.failure)
         return out

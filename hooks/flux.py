@@ -9,7 +9,7 @@ import comfy.ldm.flux.math
 import comfy.ldm.flux.model
 import comfy.text_encoders.flux
 import torch
-from comfy.ldm.flux.layers import apply_mod, timestep_embedding
+from comfy.ldm.flux.layers import ModulationOut, apply_mod, timestep_embedding
 
 from ..analysis import maths
 from .call import ModelCall
@@ -94,6 +94,16 @@ class FluxCall(ModelCall):
                              joint_len=text_len + args["img"].shape[1],
                              image_queries=lambda queries: self.queries_before_rope(queries, args["pe"], image),
                              leave=leave)
+
+
+class SharedModulationCall(FluxCall):
+    """A Flux-class model that computes the modulation outside its double blocks and
+    hands each one vec = ((img_mod1, img_mod2), (txt_mod1, txt_mod2)) (Flux 2, Chroma):
+    the concepts take the text stream's."""
+
+    def text_modulation(self, block, args: dict) -> tuple:
+        rows = self.rows
+        return tuple(ModulationOut(mod.shift[rows], mod.scale[rows], mod.gate[rows]) for mod in args["vec"][1])
 
 
 class Flux1Call(FluxCall):

@@ -19,7 +19,6 @@ import dataclasses
 
 import comfy.ldm.flux.model
 import comfy.text_encoders.flux
-from comfy.ldm.flux.layers import ModulationOut
 
 from . import flux
 from .text import TextEncoding
@@ -44,11 +43,7 @@ def text_encoding(clip):
                         description=f"Flux 2 text encoder ({model}): the word's own tokens inside the chat template")
 
 
-class Flux2Call(flux.FluxCall):
-    def text_modulation(self, block, args: dict) -> tuple:
-        rows = self.rows
-        return tuple(ModulationOut(mod.shift[rows], mod.scale[rows], mod.gate[rows]) for mod in args["vec"][1])
-
+class Flux2Call(flux.SharedModulationCall):
     def text_index(self, text_len: int) -> int:
         concepts = self.spec.concepts
         return min(concepts.text_position + max(0, text_len - concepts.text_length), text_len - 1)

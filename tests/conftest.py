@@ -66,6 +66,12 @@ def qwen_image_clip():
 
 
 @pytest.fixture(scope="session")
+def chroma_clip():
+    from harness import tiny_models
+    return tiny_models.build_chroma_clip()
+
+
+@pytest.fixture(scope="session")
 def klein_clip():
     import comfy.text_encoders.flux
 
