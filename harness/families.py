@@ -95,6 +95,11 @@ def chroma_paper_scores(dm, inputs, concepts, layers):
                                                   inputs["guidance"], concepts.embeddings, layers)
 
 
+def z_image_paper_scores(dm, inputs, concepts, layers):
+    return paper_equations.z_image_concept_attention_maps(dm, inputs["x"], inputs["timesteps"], inputs["context"],
+                                                          concepts.embeddings, layers)
+
+
 def cogvideox_paper_scores(dm, inputs, concepts, layers):
     return paper_equations.cogvideox_concept_attention_maps(dm, inputs["x"], inputs["timestep"], inputs["context"],
                                                             concepts.embeddings, layers)
@@ -122,6 +127,12 @@ TESTED = (
     FamilyUnderTest("Chroma", sampling.CHROMA,
                  (from_config("chroma", tiny_models.build_chroma, tiny_models.chroma_config, "Chroma"),),
                  chroma_paper_scores),
+    # z_image: Z-Image (Turbo); lumina2: Lumina 2-like (no padding, another modulation). ComfyUI's config
+    # classes tell them apart by width only (Z-Image: 3840), so both tiny ones are its Lumina2 model config.
+    FamilyUnderTest("Z-Image", sampling.Z_IMAGE,
+                 (from_config("z_image", tiny_models.build_z_image, tiny_models.Z_IMAGE_CONFIG, "Lumina2"),
+                  from_config("lumina2", tiny_models.build_z_image, tiny_models.LUMINA2_CONFIG, "Lumina2")),
+                 z_image_paper_scores),
     # cogvideox: 1.0 with RoPE (5b-like); cogvideox_2b: the positional table; cogvideox_15: patch_size_t 2;
     # cogvideox_i2v: image-to-video (the image latent concatenated to the noise).
     FamilyUnderTest("CogVideoX", sampling.COGVIDEOX,

@@ -385,3 +385,92 @@ def qwen_image_concept_attention_maps(dm, x, timestep, context, concept_embeddin
         concepts = concepts + gate1 * attn.to_add_out(con_out)
         concepts = concepts + gate2 * block.txt_mlp(_qwen_modulate(block.txt_norm2(concepts), shift2, scale2))
     return torch.stack(output_space), torch.stack(cross)
+
+
+# ---------------------------------------------------------------------------
+# Z-Image and Lumina 2 (NextDiT): one stream of shared weights over [caption, image],
+# each padded to a multiple of pad_tokens_multiple with learned tokens (Z-Image).
+
+def _pad_to(tokens, pad_token, multiple):
+    if multiple is None:
+        return tokens, 0
+    extra = (-tokens.shape[1]) % multiple
+    return torch.cat((tokens, pad_token.to(tokens.dtype)[None].expand(tokens.shape[0], extra, -1)), dim=1), extra
+
+
+@torch.no_grad()
+def z_image_concept_attention_maps(dm, x, timesteps, context, concept_embeddings, layers):
+    """Per-layer (output-space, cross-attention) raw scores [L, B, C, P] of one NextDiT
+    call, x [B, C, H, W] with even sides. Caption token i at RoPE position (i + 1, 0, 0),
+    image patches at (caption length + 1, row, column), pad tokens at 0; every concept at
+    (1, 0, 0), through the context refiner alone. Concepts attend to [concepts, image
+    patches]; the refiners are run as the model's own layers."""
+    p, multiple = dm.patch_size, dm.pad_tokens_multiple
+    batch, channels, height, width = x.shape
+    rows, cols = height // p, width // p
+    image = dm.x_embedder(x.view(batch, channels, rows, p, cols, p).permute(0, 2, 4, 3, 5, 1).flatten(3).flatten(1, 2))
+    patches = image.shape[1]
+    caption, _ = _pad_to(dm.cap_embedder(context), getattr(dm, "cap_pad_token", None), multiple)
+    image, image_pads = _pad_to(image, getattr(dm, "x_pad_token", None), multiple)
+    text_len = caption.shape[1]
+
+    caption_ids = torch.zeros(text_len, 3)
+    caption_ids[:, 0] = torch.arange(text_len, dtype=torch.float32) + 1
+    image_ids = torch.zeros(rows, cols, 3)
+    image_ids[..., 0] = text_len + 1
+    image_ids[..., 1] = torch.arange(rows, dtype=torch.float32)[:, None]
+    image_ids[..., 2] = torch.arange(cols, dtype=torch.float32)[None, :]
+    image_ids = torch.cat((image_ids.reshape(-1, 3), torch.zeros(image_pads, 3)))
+
+    def rope(ids):
+        return dm.rope_embedder(ids[None])                                   # [1, 1, N, D/2, 2, 2]
+
+    def layer_rope(ids):                                                     # as the model hands it to a layer
+        return rope(ids).movedim(1, 2)
+
+    t = dm.t_embedder((1.0 - timesteps) * dm.time_scale, dtype=x.dtype)
+    for layer in dm.context_refiner:
+        caption = layer(caption, None, layer_rope(caption_ids))
+    for layer in dm.noise_refiner:
+        image = layer(image, None, layer_rope(image_ids), t)
+    concept_ids = torch.tensor([[1.0, 0.0, 0.0]])
+    concepts = dm.cap_embedder(concept_embeddings)[:, None]                  # [C, 1, dim]: one-token captions
+    for layer in dm.context_refiner:
+        concepts = layer(concepts, None, layer_rope(concept_ids))
+    concepts = concepts[:, 0][None].expand(batch, -1, -1)
+
+    sequence = torch.cat((caption, image), dim=1)
+    pe_sequence, pe_concepts = rope(torch.cat((caption_ids, image_ids))), rope(concept_ids)
+
+    def project(attention, tokens, pe):
+        """q, k (before and after RoPE), v [B, H, N, D], the key/value heads repeated."""
+        heads, kv_heads, width_ = attention.n_local_heads, attention.n_local_kv_heads, attention.head_dim
+        q, k, v = torch.split(attention.qkv(tokens), [heads * width_, kv_heads * width_, kv_heads * width_], dim=-1)
+        q = attention.q_norm(q.unflatten(-1, (heads, -1))).transpose(1, 2)
+        k = attention.k_norm(k.unflatten(-1, (kv_heads, -1))).transpose(1, 2).repeat_interleave(heads // kv_heads, 1)
+        v = v.unflatten(-1, (kv_heads, -1)).transpose(1, 2).repeat_interleave(heads // kv_heads, 1)
+        return q, k, _rotate(q, pe), _rotate(k, pe), v
+
+    def block_update(block, tokens, attention_out, scale_mlp, gate_msa, gate_mlp):
+        tokens = tokens + gate_msa[:, None].tanh() * block.attention_norm2(block.attention.out(attention_out))
+        mlp = block.feed_forward(block.ffn_norm1(tokens) * (1 + scale_mlp[:, None]))
+        return tokens + gate_mlp[:, None].tanh() * block.ffn_norm2(mlp)
+
+    output_space, cross = [], []
+    for index in range(max(layers) + 1):
+        block = dm.layers[index]
+        scale_msa, gate_msa, scale_mlp, gate_mlp = block.adaLN_modulation(t).chunk(4, dim=1)
+        q, _, q_r, k_r, v = project(block.attention, block.attention_norm1(sequence) * (1 + scale_msa[:, None]),
+                                    pe_sequence)
+        _, ck, cq_r, ck_r, cv = project(block.attention, block.attention_norm1(concepts) * (1 + scale_msa[:, None]),
+                                        pe_concepts)
+        joint = _joint_attention(q_r, k_r, v)
+        image_keys = slice(text_len, text_len + patches)
+        concept_out = _joint_attention(cq_r, torch.cat((ck_r, k_r[:, :, image_keys]), 2),
+                                       torch.cat((cv, v[:, :, image_keys]), 2))
+        if index in layers:
+            output_space.append(torch.einsum("bcd,bpd->bcp", concept_out, joint[:, image_keys]))
+            cross.append(torch.einsum("bhpd,bhcd->bcp", q[:, :, image_keys], ck) / q.shape[1])
+        sequence = block_update(block, sequence, joint, scale_mlp, gate_msa, gate_mlp)
+        concepts = block_update(block, concepts, concept_out, scale_mlp, gate_msa, gate_mlp)
+    return torch.stack(output_space), torch.stack(cross)

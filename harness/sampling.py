@@ -72,3 +72,5 @@ QWEN_IMAGE = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, la
 # zero_pooled: ComfyUI 0.3.75 reads a pooled_output for every Flux-class model.
 CHROMA = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(16, 12), tokens=12,
                 zero_pooled=768)
+# Z-Image and Lumina 2: a 16 x 12 latent is 48 patches, padded to 64 by Z-Image; 12 prompt tokens, padded to 32.
+Z_IMAGE = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(16, 12), tokens=12)

@@ -222,6 +222,36 @@ def build_chroma(path, config=None, seed=0) -> Path:
     return _save(model.state_dict(), path, torch.float32)
 
 
+# Z-Image and Lumina 2 (NextDiT): ComfyUI's detection fixes the heads, RoPE and FFN
+# of both (it reads the width), so they are built from their config. Z-Image's
+# modulation takes a 256-wide timestep vector: its width must be at least 256. Grouped
+# keys and values (2 query heads, 1 key/value head); head dim 128 = the RoPE axes.
+Z_IMAGE_CONFIG = dict(image_model="lumina2", patch_size=2, in_channels=16, dim=256, n_layers=3, n_refiner_layers=1,
+                      n_heads=2, n_kv_heads=1, multiple_of=16, ffn_dim_multiplier=8.0 / 3.0, qk_norm=True,
+                      cap_feat_dim=TINY_TEXT_DIM, axes_dims=[32, 48, 48], axes_lens=[1536, 512, 512], rope_theta=256.0,
+                      z_image_modulation=True, time_scale=1000.0, pad_tokens_multiple=32)
+# Lumina 2: no caption or image padding, SiLU-fed modulation, timesteps in [0, 1].
+LUMINA2_CONFIG = {**Z_IMAGE_CONFIG, "dim": 128, "axes_dims": [16, 24, 24], "axes_lens": [300, 512, 512],
+                  "rope_theta": 10000.0, "ffn_dim_multiplier": 4.0, "z_image_modulation": False, "time_scale": 1.0,
+                  "pad_tokens_multiple": None}
+
+
+def build_z_image(path, config=Z_IMAGE_CONFIG, seed=0) -> Path:
+    """Save a tiny NextDiT (Z_IMAGE_CONFIG or LUMINA2_CONFIG) as fp32 safetensors."""
+    import comfy.ldm.lumina.model as lumina
+
+    torch.manual_seed(seed)
+    arguments = {k: v for k, v in config.items() if k != "image_model"}
+    model = lumina.NextDiT(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
+    gen = torch.Generator().manual_seed(seed)
+    _init_uninitialised_(model, gen)
+    with torch.no_grad():      # the learned pad tokens: torch.empty
+        for name in ("cap_pad_token", "x_pad_token"):
+            if hasattr(model, name):
+                getattr(model, name).copy_(torch.randn(getattr(model, name).shape, generator=gen) * 0.02)
+    return _save(model.state_dict(), path, torch.float32)
+
+
 def build_qwen_image(path, config=QWEN_IMAGE_CONFIG, seed=0) -> Path:
     """Save a tiny Qwen-Image transformer (QWEN_IMAGE_CONFIG or QWEN_IMAGE_EDIT_CONFIG) as fp32 safetensors."""
     import comfy.ldm.qwen_image.model as qwen_image

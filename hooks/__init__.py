@@ -12,7 +12,8 @@ FAMILIES = (flux.FAMILY, flux2.FAMILY, sd3.FAMILY)
 # Families whose model code this ComfyUI lacks: {name: why}.
 UNAVAILABLE = {}
 # Families whose model code an older ComfyUI may lack (0.3.75 has no CogVideoX): (module, name).
-for _module, _name in (("qwen_image", "Qwen-Image"), ("chroma", "Chroma"), ("cogvideox", "CogVideoX")):
+for _module, _name in (("qwen_image", "Qwen-Image"), ("chroma", "Chroma"), ("z_image", "Z-Image"),
+                       ("cogvideox", "CogVideoX")):
     try:
         FAMILIES += (importlib.import_module(f".{_module}", __name__).FAMILY,)
     except ModuleNotFoundError as e:

@@ -62,6 +62,7 @@ class ModelCall:
         self.done = []                      # blocks whose concept step ran
         self.advancing = None               # the block whose ConceptBlockPatch is running
         self.failure = None                 # the first error of our code in this call
+        self.unrotate = None                # (cos, sin) of the image tokens' RoPE, for unrotated_image_queries
 
     def block_concepts(self, index: int, block, args: dict) -> BlockConcepts:
         """The concepts of block `index` (the module `block`) before it runs. args: the
@@ -73,6 +74,16 @@ class ModelCall:
         """The concept vectors, one set per conditional row [R, C, D]."""
         vectors = self.spec.concepts.embeddings.to(device=device, dtype=dtype)
         return vectors.unsqueeze(0).expand(self.row_count, -1, -1)
+
+    def unrotated_image_queries(self, queries: torch.Tensor, pe: torch.Tensor, image: slice) -> torch.Tensor:
+        """The image queries [R, H, P, D] before a pairwise RoPE (comfy.ldm.flux's EmbedND,
+        which Flux, Qwen-Image and Z-Image use), in fp32, from the rotated ones; the
+        rotations' cos and sin are kept for the whole call (every block has the same
+        positions). pe: [B or 1, 1, N, D/2, 2, 2], each pair's [[cos, -sin], [sin, cos]]."""
+        if self.unrotate is None:
+            pe = (pe[self.rows] if pe.shape[0] > 1 else pe)[:, :, image].float()
+            self.unrotate = pe[..., 0, 0].contiguous(), pe[..., 1, 0].contiguous()
+        return maths.unrotate_pairs(queries, *self.unrotate)
 
     def fail(self, error: BaseException):
         if self.failure is None:
@@ -109,7 +120,7 @@ class ModelCall:
         self.done.append(concepts.index)
 
     def attend(self, concepts: BlockConcepts, q_all, k_all, v_all, out) -> torch.Tensor:
-        """The concepts' attention output [R, C, H * D] over [concepts, every token after the
+        """The concepts' attention output [R, C, H * D] over [concepts, the tokens after the
         prompt] (the image, and reference latents where there are any; never the prompt),
         and the scores of a chosen layer against the image rows."""
         rows, text = self.rows, concepts.text_len
@@ -117,7 +128,7 @@ class ModelCall:
         def tokens(tensor, part):
             return tensor[rows, :, part] if concepts.heads_first else tensor[rows, part]
 
-        after_text = slice(text, None)
+        after_text = slice(text, None if concepts.key_count is None else text + concepts.key_count)
         length_dim = 2 if concepts.heads_first else 1
         # The joined keys and values live only for this call, not while the scores are taken.
         concept_out = attention_pytorch(concepts.q, torch.cat((concepts.k, tokens(k_all, after_text)), dim=length_dim),
@@ -132,9 +143,7 @@ class ModelCall:
     def advance(self, stream: torch.Tensor):
         """The concept stream after a block; fp16 overflow is clamped, as the image
         stream's would not be, so that a concept's infinities cannot become NaN maps."""
-        if stream.dtype == torch.float16:
-            stream = torch.nan_to_num(stream, nan=0.0, posinf=65504, neginf=-65504)
-        self.stream = stream
+        self.stream = clamp_fp16(stream)
 
     def record(self, index, concept_out, image_out, concept_k, image_queries):
         """Scores of chosen layer `index` for the spec's methods. concept_out [R, C, H*D] and
@@ -146,6 +155,13 @@ class ModelCall:
         self.scores[maths.CONCEPT_ATTENTION].append(maths.output_space_scores(concept_out, image_out))
         if self.spec.cross_attention:
             self.scores[maths.CROSS_ATTENTION].append(maths.cross_attention_scores(image_queries(), concept_k))
+
+
+def clamp_fp16(tensor: torch.Tensor) -> torch.Tensor:
+    """fp16 overflow to the largest finite values, NaN to 0; other dtypes as they are."""
+    if tensor.dtype == torch.float16:
+        return torch.nan_to_num(tensor, nan=0.0, posinf=65504, neginf=-65504)
+    return tensor
 
 
 def missing_joint_attention(index: int) -> RuntimeError:

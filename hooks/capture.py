@@ -177,12 +177,18 @@ def call_wrapper(family: Family):
     through. When the call is the conditional pass to record, its blocks get the
     family's ModelCall and its scores are recorded; otherwise the call just runs."""
     def wrapper(executor, *args, **kwargs):
-        bound = inspect.signature(executor.original).bind(*args, **kwargs)
-        options = bound.arguments.get("transformer_options") or {}
+        signature = inspect.signature(executor.original)
+        bound = signature.bind(*args, **kwargs)
+        # transformer_options is a parameter of the forward, or (ComfyUI 0.3.75's NextDiT) one of its **kwargs.
+        holder = bound.arguments
+        if "transformer_options" not in signature.parameters:
+            holder = next((bound.arguments.setdefault(name, {}) for name, parameter in signature.parameters.items()
+                           if parameter.kind is inspect.Parameter.VAR_KEYWORD), bound.arguments)
+        options = holder.get("transformer_options") or {}
         x = next(iter(bound.arguments.values()))       # the model input comes first in every model's forward
 
         def run(transformer_options):
-            bound.arguments["transformer_options"] = transformer_options
+            holder["transformer_options"] = transformer_options
             return executor(*bound.args, **bound.kwargs)
 
         recorder = options.get(KEY)

@@ -56,7 +56,9 @@ class BlockConcepts:
     joint_len's image part: [prompt, image (and reference) tokens], the prompt first.
     image_queries(q) -> [R, H, P, D] fp32: the block's image queries before RoPE, from
     its rotated ones in the block's layout. leave(concept_out [R, C, H * D]) -> the
-    concept stream after the block.
+    concept stream after the block. key_count: how many tokens after the prompt the
+    concepts attend to (None: all of them, reference latents included; Z-Image: the
+    image's patches, not the pad tokens after them).
     """
     index: int
     q: object
@@ -69,3 +71,4 @@ class BlockConcepts:
     joint_len: int
     image_queries: Callable
     leave: Optional[Callable]
+    key_count: Optional[int] = None

@@ -11,7 +11,6 @@ import comfy.text_encoders.flux
 import torch
 from comfy.ldm.flux.layers import ModulationOut, apply_mod, timestep_embedding
 
-from ..analysis import maths
 from .call import ModelCall
 from .family import BlockConcepts, Family
 from .text import TextEncoding
@@ -47,7 +46,6 @@ class FluxCall(ModelCall):
             embeddings = txt_norm(embeddings)
         self.stream = dm.txt_in(embeddings)                                  # [R, C, hidden]
         self.rotation = None
-        self.unrotate = None
 
     def text_modulation(self, block, args: dict) -> tuple:
         """(mod1, mod2) of the block's text stream for the concept rows."""
@@ -66,15 +64,6 @@ class FluxCall(ModelCall):
             self.rotation = pe[:, :, [self.text_index(text_len)] * self.stream.shape[1]]
         return self.rotation
 
-    def queries_before_rope(self, queries: torch.Tensor, pe: torch.Tensor, image: slice) -> torch.Tensor:
-        """The image queries [R, H, P, D] before RoPE, in fp32, from the rotated ones; the
-        rotations' cos and sin are kept for the whole call (every block has the same
-        positions). pe: [B or 1, 1, N, D/2, 2, 2], each pair's [[cos, -sin], [sin, cos]]."""
-        if self.unrotate is None:
-            pe = (pe[self.rows] if pe.shape[0] > 1 else pe)[:, :, image].float()
-            self.unrotate = pe[..., 0, 0].contiguous(), pe[..., 1, 0].contiguous()
-        return maths.unrotate_pairs(queries, *self.unrotate)
-
     def block_concepts(self, index, block, args):
         heads = block.num_heads
         mod1, mod2 = self.text_modulation(block, args)
@@ -92,7 +81,7 @@ class FluxCall(ModelCall):
 
         return BlockConcepts(index, q_rot, k_rot, v, heads, heads_first=True, keys=k, text_len=text_len,
                              joint_len=text_len + args["img"].shape[1],
-                             image_queries=lambda queries: self.queries_before_rope(queries, args["pe"], image),
+                             image_queries=lambda queries: self.unrotated_image_queries(queries, args["pe"], image),
                              leave=leave)
 
 

@@ -69,7 +69,7 @@ class QwenImageCall(flux.FluxCall):
 
         return BlockConcepts(index, q_rot, k_rot, v, heads, heads_first=True, keys=k, text_len=text_len,
                              joint_len=text_len + args["img"].shape[1],
-                             image_queries=lambda queries: self.queries_before_rope(queries, args["pe"], image),
+                             image_queries=lambda queries: self.unrotated_image_queries(queries, args["pe"], image),
                              leave=leave)
 
 
