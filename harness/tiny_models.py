@@ -364,6 +364,22 @@ def build_chroma_clip(seed=0):
     return clip
 
 
+def build_z_image_clip(seed=0):
+    """A real, tiny Z-Image text encoder: ComfyUI's Z-Image text-encoder class around its
+    Qwen 3 4B model at width 64 (3 layers: it reads the second to last), with the real
+    tokenizer and chat template. cond: (1, word tokens + 8, 64)."""
+    import comfy.text_encoders.z_image as z_image_text
+
+    from concept_attention.demo.model import small_text_encoder
+
+    qwen = dict(hidden_size=TINY_TEXT_DIM, intermediate_size=TINY_TEXT_DIM, num_hidden_layers=3,
+                num_attention_heads=2, num_key_value_heads=1)
+    clip = small_text_encoder(z_image_text.te(dtype_llama=torch.float32), z_image_text.ZImageTokenizer,
+                              {"qwen3_4b": qwen})
+    _fill_all_(clip.cond_stage_model, seed)
+    return clip
+
+
 def _fill_all_(module, seed, skip=None):
     """comfy.ops layers skip init: every parameter is filled, by name order, except
     SDClipModel's real logit_scale constant and those whose name contains `skip`."""

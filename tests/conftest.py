@@ -72,6 +72,12 @@ def chroma_clip():
 
 
 @pytest.fixture(scope="session")
+def z_image_clip():
+    from harness import tiny_models
+    return tiny_models.build_z_image_clip()
+
+
+@pytest.fixture(scope="session")
 def klein_clip():
     import comfy.text_encoders.flux
 

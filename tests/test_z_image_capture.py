@@ -1,0 +1,40 @@
+"""Z-Image and Lumina 2 (hooks/z_image.py) beyond what every family gets
+(test_identical_latents, test_paper_equations, test_every_family, test_coexistence):
+Z-Image-Turbo's own settings, the Qwen 3 text encoder, and Omni reference images."""
+import pytest
+import torch
+
+from concept_attention.nodes.encode import ConceptEncode
+from harness.sampling import Z_IMAGE
+
+pytestmark = pytest.mark.model
+
+
+def test_turbo_settings_8_steps_at_cfg_1_give_the_same_image(z_image):
+    latent, capture = Z_IMAGE.run_capture(z_image, Z_IMAGE.concepts(), cfg=1.0, steps=8, sampler="res_multistep")
+    assert torch.equal(latent, Z_IMAGE.run_ksampler(z_image, cfg=1.0, steps=8, sampler="res_multistep"))
+    assert not capture.error and len(capture.steps) == 8 and capture.maps().shape == (1, 3, 8, 6)
+
+
+def test_omni_reference_images_stop_the_capture_with_the_reason_and_keep_the_image(z_image):
+    reference = torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(2))
+    editing = Z_IMAGE.conditioning(1, reference_latents=[reference])
+    latent, capture = Z_IMAGE.run_capture(z_image, Z_IMAGE.concepts(), steps=2, positive=editing)
+    assert torch.equal(latent, Z_IMAGE.run_ksampler(z_image, steps=2, positive=editing))
+    assert "Z-Image reference images (Omni editing) are not supported yet" in capture.error
+
+
+def test_encode_takes_the_words_own_tokens_inside_the_template(z_image_clip, z_image):
+    concepts, encoded_with = ConceptEncode.execute(z_image_clip, "cat, dragonfly", pooling="mean").args
+    assert concepts.family == "Z-Image" and encoded_with == "Z-Image text encoder (Qwen 3 4B): the word's own tokens"
+    tokenizer = getattr(z_image_clip.tokenizer, z_image_clip.tokenizer.clip).tokenizer
+    for word, vector in zip(("cat", "dragonfly"), concepts.embeddings):
+        # "<|im_start|>user\n" + the word + "<|im_end|>\n<|im_start|>assistant\n"
+        cond = z_image_clip.encode_from_tokens(z_image_clip.tokenize(word))
+        count = len(tokenizer(word)["input_ids"])
+        assert cond.shape[1] == count + 8
+        torch.testing.assert_close(vector, cond[0, 3:3 + count].float().mean(dim=0))
+    cat, dog = (z_image_clip.encode_from_tokens(z_image_clip.tokenize(word)) for word in ("cat", "dog"))
+    assert torch.equal(cat[0, 0], dog[0, 0])             # a causal model: the template's start is the same for all
+    latent, capture = Z_IMAGE.run_capture(z_image, concepts, steps=2)
+    assert not capture.error and capture.maps().shape == (1, 2, 8, 6)
