@@ -21,7 +21,7 @@ again and again, so that drift in the machine's speed hits all alike):
 Shares are of one block's time: half of KSampler's (which includes the embedders and
 the final layer, about 2 % of it).
 
-    ~/comfy/venv/bin/python -m benchmarks.block_overhead [--repeats 5] [--families flux1,sd35_large,flux2,cogvideox_5b]
+    ~/comfy/venv/bin/python -m benchmarks.block_overhead [--repeats 5] [--families flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b]
     ~/comfy/venv/bin/python -m benchmarks.block_overhead --scale 0.125 --repeats 1    # a quick check of the script
 
 Attention is PyTorch's scaled_dot_product_attention (`--attention pytorch`, what
@@ -51,6 +51,7 @@ def families(scale: float) -> dict:
     s_depth = max(2, round(38 * scale))
     x_heads, x_dim = width(48, 128)
     c_heads, c_dim = width(48, 64)
+    z_heads, z_dim = width(30, 128)
     return {
         "flux1": (dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=4096,
                        hidden_size=f_heads * f_dim, mlp_ratio=4.0, num_heads=f_heads, depth=2, depth_single_blocks=0,
@@ -72,6 +73,24 @@ def families(scale: float) -> dict:
                        ops_bias=False, default_ref_method="index", ref_index_scale=10.0),
                   "double_blocks", (1, 128, side // 2, side // 2), 512, 15360, None,
                   f"Flux 2 dev: hidden {x_heads * x_dim}, {x_heads} heads, 1024x1024 ({(side // 2) ** 2} image tokens)"),
+        "qwen_image": (dict(image_model="qwen_image", in_channels=64, out_channels=16, num_layers=2,
+                            attention_head_dim=f_dim, num_attention_heads=f_heads, joint_attention_dim=3584),
+                       "transformer_blocks", (1, 16, side, side), 128, 3584, None,
+                       f"Qwen-Image: hidden {f_heads * f_dim}, {f_heads} heads, 1024x1024 ({(side // 2) ** 2} image tokens)"),
+        "chroma": (dict(image_model="chroma", in_channels=64, out_channels=64, context_in_dim=4096,
+                        hidden_size=f_heads * f_dim, mlp_ratio=4.0, num_heads=f_heads, depth=2, depth_single_blocks=0,
+                        axes_dim=[16, 56, 56], theta=10000, patch_size=2, qkv_bias=True, in_dim=64,
+                        out_dim=f_heads * f_dim, hidden_dim=5120, n_layers=5, txt_ids_dims=[], vec_in_dim=None),
+                   "double_blocks", (1, 16, side, side), 512, 4096, None,
+                   f"Chroma: hidden {f_heads * f_dim}, {f_heads} heads, 1024x1024 ({(side // 2) ** 2} image tokens)"),
+        # No refiner layers: they run once per call on the caption or the image alone, not per captured block.
+        "z_image": (dict(image_model="lumina2", patch_size=2, in_channels=16, dim=z_heads * z_dim, n_layers=2,
+                         n_refiner_layers=0, n_heads=z_heads, n_kv_heads=z_heads, multiple_of=256,
+                         ffn_dim_multiplier=8.0 / 3.0, qk_norm=True, cap_feat_dim=2560, axes_dims=[32, 48, 48],
+                         axes_lens=[1536, 512, 512], rope_theta=256.0, z_image_modulation=True, time_scale=1000.0,
+                         pad_tokens_multiple=32),
+                    "layers", (1, 16, side, side), 128, 2560, None,
+                    f"Z-Image: hidden {z_heads * z_dim}, {z_heads} heads, 1024x1024 ({(side // 2) ** 2} image tokens)"),
         "cogvideox_5b": (dict(image_model="cogvideox", num_attention_heads=c_heads, attention_head_dim=c_dim,
                               in_channels=16, out_channels=16, time_embed_dim=512, text_embed_dim=4096, num_layers=2,
                               patch_size=2, use_rotary_positional_embeddings=True,
@@ -87,7 +106,8 @@ def with_blocks(unet_config: dict, count: int) -> dict:
     if "context_embedder_config" in unet_config:
         embedder = {"target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 64 * count}}
         return {**unet_config, "depth": count, "context_embedder_config": embedder}
-    return {**unet_config, ("num_layers" if "num_layers" in unet_config else "depth"): count}
+    key = next((k for k in ("num_layers", "n_layers") if k in unet_config), "depth")
+    return {**unet_config, key: count}
 
 
 def sampling_inputs(tokens: int, text_width: int, pooled_width, latent_shape: tuple) -> tuple:
@@ -190,7 +210,7 @@ class OwnTime:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs of each, interleaved; medians count")
-    parser.add_argument("--families", default="flux1,sd35_large,flux2,cogvideox_5b")
+    parser.add_argument("--families", default="flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b")
     parser.add_argument("--scale", type=float, default=1.0, help="width and image scale (1: the real models)")
     parser.add_argument("--attention", choices=("pytorch", "host"), default="pytorch",
                         help="pytorch: scaled_dot_product_attention; host: ComfyUI's default for this machine")

@@ -7,20 +7,26 @@ per step with scores of the real shapes (random values) and prints what it keeps
 
     ~/comfy/venv/bin/python -m benchmarks.capture_size [--size 1024] [--steps 28] [--concepts 5]
 
-Only the sizes are measured; the full `every_step_and_layer` rows of the video models
+Image models sample --steps steps, or as many as ComfyUI's own template for them. Only
+the sizes are measured; the full `every_step_and_layer` rows of the video models
 allocate that much memory (several GB) for a moment.
 """
 import argparse
 
 from harness import host
 
-# (family module name, model, its joint-attention blocks, pixels per patch side)
+# (family name, model, its joint-attention blocks, pixels per patch side, steps: None for
+# --steps, else those of ComfyUI's own template for the model)
 IMAGE_MODELS = [
-    ("Flux 1", "Flux 1 dev / schnell", 19, 16),
-    ("Flux 2", "Flux 2 dev", 8, 16),
-    ("SD3", "SD3 medium", 24, 16),
-    ("SD3", "SD3.5 medium", 24, 16),
-    ("SD3", "SD3.5 large", 38, 16),
+    ("Flux 1", "Flux 1 dev / schnell", 19, 16, None),
+    ("Flux 2", "Flux 2 dev", 8, 16, None),
+    ("SD3", "SD3 medium", 24, 16, None),
+    ("SD3", "SD3.5 medium", 24, 16, None),
+    ("SD3", "SD3.5 large", 38, 16, None),
+    ("Qwen-Image", "Qwen-Image 2512", 60, 16, 50),
+    ("Qwen-Image", "Qwen-Image-Edit 2511", 60, 16, 40),
+    ("Chroma", "Chroma1-HD", 19, 16, 26),
+    ("Z-Image", "Z-Image Turbo", 30, 16, 8),
 ]
 # (model, blocks, token grid (frames, height, width), what it is): CogVideoX at its own
 # resolutions, 50 steps as the reference's example. 1.0: 49 frames at 480x720 are 13 latent
@@ -52,14 +58,17 @@ def main():
     from concept_attention.analysis.data import KEEP_ALL, KEEP_SUMS
 
     families = {family.name: family for family in hooks.FAMILIES}
-    print(f"{opts.size}x{opts.size} px, {opts.steps} steps, {opts.concepts} concepts, batch 1, concept attention "
+    print(f"{opts.size}x{opts.size} px, {opts.concepts} concepts, batch 1, concept attention "
           "(the cross-attention baseline, when recorded too, doubles these); "
           f"MiB (budget at the defaults: {IMAGE_BUDGET_MB} MB)")
-    print(f"| model | default layers | patches | {KEEP_SUMS} | {KEEP_ALL} |")
-    print("|---|---|---|---|---|")
-    for name, model, blocks, pixels in IMAGE_MODELS:
+    print(f"| model | steps | default layers | patches | {KEEP_SUMS} | {KEEP_ALL} |")
+    print("|---|---|---|---|---|---|")
+    for name, model, blocks, pixels, steps in IMAGE_MODELS:
         side = opts.size // pixels
-        _row(families[name], model, blocks, (1, side, side), opts.steps, opts.concepts)
+        if name not in families:
+            print(f"| {model} | {hooks.UNAVAILABLE[name]} |" + " |" * 4)
+            continue
+        _row(families[name], model, blocks, (1, side, side), steps or opts.steps, opts.concepts, steps_column=True)
     if "CogVideoX" not in families:
         print(f"\nCogVideoX: {hooks.UNAVAILABLE['CogVideoX']}")
         return
@@ -71,13 +80,13 @@ def main():
         _row(families["CogVideoX"], model, blocks, grid, VIDEO_STEPS, opts.concepts, video)
 
 
-def _row(family, model, blocks, grid, steps, concepts, video=None):
+def _row(family, model, blocks, grid, steps, concepts, video=None, steps_column=False):
     from concept_attention.analysis.data import KEEP_ALL, KEEP_SUMS
 
     sizes = [stored_bytes(family, blocks, grid, steps, concepts, keep) / 2**20 for keep in (KEEP_SUMS, KEEP_ALL)]
     layers = family.default_layers(blocks)
     patches = grid[1] * grid[2] if video is None else "x".join(map(str, grid))
-    first = f"| {model} |" + (f" {video} |" if video else "")
+    first = f"| {model} |" + (f" {video} |" if video else "") + (f" {steps} |" if steps_column else "")
     print(f"{first} {layers[0]}-{layers[-1]} ({len(layers)}) | {patches} | {sizes[0]:.1f} | {sizes[1]:.1f} |")
 
 

@@ -46,7 +46,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="4,8", help="two step counts: what grows between them is per call")
     parser.add_argument("--cfg", type=float, default=4.0)
-    parser.add_argument("--families", default="flux1,sd35_large,flux2,cogvideox_5b")
+    parser.add_argument("--families", default="flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b")
     opts = parser.parse_args()
     host.prepare()
 
