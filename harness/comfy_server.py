@@ -96,13 +96,17 @@ class ComfyServer(ComfyClient):
 
     model_folders: {"diffusion_models": Path, ...} folders to add to ComfyUI's search paths.
     env: variables to set for the process on top of this one's.
+    extra_nodes: more custom node files to load beside the extension (the tests' tiny
+    model loaders, harness/tiny_model_nodes.py); the repository is then on the
+    process's PYTHONPATH, so that they import harness/.
     """
 
     def __init__(self, host: Path, root: Path, model_folders: dict = None, python: str = sys.executable,
-                 env: dict = None):
+                 env: dict = None, extra_nodes: tuple = ()):
         self.host, self.root, self.python = Path(host), Path(root), python
         self.model_folders = model_folders or {}
-        self.env = env or {}
+        self.extra_nodes = tuple(Path(node) for node in extra_nodes)
+        self.env = {**(env or {}), **({"PYTHONPATH": str(REPO)} if self.extra_nodes else {})}
         self.output = self.root / "output"
         self.input = self.root / "input"
         self.log = self.root / "server.log"
@@ -115,6 +119,9 @@ class ComfyServer(ComfyClient):
         link = custom_nodes / "ConceptAttention"
         if not link.exists():
             link.symlink_to(REPO, target_is_directory=True)
+        for node in self.extra_nodes:
+            if not (custom_nodes / node.name).exists():
+                (custom_nodes / node.name).symlink_to(node)
         for name in ("user", "input", "output", "temp"):
             (self.root / name).mkdir(exist_ok=True)
         lines = ["concept_attention:", f"    base_path: {self.root}", "    custom_nodes: custom_nodes"]

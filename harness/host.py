@@ -101,6 +101,13 @@ def prepare(cpu: bool = True, **cli_args) -> Path:
     args.cpu = cpu
     for name, value in cli_args.items():
         setattr(args, name, value)
+    load_extension()
+    return host
+
+
+def load_extension():
+    """This folder as the package `concept_attention`, once, in a process where ComfyUI
+    is importable (prepare(), or a running server)."""
     if "concept_attention" not in sys.modules:
         # ComfyUI imports a custom node from its folder, whatever the folder is called.
         spec = importlib.util.spec_from_file_location("concept_attention", REPO_ROOT / "__init__.py",
@@ -108,7 +115,6 @@ def prepare(cpu: bool = True, **cli_args) -> Path:
         module = importlib.util.module_from_spec(spec)
         sys.modules["concept_attention"] = module
         spec.loader.exec_module(module)
-    return host
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from concept_attention import hooks
-from harness import host, tiny_models, workflow_format
+from harness import host, tiny_model_nodes, tiny_models, workflow_format
 from harness.comfy_server import REPO, ComfyServer
 from tools import make_workflows, render_thumbnails
 
@@ -54,7 +54,8 @@ def server(tmp_path_factory):
     # One thread unless told otherwise: the models are tiny, and on a busy CPU (a training job)
     # torch's threads wait on each other. This module on 2 busy cores: 19 s, against 82 s with 2 threads.
     srv = ComfyServer(COMFYUI, root, {folder.name: folder for folder in models.iterdir()},
-                      env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+                      env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+                      extra_nodes=[REPO / "harness" / "tiny_model_nodes.py"])
     try:
         srv.start(timeout=START_TIMEOUT_S)
         print(f"tiny models built in {built - started:.1f} s; server answered in {time.monotonic() - built:.1f} s")
@@ -85,6 +86,8 @@ def model_rules(server):
     def rules(family, width, height, steps):
         if family == "cogvideox" and "CogVideoX" in hooks.UNAVAILABLE:
             pytest.skip(hooks.UNAVAILABLE["CogVideoX"])
+        if family in tiny_model_nodes.FAMILIES and "TinyTestModel" not in server.object_info:
+            pytest.fail(f"the tiny model nodes did not load:\n{server.log_tail()}")
         if fits.get(family, True):
             return render_thumbnails.tiny_substitutions(family, width, height, steps, CLIP_NAME)
         if family == "flux2":
@@ -162,6 +165,12 @@ UI_OUTPUTS = {
     "Try ConceptAttention reports (no downloads)": {"Save Image": 1, "Save Chart": 1, "Save Evolution by step": 1,
                                                     "Save Evolution by layer": 1},
     "Try ConceptAttention on two prompts (no downloads)": {"Save Image 1": 1, "Save Image 2": 1, "Save Comparison": 1},
+    "qwen_image_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
+                                          "Preview Segmentation": 3},
+    "z_image_turbo_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
+                                             "Preview Segmentation": 3},
+    "chroma_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
+                                      "Preview Segmentation": 3},
     "flux1_vs_sd35_compare": {"Save Image 1": 1, "Save Image 2": 1, "Save Comparison": 1},
     "cogvideox_text_to_video_heatmaps": {"Save Video": 1, "Save dragon heatmaps": 1, "Save rock heatmaps": 1,
                                          "Save sky heatmaps": 1},

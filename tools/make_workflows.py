@@ -54,6 +54,24 @@ MODELS = {
          "https://huggingface.co/Comfy-Org/flux2-dev/resolve/main/split_files/text_encoders/mistral_3_small_flux2_bf16.safetensors"),
     "flux2-vae.safetensors":
         ("vae", "https://huggingface.co/Comfy-Org/flux2-dev/resolve/main/split_files/vae/flux2-vae.safetensors"),
+    # Qwen-Image, Z-Image and Chroma: the files of ComfyUI's own templates for them.
+    "qwen_image_2512_fp8_e4m3fn.safetensors":
+        ("diffusion_models", "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/"
+                             "diffusion_models/qwen_image_2512_fp8_e4m3fn.safetensors"),
+    "qwen_2.5_vl_7b_fp8_scaled.safetensors":
+        ("text_encoders", "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/"
+                          "text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors"),
+    "qwen_image_vae.safetensors":
+        ("vae", "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors"),
+    "z_image_turbo_bf16.safetensors":
+        ("diffusion_models", "https://huggingface.co/Comfy-Org/z_image_turbo/resolve/main/split_files/"
+                             "diffusion_models/z_image_turbo_bf16.safetensors"),
+    "Chroma1-HD-fp8mixed.safetensors":
+        ("diffusion_models", "https://huggingface.co/Comfy-Org/Chroma1-HD_repackaged/resolve/main/split_files/"
+                             "diffusion_models/Chroma1-HD-fp8mixed.safetensors"),
+    "t5xxl_fp8_e4m3fn_scaled.safetensors":
+        ("text_encoders",
+         "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp8_e4m3fn_scaled.safetensors"),
     "cogvideox_vae.safetensors":
         ("vae", "https://huggingface.co/Comfy-Org/void-model/resolve/main/vae/cogvideox_vae.safetensors"),
 }
@@ -77,6 +95,12 @@ SD35_NOTE = (
     "t5xxl_fp16.safetensors (Comfy-Org/stable-diffusion-3.5-fp8, text_encoders/) in models/text_encoders. "
     "SD3.5 medium works the same: pick sd3.5_medium.safetensors in the checkpoint loader. "
     "Layers \"default\" reads every joint block."
+)
+
+TEMPLATE_NOTE = (
+    "{name}: put {files} in ComfyUI's models folders (diffusion_models, text_encoders, vae), from {repo} on "
+    "Hugging Face. The loaders, sampler settings and file names are those of ComfyUI's own {name} template "
+    "({sampling}), with the ConceptAttention Sampler in place of KSampler. Layers \"default\" reads {layers}."
 )
 
 # Layout, in canvas pixels.
@@ -521,6 +545,65 @@ def flux2_dev_generate_with_heatmaps(g):
                     prefix="flux2_dev")
 
 
+def _template_generation(name, unet_name, clip_name, clip_type, vae_name, repo, shift, settings, layers,
+                         negative_text=None, tokenizer_options=False, size=1024):
+    """A family function for _generate from ComfyUI's own template for a model: its loaders
+    and file names, ModelSamplingAuraFlow's shift, its sampler settings; the negative prompt
+    is a zeroed prompt at cfg 1, else a text."""
+    def family(g):
+        unet = g.add("UNETLoader", 0, unet_name=unet_name, weight_dtype="default")
+        clip = g.add("CLIPLoader", 0, clip_name=clip_name, type=clip_type, device="default")
+        vae = g.add("VAELoader", 0, vae_name=vae_name)
+        sampling = f"{settings['steps']} steps, cfg {settings['cfg']:g}, {settings['sampler_name']} " \
+                   f"{settings['scheduler']}, shift {shift:g}, {size}x{size}"
+        note = g.note(0, TEMPLATE_NOTE.format(name=name, files=", ".join((unet_name, clip_name, vae_name)), repo=repo,
+                                              sampling=sampling, layers=layers), title=f"Models for {name}")
+        model = g.add("ModelSamplingAuraFlow", 0, model=unet["MODEL"], shift=shift)
+        g.group(name, [unet, clip, vae, note, model], GROUP_COLORS["models"])
+        text_clip = clip
+        if tokenizer_options:       # Chroma's template: T5 without padding
+            text_clip = g.add("T5TokenizerOptions", 1, clip=clip["CLIP"], min_padding=0, min_length=0)
+        encode = g.add("CLIPTextEncode", 1, title="Prompt", box_width=400, clip=text_clip["CLIP"], text=PROMPT)
+        if negative_text is None:
+            negative = g.add("ConditioningZeroOut", 1, title="Negative (unused at cfg 1)",
+                             conditioning=encode["CONDITIONING"])
+        else:
+            negative = g.add("CLIPTextEncode", 1, title="Negative prompt", box_width=400, clip=text_clip["CLIP"],
+                             text=negative_text)
+        prompt_nodes = [*([text_clip] if tokenizer_options else []), encode, negative]
+        return model["MODEL"], clip["CLIP"], vae["VAE"], prompt_nodes, encode, negative, dict(settings)
+    return family
+
+
+def qwen_image_generate_with_heatmaps(g):
+    family = _template_generation(
+        "Qwen-Image 2512", "qwen_image_2512_fp8_e4m3fn.safetensors", "qwen_2.5_vl_7b_fp8_scaled.safetensors",
+        "qwen_image", "qwen_image_vae.safetensors", "Comfy-Org/Qwen-Image_ComfyUI", 3.1,
+        dict(steps=50, cfg=4.0, sampler_name="euler", scheduler="simple"), "blocks 36-47 of 60",
+        negative_text="blurry, low resolution, distorted")
+    _, decode, aggregate = _generate(g, "Sample and read the maps", family=family)
+    _overlays_and_segmentation(g, decode, aggregate, "qwen_image")
+
+
+def z_image_turbo_generate_with_heatmaps(g):
+    family = _template_generation(
+        "Z-Image Turbo", "z_image_turbo_bf16.safetensors", "qwen_3_4b.safetensors", "lumina2", "ae.safetensors",
+        "Comfy-Org/z_image_turbo", 3.0, dict(steps=8, cfg=1.0, sampler_name="res_multistep", scheduler="simple"),
+        "layers 18-23 of 30")
+    _, decode, aggregate = _generate(g, "Sample and read the maps", family=family)
+    _overlays_and_segmentation(g, decode, aggregate, "z_image")
+
+
+def chroma_generate_with_heatmaps(g):
+    family = _template_generation(
+        "Chroma1-HD", "Chroma1-HD-fp8mixed.safetensors", "t5xxl_fp8_e4m3fn_scaled.safetensors", "chroma",
+        "ae.safetensors", "Comfy-Org/Chroma1-HD_repackaged", 1.0,
+        dict(steps=26, cfg=3.5, sampler_name="euler", scheduler="beta"), "double blocks 15-18 of 19",
+        negative_text="low quality, blurry, sketch, oversaturated", tokenizer_options=True)
+    _, decode, aggregate = _generate(g, "Sample and read the maps", family=family)
+    _overlays_and_segmentation(g, decode, aggregate, "chroma")
+
+
 VIDEO_PROMPT = "a green dragon flying over a rock under a blue sky, cinematic, slow camera pan"
 VIDEO_FPS = 8.0   # CogVideoX 1.0's frame rate
 
@@ -735,7 +818,7 @@ class Workflow(NamedTuple):
     build: Callable          # build(graph) adds the nodes
     thumbnail: list          # titles of the output nodes whose images make the thumbnail, in order
     family: str              # the models it loads: demo (ships with the extension), flux1, flux2, sd35, flux1_sd35
-                             # (both), cogvideox
+                             # (both), qwen_image, z_image, chroma, cogvideox
 
 
 WORKFLOWS = {
@@ -760,6 +843,11 @@ WORKFLOWS = {
     "cogvideox_text_to_video_heatmaps": Workflow(cogvideox_text_to_video_heatmaps,
                                                  ["Save Video", "Save dragon heatmaps", "Save rock heatmaps",
                                                   "Save sky heatmaps"], "cogvideox"),
+    "qwen_image_generate_with_heatmaps": Workflow(qwen_image_generate_with_heatmaps, ["Save Image", "Save Overlays"],
+                                                  "qwen_image"),
+    "z_image_turbo_generate_with_heatmaps": Workflow(z_image_turbo_generate_with_heatmaps,
+                                                     ["Save Image", "Save Overlays"], "z_image"),
+    "chroma_generate_with_heatmaps": Workflow(chroma_generate_with_heatmaps, ["Save Image", "Save Overlays"], "chroma"),
     "flux1_vs_sd35_compare": Workflow(flux1_vs_sd35_compare, ["Save Comparison"], "flux1_sd35"),
     "cogvideox_text_to_video_overlays": Workflow(cogvideox_text_to_video_overlays,
                                                  ["Save dragon overlays", "Save rock overlays", "Save sky overlays"],

@@ -106,9 +106,24 @@ def _cogvideox_substitutions(clip_name):
             "VAELoader": {"inputs": {"vae_name": "taehv.safetensors"}}}
 
 
+def _built_from_config_substitutions(family, vae_name):
+    """Families whose tiny models ComfyUI's loaders cannot build (their widths are fixed
+    by its detection): the test nodes of harness/tiny_model_nodes.py give the tiny model
+    and its tiny text encoder; the VAE is a random tiny one of the same latent."""
+    def rules(clip_name):
+        return {"UNETLoader": {"class_type": "TinyTestModel", "inputs": {"family": family}},
+                "CLIPLoader": {"class_type": "TinyTestCLIP", "inputs": {"family": family}},
+                "VAELoader": {"inputs": {"vae_name": vae_name}}}
+    return rules
+
+
 TINY_MODELS = {"demo": lambda clip_name: {}, "flux1": _flux1_substitutions, "flux2": _flux2_substitutions, "sd35": sd3_substitutions,
                "flux1_sd35": lambda clip_name: {**_flux1_substitutions(clip_name), **sd3_substitutions(clip_name)},
-               "cogvideox": _cogvideox_substitutions}
+               "cogvideox": _cogvideox_substitutions,
+               # Qwen-Image's latent is Wan 2.1's (16 channels, one frame): the tiny video TAE decodes it.
+               "qwen_image": _built_from_config_substitutions("qwen_image", "taehv.safetensors"),
+               "z_image": _built_from_config_substitutions("z_image", "taef1"),
+               "chroma": _built_from_config_substitutions("chroma", "taef1")}
 
 
 DEMO = {"class_type": "ConceptAttentionDemoModel", "inputs": {}}   # outputs MODEL, CLIP, VAE

@@ -1,0 +1,63 @@
+"""Test-only ComfyUI nodes: the tiny Qwen-Image, Chroma and Z-Image models and their
+tiny text encoders (harness/tiny_models.py), for the server tests.
+
+ComfyUI's UNETLoader and CLIPLoader build these families only at their full width
+(its detection fixes the widths), so the server tests put these two nodes in place of
+the templates' loaders (tools/render_thumbnails.py, tiny_substitutions). The models
+are ComfyUI's own classes, built from their config, deterministic.
+"""
+import functools
+import tempfile
+from pathlib import Path
+
+from harness import host, tiny_models
+
+FAMILIES = ("qwen_image", "chroma", "z_image")
+
+
+@functools.cache
+def _model(family):
+    directory = Path(tempfile.mkdtemp(prefix="tiny_model_nodes_"))
+    if family == "qwen_image":
+        config, build = tiny_models.QWEN_IMAGE_CONFIG, tiny_models.build_qwen_image
+    elif family == "chroma":
+        config, build = tiny_models.chroma_config(), tiny_models.build_chroma
+    else:
+        config, build = tiny_models.Z_IMAGE_CONFIG, tiny_models.build_z_image
+    return tiny_models.load_from_config(build(directory / f"{family}.safetensors", config), config)
+
+
+@functools.cache
+def _clip(family):
+    return {"qwen_image": tiny_models.build_qwen_image_clip, "chroma": tiny_models.build_chroma_clip,
+            "z_image": tiny_models.build_z_image_clip}[family]()
+
+
+class TinyTestModel:
+    CATEGORY = "testing"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"family": (FAMILIES,)}}
+
+    def load(self, family):
+        return (_model(family),)
+
+
+class TinyTestCLIP:
+    CATEGORY = "testing"
+    RETURN_TYPES = ("CLIP",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"family": (FAMILIES,)}}
+
+    def load(self, family):
+        return (_clip(family),)
+
+
+host.load_extension()   # harness/tiny_models.py builds through the extension's demo.model
+NODE_CLASS_MAPPINGS = {"TinyTestModel": TinyTestModel, "TinyTestCLIP": TinyTestCLIP}
