@@ -442,7 +442,7 @@ def build_server_models(root, flux_name, sd3_name, flux2_name, cogvideox_name, c
     build_sd3(root / "diffusion_models" / sd3_name)
     if _has_cogvideox():
         build_cogvideox(root / "diffusion_models" / cogvideox_name, {**COGVIDEOX_CONFIG, "text_embed_dim": CLIP_L_DIM})
-        build_taehv(root / "vae_approx" / "taehv.safetensors")
+    build_taehv(root / "vae_approx" / "taehv.safetensors")        # CogVideoX's VAE, and Qwen-Image's
     build_clip_l(root / "text_encoders" / clip_name)
     build_taesd(root / "vae_approx")
     build_taesd(root / "vae_approx", vae_name="taesd3")
