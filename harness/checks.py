@@ -39,3 +39,16 @@ def check_no_patch_remains(model, capture, bad_capture, plain):
         comfy.model_management.interrupt_current_processing(False)
     assert patch_state(model) == before
     assert torch.equal(plain(), capture())
+
+
+def check_words_own_tokens(clip, concepts, start, trailing, **tokenizer_options):
+    """Concept Encode's mean-pooled vectors of `concepts` (a ConceptSet of words) are
+    each word's own tokens in its conditioning: the word alone, counted by the clip's own
+    Hugging Face tokenizer (with `tokenizer_options`), at `start`, with `trailing`
+    template tokens after it."""
+    tokenizer = getattr(clip.tokenizer, clip.tokenizer.clip).tokenizer
+    for word, vector in zip(concepts.words, concepts.embeddings):
+        cond = clip.encode_from_tokens(clip.tokenize(word))
+        count = len(tokenizer(word, **tokenizer_options)["input_ids"])
+        assert cond.shape[1] == start + count + trailing, (word, cond.shape)
+        torch.testing.assert_close(vector, cond[0, start:start + count].float().mean(dim=0))

@@ -8,6 +8,7 @@ import torch
 
 from concept_attention.analysis.data import KEEP_ALL
 from concept_attention.nodes.encode import ConceptEncode
+from harness.checks import check_words_own_tokens
 from harness.families import BY_NAME, expected_scores, recorded_inputs
 from harness.sampling import CHROMA
 
@@ -47,11 +48,6 @@ def test_when_every_chosen_block_is_skipped_the_maps_say_so(chroma):
 def test_encode_with_the_t5_text_encoder(chroma_clip, chroma):
     concepts, encoded_with = ConceptEncode.execute(chroma_clip, "cat, dragonfly", pooling="mean").args
     assert concepts.family == "Chroma" and encoded_with == "Chroma text encoder (T5-XXL): the T5 tokens"
-    tokenizer = getattr(chroma_clip.tokenizer, chroma_clip.tokenizer.clip).tokenizer
-    for word, vector in zip(("cat", "dragonfly"), concepts.embeddings):
-        cond = chroma_clip.encode_from_tokens(chroma_clip.tokenize(word))
-        count = len(tokenizer(word, add_special_tokens=False)["input_ids"])
-        assert cond.shape[1] == count + 1                              # the word's tokens, then </s>; no padding
-        torch.testing.assert_close(vector, cond[0, :count].float().mean(dim=0))
+    check_words_own_tokens(chroma_clip, concepts, start=0, trailing=1, add_special_tokens=False)   # then </s>, unpadded
     latent, capture = CHROMA.run_capture(chroma, concepts, steps=2)
     assert not capture.error and capture.maps().shape == (1, 2, 8, 6)
