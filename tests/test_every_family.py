@@ -1,11 +1,12 @@
 """What every family guarantees beyond bit-identity and the paper's equations, on one
 tiny model of each (harness/families.py): reordering the concepts permutes the maps and
-changes nothing else, and nothing of ours stays on the model after a run, an input
-error or an interrupt."""
+changes nothing else; nothing of ours stays on the model after a run, an input error
+or an interrupt; Encode Image reads an existing image into maps of its own size."""
 import pytest
 import torch
 
 from concept_attention.analysis.data import ConceptSet
+from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 from harness.checks import check_no_patch_remains
 from harness.families import one_model_each
 
@@ -32,3 +33,19 @@ def test_no_patch_remains_after_a_run_an_error_or_an_interrupt(request, tested, 
     check_no_patch_remains(model, lambda: harness.run_capture(model, concepts, steps=2)[0],
                            lambda: harness.run_capture(model, concepts, steps=2, layers="99"),
                            lambda: harness.run_ksampler(model, steps=2))
+
+
+# A random tiny VAE of each family's latent (tests/conftest.py tiny_vae).
+VAE = {"Flux 1": "taef1", "Flux 2": "taef2", "SD3": "taesd3", "Qwen-Image": "taef1", "Chroma": "taef1",
+       "Z-Image": "taef1", "CogVideoX": "taehv.safetensors"}
+
+
+@pytest.mark.parametrize("tested, which", one_model_each())
+def test_encode_image_gives_maps_of_the_image(request, tiny_vae, tested, which):
+    model, harness = request.getfixturevalue(which), tested.harness
+    image = torch.rand(1, 100, 70, 3, generator=torch.Generator().manual_seed(1))
+    capture = ConceptAttentionEncodeImage.execute(model, tiny_vae(VAE[tested.name]), image, harness.concepts(), 0.5, 1,
+                                                  0, "default", positive=harness.conditioning(1)).args[0]
+    assert not capture.error and capture.steps == (0,) and capture.image_size == (100, 70)
+    maps = capture.maps()
+    assert maps.shape[:2] == (1, 3) and torch.allclose(maps.sum(dim=1), torch.ones_like(maps[:, 0]))
