@@ -6,6 +6,9 @@
 # Scripts run as modules from the repository root (python -m tools.make_workflows, ...),
 # so that they import harness/ and each other without editing sys.path.
 PYTHON ?= $(HOME)/comfy/venv/bin/python
+# Bytecode caches on (some machines turn them off): ComfyUI's and the tests' modules are
+# then compiled once, not at every run.
+export PYTHONDONTWRITEBYTECODE =
 
 .PHONY: test check demo lint setup
 setup:
