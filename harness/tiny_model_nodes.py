@@ -33,31 +33,21 @@ def _clip(family):
             "z_image": tiny_models.build_z_image_clip}[family]()
 
 
-class TinyTestModel:
-    CATEGORY = "testing"
-    RETURN_TYPES = ("MODEL",)
-    FUNCTION = "load"
+def _loader_node(output_type: str, build):
+    """A node class whose one input picks the family and whose output is build(family)."""
+    class TinyLoader:
+        CATEGORY = "testing"
+        RETURN_TYPES = (output_type,)
+        FUNCTION = "load"
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"family": (FAMILIES,)}}
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"family": (FAMILIES,)}}
 
-    def load(self, family):
-        return (_model(family),)
-
-
-class TinyTestCLIP:
-    CATEGORY = "testing"
-    RETURN_TYPES = ("CLIP",)
-    FUNCTION = "load"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"family": (FAMILIES,)}}
-
-    def load(self, family):
-        return (_clip(family),)
+        def load(self, family):
+            return (build(family),)
+    return TinyLoader
 
 
 host.load_extension()   # harness/tiny_models.py builds through the extension's demo.model
-NODE_CLASS_MAPPINGS = {"TinyTestModel": TinyTestModel, "TinyTestCLIP": TinyTestCLIP}
+NODE_CLASS_MAPPINGS = {"TinyTestModel": _loader_node("MODEL", _model), "TinyTestCLIP": _loader_node("CLIP", _clip)}
