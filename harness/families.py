@@ -163,6 +163,10 @@ def family_under_test(model_name: str) -> FamilyUnderTest:
     return next(tested for tested in TESTED if model_name in (tiny.name for tiny in tested.tiny_models))
 
 
+def tiny_model(model_name: str) -> TinyModel:
+    return next(tiny for tiny in family_under_test(model_name).tiny_models if tiny.name == model_name)
+
+
 def once_per_model(request, compute: Callable) -> Callable:
     """model name -> compute(its sampling harness, the tiny model), computed once: for a
     module-scoped fixture whose result several tests read."""

@@ -17,14 +17,9 @@ FAMILIES = ("qwen_image", "chroma", "z_image")
 
 @functools.cache
 def _model(family):
-    directory = Path(tempfile.mkdtemp(prefix="tiny_model_nodes_"))
-    if family == "qwen_image":
-        config, build = tiny_models.QWEN_IMAGE_CONFIG, tiny_models.build_qwen_image
-    elif family == "chroma":
-        config, build = tiny_models.chroma_config(), tiny_models.build_chroma
-    else:
-        config, build = tiny_models.Z_IMAGE_CONFIG, tiny_models.build_z_image
-    return tiny_models.load_from_config(build(directory / f"{family}.safetensors", config), config)
+    """The tests' own tiny model of that name (harness/families.py, which needs the extension loaded)."""
+    from harness.families import tiny_model
+    return tiny_model(family).build(Path(tempfile.mkdtemp(prefix="tiny_model_nodes_")))
 
 
 @functools.cache

@@ -57,12 +57,16 @@ class ModelCall:
                                       family.frames_per_latent, family.latents_per_token(diffusion_model))
         self.stream = None
         self.scores = {method: [] for method in spec.methods}     # per scored layer [R, C, P]
-        self.scored = []                    # the chosen layers whose blocks ran (a model may skip blocks)
         self.pending = None                 # BlockConcepts of the block whose joint attention comes next
         self.done = []                      # blocks whose concept step ran
         self.advancing = None               # the block whose ConceptBlockPatch is running
         self.failure = None                 # the first error of our code in this call
         self.unrotate = None                # (cos, sin) of the image tokens' RoPE, for unrotated_image_queries
+
+    @property
+    def scored(self) -> list:
+        """The chosen layers whose blocks ran, in order: those self.scores hold (a model may skip blocks)."""
+        return [index for index in self.done if index in self.spec.layers]
 
     def block_concepts(self, index: int, block, args: dict) -> BlockConcepts:
         """The concepts of block `index` (the module `block`) before it runs. args: the
@@ -136,7 +140,7 @@ class ModelCall:
                                         concepts.heads, skip_reshape=concepts.heads_first)
         if concepts.index in self.spec.layers:
             image = slice(text, text + self.layout.patches)
-            self.record(concepts.index, concept_out, out[rows, image], concepts.keys,
+            self.record(concept_out, out[rows, image], concepts.keys,
                         lambda: concepts.image_queries(tokens(q_all, image)))
         return concept_out
 
@@ -145,13 +149,12 @@ class ModelCall:
         stream's would not be, so that a concept's infinities cannot become NaN maps."""
         self.stream = clamp_fp16(stream)
 
-    def record(self, index, concept_out, image_out, concept_k, image_queries):
-        """Scores of chosen layer `index` for the spec's methods. concept_out [R, C, H*D] and
+    def record(self, concept_out, image_out, concept_k, image_queries):
+        """Scores of one chosen layer for the spec's methods. concept_out [R, C, H*D] and
         image_out [R, P, H*D]: attention outputs before the output projection;
         concept_k [R, H, C, D] and image_queries() -> [R, H, P, D]: before any RoPE.
         The queries are asked for only when the cross-attention baseline is recorded:
         on RoPE models, getting them back is most of a captured block's cost."""
-        self.scored.append(index)
         self.scores[maths.CONCEPT_ATTENTION].append(maths.output_space_scores(concept_out, image_out))
         if self.spec.cross_attention:
             self.scores[maths.CROSS_ATTENTION].append(maths.cross_attention_scores(image_queries(), concept_k))

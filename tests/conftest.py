@@ -47,34 +47,17 @@ for _tested in TESTED:
         globals()[f"_fixture_{_tiny.name}"] = _tiny_model_fixture(_tested.name, _tiny)
 
 
-@pytest.fixture(scope="session")
-def flux_clip():
-    from harness import tiny_models
-    return tiny_models.build_flux_clip()
+def _text_encoder_fixture(name):
+    """A session fixture `name` that builds tiny_models.build_<name>()."""
+    @pytest.fixture(scope="session", name=name)
+    def fixture():
+        from harness import tiny_models
+        return getattr(tiny_models, f"build_{name}")()
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def sd3_clip():
-    from harness import tiny_models
-    return tiny_models.build_sd3_clip()
-
-
-@pytest.fixture(scope="session")
-def qwen_image_clip():
-    from harness import tiny_models
-    return tiny_models.build_qwen_image_clip()
-
-
-@pytest.fixture(scope="session")
-def chroma_clip():
-    from harness import tiny_models
-    return tiny_models.build_chroma_clip()
-
-
-@pytest.fixture(scope="session")
-def z_image_clip():
-    from harness import tiny_models
-    return tiny_models.build_z_image_clip()
+for _name in ("flux_clip", "sd3_clip", "qwen_image_clip", "chroma_clip", "z_image_clip"):
+    globals()[f"_fixture_{_name}"] = _text_encoder_fixture(_name)
 
 
 @pytest.fixture(scope="session")
