@@ -106,7 +106,9 @@ def with_blocks(unet_config: dict, count: int) -> dict:
     if "context_embedder_config" in unet_config:
         embedder = {"target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 64 * count}}
         return {**unet_config, "depth": count, "context_embedder_config": embedder}
-    key = next((k for k in ("num_layers", "n_layers") if k in unet_config), "depth")
+    # NextDiT (lumina2) counts its layers in n_layers; Chroma's n_layers is its modulation approximator's depth.
+    key = "num_layers" if "num_layers" in unet_config else "n_layers" if unet_config.get("image_model") == "lumina2" \
+        else "depth"
     return {**unet_config, key: count}
 
 

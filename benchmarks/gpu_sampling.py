@@ -8,6 +8,9 @@ the ConceptAttention Sampler with the same inputs (interleaved, medians of
 - Flux 1 dev: 19 double + 38 single blocks, 1024x1024, 28 steps, guidance 3.5, cfg 1,
   layers 15-18 (the default);
 - SD3.5 large: 38 joint blocks, 1024x1024, 28 steps, cfg 4.5, every layer (the default);
+- Qwen-Image: 60 blocks, 1024x1024, --steps steps, cfg 4 (its template's), the default layers;
+- Chroma: 19 double + 38 single blocks, 1024x1024, --steps steps, cfg 3.5, the default layers;
+- Z-Image Turbo: 30 layers and 2 + 2 refiner layers, 1024x1024, 8 steps, cfg 1 (its template's);
 - CogVideoX 5b: 42 blocks, 49 frames at 480x720, cfg 6, every layer (the default),
   --video-steps steps (10: its 50 would take minutes per run; the cost per step is the same).
 5 concepts, all steps captured, the default keep, batch 1, attention as ComfyUI picks it.
@@ -15,7 +18,7 @@ the ConceptAttention Sampler with the same inputs (interleaved, medians of
 Run it from a ComfyUI environment on a machine with an NVIDIA GPU (about 40 GB of
 GPU memory for Flux 1 dev):
 
-    python -m benchmarks.gpu_sampling [--models flux1,sd35_large,cogvideox_5b] [--repeats 2]
+    python -m benchmarks.gpu_sampling [--models flux1,sd35_large,qwen_image,chroma,z_image,cogvideox_5b] [--repeats 2]
     python -m benchmarks.gpu_sampling --device cpu --scale 0.05 --steps 2 --video-steps 2   # a check of the script
 """
 import argparse
@@ -34,7 +37,16 @@ def full_models(scale: float, steps: int, video_steps: int) -> dict:
     flux, _, flux_latent, flux_tokens, flux_text, flux_pooled, _ = table["flux1"]
     sd3, _, sd3_latent, sd3_tokens, sd3_text, sd3_pooled, _ = table["sd35_large"]
     cog, _, cog_latent, cog_tokens, cog_text, _, _ = table["cogvideox_5b"]
+    qwen, _, qwen_latent, qwen_tokens, qwen_text, _, _ = table["qwen_image"]
+    chroma, _, chroma_latent, chroma_tokens, chroma_text, _, _ = table["chroma"]
+    z_image, _, z_latent, z_tokens, z_text, _, _ = table["z_image"]
     return {
+        "qwen_image": ("Qwen-Image, 1024x1024", block_overhead.with_blocks(qwen, 60), "transformer_blocks", qwen_latent,
+                       qwen_tokens, qwen_text, None, steps, 4.0, "default"),
+        "chroma": ("Chroma, 1024x1024", {**block_overhead.with_blocks(chroma, 19), "depth_single_blocks": 38},
+                   "double_blocks", chroma_latent, chroma_tokens, chroma_text, None, steps, 3.5, "default"),
+        "z_image": ("Z-Image Turbo, 1024x1024", {**block_overhead.with_blocks(z_image, 30), "n_refiner_layers": 2},
+                    "layers", z_latent, z_tokens, z_text, None, 8, 1.0, "default"),
         "flux1": ("Flux 1 dev, 1024x1024", {**block_overhead.with_blocks(flux, 19), "depth_single_blocks": 38},
                   "double_blocks", flux_latent, flux_tokens, flux_text, flux_pooled, steps, 1.0, "15,16,17,18"),
         "sd35_large": ("SD3.5 large, 1024x1024", sd3, "joint_blocks", sd3_latent, sd3_tokens, sd3_text, sd3_pooled,
@@ -46,7 +58,7 @@ def full_models(scale: float, steps: int, video_steps: int) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="flux1,sd35_large,cogvideox_5b")
+    parser.add_argument("--models", default="flux1,sd35_large,qwen_image,chroma,z_image,cogvideox_5b")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each, interleaved; medians count")
     parser.add_argument("--steps", type=int, default=28, help="sampling steps of the image models")
     parser.add_argument("--video-steps", type=int, default=10, help="sampling steps of CogVideoX")
