@@ -12,24 +12,25 @@ from pathlib import Path
 
 from harness import host, tiny_models
 
-FAMILIES = ("qwen_image", "chroma", "z_image")
+MODELS = ("qwen_image", "qwen_image_edit", "chroma", "z_image")   # harness/families.py tiny model names
 
 
 @functools.cache
-def _model(family):
+def _model(name):
     """The tests' own tiny model of that name (harness/families.py, which needs the extension loaded)."""
     from harness.families import tiny_model
-    return tiny_model(family).build(Path(tempfile.mkdtemp(prefix="tiny_model_nodes_")))
+    return tiny_model(name).build(Path(tempfile.mkdtemp(prefix="tiny_model_nodes_")))
 
 
 @functools.cache
-def _clip(family):
-    return {"qwen_image": tiny_models.build_qwen_image_clip, "chroma": tiny_models.build_chroma_clip,
-            "z_image": tiny_models.build_z_image_clip}[family]()
+def _clip(name):
+    return {"qwen_image": tiny_models.build_qwen_image_clip, "qwen_image_edit": tiny_models.build_qwen_image_clip,
+            "chroma": tiny_models.build_chroma_clip,
+            "z_image": tiny_models.build_z_image_clip}[name]()
 
 
 def _loader_node(output_type: str, build):
-    """A node class whose one input picks the family and whose output is build(family)."""
+    """A node class whose one input picks the tiny model and whose output is build(its name)."""
     class TinyLoader:
         CATEGORY = "testing"
         RETURN_TYPES = (output_type,)
@@ -37,10 +38,10 @@ def _loader_node(output_type: str, build):
 
         @classmethod
         def INPUT_TYPES(cls):
-            return {"required": {"family": (FAMILIES,)}}
+            return {"required": {"model": (MODELS,)}}
 
-        def load(self, family):
-            return (build(family),)
+        def load(self, model):
+            return (build(model),)
     return TinyLoader
 
 

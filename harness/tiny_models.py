@@ -336,8 +336,9 @@ def build_klein_clip(seed=0):
 def build_qwen_image_clip(seed=0):
     """A real, tiny Qwen-Image text encoder: ComfyUI's Qwen-Image text-encoder class
     around its Qwen 2.5-VL model at width 64 with 2 layers, the real tokenizer and chat
-    template. Its vision tower keeps its full size and stays unfilled (words are
-    encoded as text alone). cond: (1, word tokens + 5, 64): the system prefix cropped."""
+    template. Its vision tower (what the edit encoder runs on the input image) is
+    ComfyUI's at its fixed width 1280 but one block deep, so that an edit encodes in
+    a fraction of a second. cond: (1, word tokens + 5, 64): the system prefix cropped."""
     import comfy.text_encoders.qwen_image as qwen_image_text
 
     from concept_attention.demo.model import small_text_encoder
@@ -346,7 +347,9 @@ def build_qwen_image_clip(seed=0):
                 num_attention_heads=2, num_key_value_heads=1)
     clip = small_text_encoder(qwen_image_text.te(dtype_llama=torch.float32), qwen_image_text.QwenImageTokenizer,
                               {"qwen25_7b": qwen})
-    _fill_all_(clip.cond_stage_model, seed, skip=".visual.")
+    vision = clip.cond_stage_model.qwen25_7b.transformer.visual
+    vision.blocks = vision.blocks[:1]
+    _fill_all_(clip.cond_stage_model, seed)
     return clip
 
 
@@ -380,12 +383,12 @@ def build_z_image_clip(seed=0):
     return clip
 
 
-def _fill_all_(module, seed, skip=None):
+def _fill_all_(module, seed):
     """comfy.ops layers skip init: every parameter is filled, by name order, except
-    SDClipModel's real logit_scale constant and those whose name contains `skip`."""
+    SDClipModel's real logit_scale constant."""
     gen = torch.Generator().manual_seed(seed)
     for name, p in sorted(module.named_parameters()):
-        if not name.endswith("logit_scale") and (skip is None or skip not in name):
+        if not name.endswith("logit_scale"):
             _fill_(p, name.rsplit(".", 1)[-1], gen)
 
 

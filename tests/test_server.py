@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from concept_attention import hooks
-from harness import host, tiny_model_nodes, tiny_models, workflow_format
+from harness import families, host, tiny_model_nodes, tiny_models, workflow_format
 from harness.comfy_server import REPO, ComfyServer
 from tools import make_workflows, render_thumbnails
 
@@ -86,8 +86,11 @@ def model_rules(server):
     def rules(family, width, height, steps):
         if family == "cogvideox" and "CogVideoX" in hooks.UNAVAILABLE:
             pytest.skip(hooks.UNAVAILABLE["CogVideoX"])
-        if family in tiny_model_nodes.FAMILIES and "TinyTestModel" not in server.object_info:
-            pytest.fail(f"the tiny model nodes did not load:\n{server.log_tail()}")
+        if family in tiny_model_nodes.MODELS:
+            if why := families.tiny_model(family).missing():
+                pytest.skip(why)
+            if "TinyTestModel" not in server.object_info:
+                pytest.fail(f"the tiny model nodes did not load:\n{server.log_tail()}")
         if fits.get(family, True):
             return render_thumbnails.tiny_substitutions(family, width, height, steps, CLIP_NAME)
         if family == "flux2":
@@ -167,6 +170,9 @@ UI_OUTPUTS = {
     "Try ConceptAttention on two prompts (no downloads)": {"Save Image 1": 1, "Save Image 2": 1, "Save Comparison": 1},
     "qwen_image_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
                                           "Preview Segmentation": 3},
+    "qwen_image_edit_2511_with_heatmaps": {"Save Image": 1, "Save Overlays": 4, "Save Heatmaps": 4,
+                                           "Preview Segmentation": 4},
+    "qwen_image_edit_2511_mask_what_you_change": {"Save Original": 1, "Preview Dress Mask": 1, "Save Edited": 1},
     "z_image_turbo_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
                                              "Preview Segmentation": 3},
     "chroma_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
@@ -243,7 +249,9 @@ def test_ui_workflow(server, model_rules, name):
     outputs = {n["_meta"]["title"]: node_id for node_id, n in prompt.items()
                if n["class_type"] in ("SaveImage", "PreviewImage", "SaveAnimatedWEBP")}
     assert set(outputs) == set(UI_OUTPUTS[name]), outputs
-    size = INPUT_SIZE if loads else (UI_WIDTH, UI_HEIGHT)  # maps and overlays take the size of the image they read
+    # Maps and overlays take the size of the image they read; an edit's input is scaled to the size rules' size.
+    scaled = workflow_format.nodes_of(prompt, "ImageScale")
+    size = INPUT_SIZE if loads and not scaled else (UI_WIDTH, UI_HEIGHT)
     for title, node_id in outputs.items():
         images = entry["outputs"].get(node_id, {}).get("images", [])
         class_type = prompt[node_id]["class_type"]

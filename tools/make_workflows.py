@@ -63,6 +63,9 @@ MODELS = {
                           "text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors"),
     "qwen_image_vae.safetensors":
         ("vae", "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors"),
+    "qwen_image_edit_2511_fp8mixed.safetensors":
+        ("diffusion_models", "https://huggingface.co/Comfy-Org/Qwen-Image-Edit_ComfyUI/resolve/main/split_files/"
+                             "diffusion_models/qwen_image_edit_2511_fp8mixed.safetensors"),
     "z_image_turbo_bf16.safetensors":
         ("diffusion_models", "https://huggingface.co/Comfy-Org/z_image_turbo/resolve/main/split_files/"
                              "diffusion_models/z_image_turbo_bf16.safetensors"),
@@ -604,6 +607,87 @@ def chroma_generate_with_heatmaps(g):
     _overlays_and_segmentation(g, decode, aggregate, "chroma")
 
 
+EDIT_CONCEPTS = "girl, dress, sky, grass"   # ComfyUI's input/example.png: a girl in a pink dress, grass, sky
+EDIT_NOTE = (
+    "Qwen-Image-Edit 2511: put qwen_image_edit_2511_fp8mixed.safetensors (Comfy-Org/Qwen-Image-Edit_ComfyUI) in "
+    "models/diffusion_models, qwen_2.5_vl_7b_fp8_scaled.safetensors in models/text_encoders and "
+    "qwen_image_vae.safetensors (Comfy-Org/Qwen-Image_ComfyUI) in models/vae. The loaders, image scaling, edit "
+    "encoders, reference method (index_timestep_zero), CFGNorm, shift 3.1 and sampler settings (40 steps, cfg 4, "
+    "euler simple) are those of ComfyUI's own Qwen-Image-Edit 2511 template. The concepts attend to the input "
+    "image's tokens too; the maps cover the image being made. Layers \"default\" reads blocks 36-47 of 60."
+)
+
+
+def _qwen_image_edit(g, edit_prompt):
+    """ComfyUI's Qwen-Image-Edit 2511 template up to its sampler: the model (shift 3.1,
+    CFGNorm), the input image scaled as Kontext does, and the edit's positive and negative
+    conditioning (the image through the vision encoder and, as reference latents, the VAE).
+    Returns (model, clip, vae, scaled image, positive, negative) outputs."""
+    unet = g.add("UNETLoader", 0, unet_name="qwen_image_edit_2511_fp8mixed.safetensors", weight_dtype="default")
+    clip = g.add("CLIPLoader", 0, clip_name="qwen_2.5_vl_7b_fp8_scaled.safetensors", type="qwen_image", device="default")
+    vae = g.add("VAELoader", 0, vae_name="qwen_image_vae.safetensors")
+    note = g.note(0, EDIT_NOTE, title="Models for Qwen-Image-Edit 2511")
+    shift = g.add("ModelSamplingAuraFlow", 0, model=unet["MODEL"], shift=3.1)
+    model = g.add("CFGNorm", 0, model=shift["MODEL"], strength=1.0)
+    g.group("Qwen-Image-Edit 2511", [unet, clip, vae, note, shift, model], GROUP_COLORS["models"])
+    image = g.add("LoadImage", 1, image="example.png")
+    scaled = g.add("FluxKontextImageScale", 1, image=image["IMAGE"])
+    g.group("The image to edit", [image, scaled], GROUP_COLORS["prompt"])
+    conditioning = []
+    for title, text in (("Edit instruction", edit_prompt), ("Negative (empty)", "")):
+        encode = g.add("TextEncodeQwenImageEditPlus", 1, title=title, box_width=400, clip=clip["CLIP"], prompt=text,
+                       vae=vae["VAE"], image1=scaled["IMAGE"])
+        method = g.add("FluxKontextMultiReferenceLatentMethod", 1, conditioning=encode["CONDITIONING"],
+                       reference_latents_method="index_timestep_zero")
+        conditioning += [encode, method]
+    g.group("The edit", conditioning, GROUP_COLORS["edit"])
+    return model["patched_model"], clip["CLIP"], vae["VAE"], scaled["IMAGE"], conditioning[1], conditioning[3]
+
+
+def qwen_image_edit_2511_with_heatmaps(g):
+    model, clip, vae, scaled, positive, negative = _qwen_image_edit(g, "Turn the daytime sky into a starry night sky")
+    concepts = g.add("ConceptEncode", 2, box_width=400, clip=clip, concepts=EDIT_CONCEPTS, pooling="first_token")
+    start = g.add("VAEEncode", 2, title="Start from the image", pixels=scaled, vae=vae)
+    sampler = g.add("ConceptAttentionSampler", 2, model=model, seed=42, steps=40, cfg=4.0, sampler_name="euler",
+                    scheduler="simple", positive=positive["CONDITIONING"], negative=negative["CONDITIONING"],
+                    latent_image=start["LATENT"], denoise=1.0, concepts=concepts["concepts"], layers="default",
+                    timesteps="all")
+    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae)
+    aggregate = g.add("HeatmapAggregate", 2, concept_attn=sampler["concept_attn"])
+    g.group("Edit and read the maps", [concepts, start, sampler, decode, aggregate], GROUP_COLORS["sample"])
+    _overlays_and_segmentation(g, decode, aggregate, "qwen_image_edit")
+
+
+DRESS_INDEX = 1     # "dress" in EDIT_CONCEPTS
+
+
+def qwen_image_edit_2511_mask_what_you_change(g):
+    """Read the image's own concept maps first, then let the edit change only where one
+    concept is: its argmax mask, feathered, as the latent noise mask of the edit."""
+    model, clip, vae, scaled, positive, negative = _qwen_image_edit(g, "Turn the pink dress into shining silver armour")
+    concepts = g.add("ConceptEncode", 2, box_width=400, clip=clip, concepts=EDIT_CONCEPTS, pooling="first_token")
+    read = g.add("ConceptAttentionEncodeImage", 2, model=model, vae=vae, image=scaled, concepts=concepts["concepts"],
+                 noise_level=0.5, noise_samples=4, seed=0, layers="default")
+    aggregate = g.add("HeatmapAggregate", 2, title="Heatmap Aggregate (blur 4, grow 8)",
+                      concept_attn=read["concept_attn"], blur=4.0, grow=8)
+    as_images = g.add("MaskToImage", 2, mask=aggregate["argmax_masks"])
+    pick = g.add("ImageFromBatch", 2, title=f"Pick the dress (concept {DRESS_INDEX})", image=as_images["IMAGE"],
+                 batch_index=DRESS_INDEX, length=1)
+    feather = g.add("ImageBlur", 2, title="Feather the edge", image=pick["IMAGE"], blur_radius=15, sigma=5.0)
+    mask = g.add("ImageToMask", 2, image=feather["IMAGE"], channel="red")
+    g.group("Where the dress is", [concepts, read, aggregate, as_images, pick, feather, mask], GROUP_COLORS["maps"])
+    pixels = g.add("VAEEncode", 3, pixels=scaled, vae=vae)
+    masked = g.add("SetLatentNoiseMask", 3, samples=pixels["LATENT"], mask=mask["MASK"])
+    edit = g.add("KSampler", 3, model=model, seed=42, steps=40, cfg=4.0, sampler_name="euler", scheduler="simple",
+                 positive=positive["CONDITIONING"], negative=negative["CONDITIONING"], latent_image=masked["LATENT"],
+                 denoise=1.0)
+    edited = g.add("VAEDecode", 3, samples=edit["LATENT"], vae=vae)
+    g.group("Edit inside the mask only", [pixels, masked, edit, edited], GROUP_COLORS["edit"])
+    g.add("SaveImage", 4, title="Save Original", images=scaled, filename_prefix="ConceptAttention/edit_original")
+    g.add("PreviewImage", 4, title="Preview Dress Mask", images=feather["IMAGE"])
+    g.add("SaveImage", 4, title="Save Edited", images=edited["IMAGE"], filename_prefix="ConceptAttention/edit_result")
+
+
 VIDEO_PROMPT = "a green dragon flying over a rock under a blue sky, cinematic, slow camera pan"
 VIDEO_FPS = 8.0   # CogVideoX 1.0's frame rate
 
@@ -818,7 +902,7 @@ class Workflow(NamedTuple):
     build: Callable          # build(graph) adds the nodes
     thumbnail: list          # titles of the output nodes whose images make the thumbnail, in order
     family: str              # the models it loads: demo (ships with the extension), flux1, flux2, sd35, flux1_sd35
-                             # (both), qwen_image, z_image, chroma, cogvideox
+                             # (both), qwen_image, qwen_image_edit, z_image, chroma, cogvideox
 
 
 WORKFLOWS = {
@@ -845,6 +929,11 @@ WORKFLOWS = {
                                                   "Save sky heatmaps"], "cogvideox"),
     "qwen_image_generate_with_heatmaps": Workflow(qwen_image_generate_with_heatmaps, ["Save Image", "Save Overlays"],
                                                   "qwen_image"),
+    "qwen_image_edit_2511_with_heatmaps": Workflow(qwen_image_edit_2511_with_heatmaps, ["Save Image", "Save Overlays"],
+                                                   "qwen_image_edit"),
+    "qwen_image_edit_2511_mask_what_you_change": Workflow(qwen_image_edit_2511_mask_what_you_change,
+                                                          ["Save Original", "Preview Dress Mask", "Save Edited"],
+                                                          "qwen_image_edit"),
     "z_image_turbo_generate_with_heatmaps": Workflow(z_image_turbo_generate_with_heatmaps,
                                                      ["Save Image", "Save Overlays"], "z_image"),
     "chroma_generate_with_heatmaps": Workflow(chroma_generate_with_heatmaps, ["Save Image", "Save Overlays"], "chroma"),

@@ -52,12 +52,15 @@ TINY_CLIP = "tiny_clip_l.safetensors"
 
 
 def size_rules(width=None, height=None, steps=None) -> dict:
-    """Substitutions for the image size of the empty latents and the step count of every sampler."""
+    """Substitutions for the image size of the empty latents and of an edit's input image
+    (Kontext's scaling to about a megapixel), and the step count of every sampler."""
     rules = {}
     if width and height:
         for sizer in ("EmptySD3LatentImage", "EmptyLatentImage", "EmptyFlux2LatentImage", "Flux2Scheduler"):
             rules[sizer] = {"inputs": {"width": width, "height": height}}
         rules["EmptyHunyuanLatentVideo"] = {"inputs": {"width": width, "height": height, "length": VIDEO_FRAMES}}
+        rules["FluxKontextImageScale"] = {"class_type": "ImageScale", "keep_links": ["image"], "inputs": {
+            "upscale_method": "area", "width": width, "height": height, "crop": "center"}}
     if steps:
         rules["*"] = {"inputs": {"steps": steps}}
     return rules
@@ -106,13 +109,13 @@ def _cogvideox_substitutions(clip_name):
             "VAELoader": {"inputs": {"vae_name": "taehv.safetensors"}}}
 
 
-def _built_from_config_substitutions(family, vae_name):
+def _built_from_config_substitutions(model, vae_name):
     """Families whose tiny models ComfyUI's loaders cannot build (their widths are fixed
     by its detection): the test nodes of harness/tiny_model_nodes.py give the tiny model
     and its tiny text encoder; the VAE is a random tiny one of the same latent."""
     def rules(clip_name):
-        return {"UNETLoader": {"class_type": "TinyTestModel", "inputs": {"family": family}},
-                "CLIPLoader": {"class_type": "TinyTestCLIP", "inputs": {"family": family}},
+        return {"UNETLoader": {"class_type": "TinyTestModel", "inputs": {"model": model}},
+                "CLIPLoader": {"class_type": "TinyTestCLIP", "inputs": {"model": model}},
                 "VAELoader": {"inputs": {"vae_name": vae_name}}}
     return rules
 
@@ -122,6 +125,7 @@ TINY_MODELS = {"demo": lambda clip_name: {}, "flux1": _flux1_substitutions, "flu
                "cogvideox": _cogvideox_substitutions,
                # Qwen-Image's latent is Wan 2.1's (16 channels, one frame): the tiny video TAE decodes it.
                "qwen_image": _built_from_config_substitutions("qwen_image", "taehv.safetensors"),
+               "qwen_image_edit": _built_from_config_substitutions("qwen_image_edit", "taehv.safetensors"),
                "z_image": _built_from_config_substitutions("z_image", "taef1"),
                "chroma": _built_from_config_substitutions("chroma", "taef1")}
 
@@ -154,6 +158,9 @@ def demo_thumbnail_substitutions(scene_size=128, steps=20) -> dict:
     rules = demo_substitutions(scene_size, scene_size, steps)
     rules["CLIPTextEncode"] = {"inputs": {"text": DEMO_PROMPT}}
     rules["ConceptEncode"] = {"inputs": {"concepts": DEMO_CONCEPTS}}
+    # An edit's instruction: the demo prompt as plain text (the demo model was never taught to edit).
+    rules["TextEncodeQwenImageEditPlus"] = {"class_type": "CLIPTextEncode", "keep_links": ["clip"],
+                                            "inputs": {"text": DEMO_PROMPT}}
     return rules
 
 
