@@ -383,6 +383,26 @@ def build_z_image_clip(seed=0):
     return clip
 
 
+def build_lumina2_clip(seed=0):
+    """A tiny Lumina 2 text encoder: ComfyUI's Lumina 2 class around its Gemma 2 2B model
+    at width 64 (3 layers: it reads the second to last). Gemma's tokenizer ships only
+    inside the checkpoint, so ComfyUI's Gemma tokenizer class reads another real
+    SentencePiece model that ships with ComfyUI, Pile T5's (AuraFlow's): the words'
+    pieces differ from Gemma's, the template (a start token, the words, no end token)
+    does not. cond: (1, 1 + word pieces, 64)."""
+    import comfy.text_encoders.lumina2 as lumina2_text
+
+    from concept_attention.demo.model import small_text_encoder
+
+    gemma = dict(hidden_size=TINY_TEXT_DIM, intermediate_size=TINY_TEXT_DIM, num_hidden_layers=3,
+                 num_attention_heads=2, num_key_value_heads=1)
+    spiece = Path(lumina2_text.__file__).parent / "t5_pile_tokenizer" / "tokenizer.model"
+    clip = small_text_encoder(lumina2_text.te(dtype_llama=torch.float32), lumina2_text.LuminaTokenizer,
+                              {"gemma2_2b": gemma}, tokenizer_data={"spiece_model": spiece.read_bytes()})
+    _fill_all_(clip.cond_stage_model, seed)
+    return clip
+
+
 def _fill_all_(module, seed):
     """comfy.ops layers skip init: every parameter is filled, by name order, except
     SDClipModel's real logit_scale constant."""

@@ -1,6 +1,7 @@
 """Z-Image and Lumina 2 (hooks/z_image.py) beyond what every family gets
 (test_identical_latents, test_paper_equations, test_every_family, test_coexistence):
-Z-Image-Turbo's own settings, the Qwen 3 text encoder, and Omni reference images."""
+Z-Image-Turbo's own settings, the Qwen 3 and Gemma 2 text encoders, and Omni
+reference images."""
 import inspect
 
 import pytest
@@ -37,4 +38,20 @@ def test_encode_takes_the_words_own_tokens_inside_the_template(z_image_clip, z_i
     cat, dog = (z_image_clip.encode_from_tokens(z_image_clip.tokenize(word)) for word in ("cat", "dog"))
     assert torch.equal(cat[0, 0], dog[0, 0])             # a causal model: the template's start is the same for all
     latent, capture = Z_IMAGE.run_capture(z_image, concepts, steps=2)
+    assert not capture.error and capture.maps().shape == (1, 2, 8, 6)
+
+
+def test_lumina2_encode_takes_the_words_own_pieces_after_the_start_token(lumina2_clip, lumina2):
+    """Gemma 2's template: a start token, then the word's pieces (counted here by the
+    SentencePiece model itself), no end token."""
+    concepts, encoded_with = ConceptEncode.execute(lumina2_clip, "cat, dragonfly", pooling="mean").args
+    first, _ = ConceptEncode.execute(lumina2_clip, "cat, dragonfly", pooling="first_token").args
+    assert concepts.family == "Z-Image" and encoded_with == "Lumina 2 text encoder (Gemma 2 2B): the word's own tokens"
+    pieces = lumina2_clip.tokenizer.gemma2_2b.tokenizer.tokenizer
+    for word, mean, first_piece in zip(concepts.words, concepts.embeddings, first.embeddings):
+        cond = lumina2_clip.encode_from_tokens(lumina2_clip.tokenize(word))
+        assert cond.shape[1] == 1 + len(pieces.encode(word, add_bos=False)), (word, cond.shape)
+        torch.testing.assert_close(mean, cond[0, 1:].float().mean(dim=0))
+        torch.testing.assert_close(first_piece, cond[0, 1].float())
+    latent, capture = Z_IMAGE.run_capture(lumina2, concepts, steps=2)
     assert not capture.error and capture.maps().shape == (1, 2, 8, 6)
