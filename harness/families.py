@@ -24,6 +24,7 @@ class TinyModel:
     name: str                  # also its pytest fixture
     build: Callable            # (directory) -> ModelPatcher, through ComfyUI's own loader where it can
     missing: Callable = lambda: None    # () -> why this ComfyUI cannot build it (its tests skip), or None
+    harness: sampling.Family = None     # its own inputs where they are not its family's (a pixel-space model)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ class FamilyUnderTest:
     paper_scores: Callable     # (diffusion model, inputs by name, ConceptSet, layers) -> (output space, cross) [L, B, C, P]
     # (cfg, batch, latent size) of the paper-equation cases: odd sizes, so that rows and columns cannot swap unseen.
     paper_cases: tuple = ((1.0, 1, (16, 12)), (3.0, 2, (16, 12)))
+
+    def harness_of(self, model_name: str) -> sampling.Family:
+        """The sampling harness of one of its tiny models."""
+        tiny = next(tiny for tiny in self.tiny_models if tiny.name == model_name)
+        return tiny.harness or self.harness
 
 
 def flux_model(name, guidance, config=None, expect="Flux"):
@@ -49,14 +55,14 @@ def stock_loaded(name, builder, config, expect):
     return TinyModel(name, build)
 
 
-def from_config(name, builder, config, expect, missing=lambda: None):
+def from_config(name, builder, config, expect, missing=lambda: None, harness=None):
     """A model whose size ComfyUI's detection fixes: built from its config (tiny_models.load_from_config).
     config: the constructor arguments, or a function that gives them for this host."""
     def build(directory):
         arguments = config() if callable(config) else config
         return tiny_models.load_from_config(builder(directory / f"{name}.safetensors", arguments), arguments,
                                             expect=expect)
-    return TinyModel(name, build, missing)
+    return TinyModel(name, build, missing, harness)
 
 
 def qwen_image_edit_2511_missing():
@@ -125,7 +131,9 @@ TESTED = (
                               "QwenImage", missing=qwen_image_edit_2511_missing)),
                  qwen_image_paper_scores),
     FamilyUnderTest("Chroma", sampling.CHROMA,
-                 (from_config("chroma", tiny_models.build_chroma, tiny_models.chroma_config, "Chroma"),),
+                 (from_config("chroma", tiny_models.build_chroma, tiny_models.chroma_config, "Chroma"),
+                  from_config("chroma_radiance", tiny_models.build_chroma, tiny_models.chroma_radiance_config,
+                              "ChromaRadiance", harness=sampling.CHROMA_RADIANCE)),
                  chroma_paper_scores),
     # z_image: Z-Image (Turbo); lumina2: Lumina 2-like (no padding, another modulation). ComfyUI's config
     # classes tell them apart by width only (Z-Image: 3840), so both tiny ones are its Lumina2 model config.
@@ -174,7 +182,8 @@ def once_per_model(request, compute: Callable) -> Callable:
 
     def result(model_name):
         if model_name not in results:
-            results[model_name] = compute(family_under_test(model_name).harness, request.getfixturevalue(model_name))
+            results[model_name] = compute(family_under_test(model_name).harness_of(model_name),
+                                          request.getfixturevalue(model_name))
         return results[model_name]
     return result
 

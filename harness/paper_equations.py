@@ -51,15 +51,21 @@ def concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embedd
     concepts sit at text position `concept_position` and share the text modulation.
     Chroma: zero text ids; the approximator's modulation of each block's text stream,
     shared by the concepts; the blocks in skip_mmdit do not run (and give no scores).
+    Chroma Radiance: the image's pixels in p x p patches through a convolution of stride
+    p; text ids 0..T-1 on the first axis (use_sequential_txt_ids), the concepts at 0.
     """
     chroma = hasattr(dm, "distilled_guidance_layer")
+    radiance = hasattr(dm, "img_in_patch")
     skipped = set(getattr(dm, "skip_mmdit", ()))
     flux2 = not chroma and dm.params.global_modulation
     axes = len(dm.params.axes_dim)
     p = dm.patch_size
     batch, _, height, width = x.shape
-    img = x.reshape(batch, -1, height // p, p, width // p, p).permute(0, 2, 4, 1, 3, 5).flatten(3).flatten(1, 2)
-    img = dm.img_in(img)
+    if radiance:
+        img = dm.img_in_patch(x).flatten(2).transpose(1, 2)                    # [B, patches, hidden], row-major
+    else:
+        img = x.reshape(batch, -1, height // p, p, width // p, p).permute(0, 2, 4, 1, 3, 5).flatten(3).flatten(1, 2)
+        img = dm.img_in(img)
     rows = torch.arange(height // p, dtype=torch.float32)[:, None].expand(-1, width // p)
     cols = torch.arange(width // p, dtype=torch.float32)[None, :].expand(height // p, -1)
     img_ids = torch.zeros(height // p, width // p, axes)
@@ -73,6 +79,8 @@ def concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embedd
     if flux2:
         txt_ids[..., -1] = torch.arange(txt.shape[1], dtype=torch.float32)
         concept_ids[..., -1] = concept_position
+    if radiance and getattr(dm.params, "use_sequential_txt_ids", False):
+        txt_ids[..., 0] = torch.arange(txt.shape[1], dtype=torch.float32)
     pe = dm.pe_embedder(torch.cat((txt_ids, img_ids), dim=1))
     pe_txt, pe_img = pe[:, :, :txt.shape[1]], pe[:, :, txt.shape[1]:]
     pe_concepts = dm.pe_embedder(concept_ids)

@@ -22,6 +22,7 @@ class Family:
     pooled_width: int = 0    # a random pooled vector this wide (0: none)
     zero_pooled: int = 0     # a zero pooled vector this wide, for models that ignore it
     guidance: float = None
+    size_scale: int = 1      # latent pixels per size unit: a pixel-space model's sizes in its VAE family's units
 
     def conditioning(self, seed, **extra) -> list:
         gen = torch.Generator().manual_seed(seed)
@@ -43,7 +44,8 @@ class Family:
     def latent(self, batch=1, *size) -> dict:
         """An empty latent [batch, channels, *size]: (height, width), or (frames, height,
         width) for video; latent_size by default."""
-        return {"samples": torch.zeros(batch, self.latent_channels, *(size or self.latent_size))}
+        size = [side * self.size_scale for side in (size or self.latent_size)]
+        return {"samples": torch.zeros(batch, self.latent_channels, *size)}
 
     def run_capture(self, model, concepts, cfg=1.0, batch=1, sampler="euler", steps=4, layers="default",
                     timesteps="all", size=None, keep=KEEP_SUMS, positive=None, cross_attention=False):
@@ -72,5 +74,8 @@ QWEN_IMAGE = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, la
 # zero_pooled: ComfyUI 0.3.75 reads a pooled_output for every Flux-class model.
 CHROMA = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(16, 12), tokens=12,
                 zero_pooled=768)
+# Chroma Radiance: pixels, 8 per Chroma latent pixel, so that the same sizes give the same 16-pixel patch grid.
+CHROMA_RADIANCE = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=3, latent_size=(16, 12), tokens=12,
+                         zero_pooled=768, size_scale=8)
 # Z-Image and Lumina 2: a 16 x 12 latent is 48 patches, padded to 64 by Z-Image; 12 prompt tokens, padded to 32.
 Z_IMAGE = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(16, 12), tokens=12)

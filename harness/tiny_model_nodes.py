@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness import host, tiny_models
 
-MODELS = ("qwen_image", "qwen_image_edit", "chroma", "z_image")   # harness/families.py tiny model names
+MODELS = ("qwen_image", "qwen_image_edit", "chroma", "chroma_radiance", "z_image")   # harness/families.py tiny model names
 
 
 @functools.cache
@@ -25,7 +25,7 @@ def _model(name):
 @functools.cache
 def _clip(name):
     return {"qwen_image": tiny_models.build_qwen_image_clip, "qwen_image_edit": tiny_models.build_qwen_image_clip,
-            "chroma": tiny_models.build_chroma_clip,
+            "chroma": tiny_models.build_chroma_clip, "chroma_radiance": tiny_models.build_chroma_clip,
             "z_image": tiny_models.build_z_image_clip}[name]()
 
 

@@ -202,22 +202,43 @@ CHROMA_CONFIG = dict(image_model="chroma", in_channels=64, out_channels=64, cont
                      hidden_dim=64, n_layers=2, txt_ids_dims=[], vec_in_dim=None)
 
 
-def chroma_config() -> dict:
-    """CHROMA_CONFIG as this host's Chroma takes it (0.3.75's lacks txt_ids_dims and vec_in_dim)."""
-    import comfy.ldm.chroma.model as chroma
+# Chroma Radiance: pixel space (3 channels), 16-pixel patches, a small per-pixel NeRF head.
+# Sequential text positions (Radiance from 2026-05 on); 0.3.75's Radiance has zero ones.
+CHROMA_RADIANCE_CONFIG = {**CHROMA_CONFIG, "image_model": "chroma_radiance", "in_channels": 3, "out_channels": 3,
+                          "patch_size": 16, "nerf_hidden_size": 16, "nerf_mlp_ratio": 2, "nerf_depth": 1,
+                          "nerf_max_freqs": 8, "nerf_tile_size": 0, "nerf_final_head_type": "conv",
+                          "nerf_embedder_dtype": torch.float32, "use_x0": False, "use_sequential_txt_ids": True}
 
+
+def _chroma_classes():
+    """{image_model: (model class, its params class)} of this host."""
+    import comfy.ldm.chroma.model as chroma
+    import comfy.ldm.chroma_radiance.model as radiance
+
+    return {"chroma": (chroma.Chroma, chroma.ChromaParams),
+            "chroma_radiance": (radiance.ChromaRadiance, radiance.ChromaRadianceParams)}
+
+
+def chroma_config(config=CHROMA_CONFIG) -> dict:
+    """CHROMA_CONFIG or CHROMA_RADIANCE_CONFIG as this host's model takes it (0.3.75's
+    lacks txt_ids_dims, vec_in_dim and Radiance's later options)."""
     from concept_attention.demo.model import known_arguments
 
-    return {"image_model": "chroma", **known_arguments(chroma.ChromaParams, CHROMA_CONFIG)}
+    _, params = _chroma_classes()[config["image_model"]]
+    return {"image_model": config["image_model"], **known_arguments(params, config)}
+
+
+def chroma_radiance_config() -> dict:
+    return chroma_config(CHROMA_RADIANCE_CONFIG)
 
 
 def build_chroma(path, config=None, seed=0) -> Path:
-    """Save a tiny Chroma (chroma_config()) as fp32 safetensors."""
-    import comfy.ldm.chroma.model as chroma
-
+    """Save a tiny Chroma or Chroma Radiance (chroma_config(...)) as fp32 safetensors."""
     torch.manual_seed(seed)
-    arguments = {k: v for k, v in (config or chroma_config()).items() if k != "image_model"}
-    model = chroma.Chroma(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
+    config = config or chroma_config()
+    model_class, _ = _chroma_classes()[config["image_model"]]
+    arguments = {k: v for k, v in config.items() if k != "image_model"}
+    model = model_class(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
     _init_uninitialised_(model, torch.Generator().manual_seed(seed))
     return _save(model.state_dict(), path, torch.float32)
 

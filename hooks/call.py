@@ -33,7 +33,7 @@ class LatentLayout:
         are not whole patches are padded by the model, as ComfyUI's patchify does."""
         height, width = latent.shape[-2:]
         frames = latent.shape[2] if latent.ndim == 5 else 1
-        grid = (-(-frames // latents_per_token), (height + patch // 2) // patch, (width + patch // 2) // patch)
+        grid = (-(-frames // latents_per_token), -(-height // patch), -(-width // patch))
         video_frames = max(1, frames * frames_per_latent - (frames_per_latent - 1))
         return cls(grid, (height * pixels_per_latent, width * pixels_per_latent), video_frames, frames_per_latent,
                    latents_per_token)

@@ -1,15 +1,18 @@
 """Chroma: ComfyUI's comfy.ldm.chroma.model.Chroma, Flux schnell's double and single
-blocks with the modulation taken out of them.
+blocks with the modulation taken out of them; and Chroma Radiance
+(comfy.ldm.chroma_radiance), the same blocks on 16-pixel patches of the image itself.
 
 A distilled approximator turns the timestep and guidance (no pooled text vector) into
 one modulation vector per block and hands each double block vec = ((img_mod1,
 img_mod2), (txt_mod1, txt_mod2)); the concepts take the text one, as Flux 2's do
 (hooks/flux.py SharedModulationCall), then Flux's text-stream weights of every double
-block up to the last chosen one. Text ids are zero, as Flux 1's: the identity
-rotation for every concept. Blocks listed in the model's skip_mmdit do not run; the
+block up to the last chosen one. Every concept takes the first text position: text
+ids are zero, as Flux 1's (Radiance's since 2026-05 count up from 0 on the first axis),
+so the concepts' rotation is the identity. Blocks listed in the model's skip_mmdit do not run; the
 capture keeps the chosen layers that did.
 """
 import comfy.ldm.chroma.model
+import comfy.ldm.chroma_radiance.model
 import comfy.text_encoders.pixart_t5
 
 from . import flux
@@ -31,7 +34,7 @@ class ChromaCall(flux.SharedModulationCall):
 
 FAMILY = Family(
     name="Chroma",
-    matches=lambda dm: type(dm) is comfy.ldm.chroma.model.Chroma,
+    matches=lambda dm: type(dm) in (comfy.ldm.chroma.model.Chroma, comfy.ldm.chroma_radiance.model.ChromaRadiance),
     call_type=ChromaCall,
     blocks=lambda dm: dm.double_blocks,
     default_layers=flux.default_layers,
@@ -39,5 +42,5 @@ FAMILY = Family(
     context_width=lambda dm: dm.txt_in.in_features,
     text_encoding=text_encoding,
     text_encoder="T5-XXL",
-    latent_downscale=8,
+    latent_downscale=lambda dm: 1 if isinstance(dm, comfy.ldm.chroma_radiance.model.ChromaRadiance) else 8,
 )

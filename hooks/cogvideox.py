@@ -76,7 +76,6 @@ FAMILY = Family(
     context_width=lambda dm: dm.patch_embed.text_proj.in_features,
     text_encoding=text_encoding,
     text_encoder="T5-XXL",
-    latent_downscale=8,
     block_patches=False,
     frames_per_latent=4,     # the VAE's temporal compression: frame 0 alone, then 4 per latent frame
     latents_per_token=lambda dm: dm.patch_size_t or 1,

@@ -31,12 +31,14 @@ class Family:
     context_width: Callable                     # (diffusion model) -> width of the text vectors it takes
     text_encoding: Callable                     # (CLIP) -> hooks.text.TextEncoding, None for another encoder
     text_encoder: str                           # the text encoder(s) that go with it, in words
-    latent_downscale: int                       # pixels per latent pixel, each side
     # The model looks up patches_replace["dit"][("double_block", i)] for these blocks; if
     # not, the core hooks the block modules for the length of each recorded call.
     block_patches: bool = True
     call_wrapper: str = DIFFUSION_MODEL
     patch_size: Callable = lambda dm: dm.patch_size
+    # (diffusion model) -> pixels per latent pixel, each side, where ComfyUI's latent format
+    # does not say it (0.3.75's formats do not)
+    latent_downscale: Callable = lambda dm: 8
     max_patches: Callable = lambda dm: None     # patches a side of a fixed position table; None: any size
     frames_per_latent: int = 1                  # video: decoded frames per latent frame (the first alone)
     latents_per_token: Callable = lambda dm: 1  # video: latent frames per token frame

@@ -126,5 +126,4 @@ FAMILY = Family(
     context_width=lambda dm: dm.txt_in.in_features,
     text_encoding=text_encoding,
     text_encoder="the CLIP-L + T5 pair",
-    latent_downscale=8,
 )

@@ -58,5 +58,5 @@ FAMILY = dataclasses.replace(
     default_layers_text="the last 3/8 of the double blocks (dev: 5-7)",
     text_encoding=text_encoding,
     text_encoder="Qwen 3 for Klein, Mistral Small 3.2 for dev",
-    latent_downscale=16,  # its latent packs 2x2 of its VAE's 1/8
+    latent_downscale=lambda dm: 16,  # its latent packs 2x2 of its VAE's 1/8
 )

@@ -83,5 +83,4 @@ FAMILY = Family(
     context_width=lambda dm: dm.txt_in.in_features,
     text_encoding=text_encoding,
     text_encoder="Qwen 2.5-VL 7B",
-    latent_downscale=8,
 )

@@ -69,7 +69,6 @@ FAMILY = Family(
     context_width=lambda dm: dm.context_embedder.in_features,
     text_encoding=text_encoding,
     text_encoder="CLIP-L, CLIP-G and T5, or any of them",
-    latent_downscale=8,
     call_wrapper=APPLY_MODEL,
     # Patches a side of the position table (SD3.5 large: 192, 3072 px).
     max_patches=lambda dm: dm.pos_embed_max_size if dm.pos_embed is not None else None,

@@ -104,6 +104,5 @@ FAMILY = Family(
     context_width=lambda dm: dm.cap_embedder[1].in_features,
     text_encoding=text_encoding,
     text_encoder="Qwen 3 4B for Z-Image, Gemma 2 2B for Lumina 2",
-    latent_downscale=8,
     block_patches=False,
 )

@@ -97,7 +97,8 @@ def check_concepts_fit(node: str, family, diffusion_model, concepts):
 
 def pixels_per_latent(model) -> int:
     # ComfyUI 0.3.75's latent formats do not state their downscale; the family knows it.
-    return getattr(model.model.latent_format, "spacial_downscale_ratio", hooks.family_of(model).latent_downscale)
+    stated = getattr(model.model.latent_format, "spacial_downscale_ratio", None)
+    return stated or hooks.family_of(model).latent_downscale(model.model.diffusion_model)
 
 
 def pixels_per_patch(model) -> int:

@@ -1,6 +1,6 @@
 """Chroma (hooks/chroma.py) beyond what every family gets (test_identical_latents,
 test_paper_equations, test_every_family, test_coexistence): blocks the model skips,
-and the T5 text encoder."""
+the T5 text encoder, and Chroma Radiance's pixels."""
 import contextlib
 
 import pytest
@@ -8,9 +8,10 @@ import torch
 
 from concept_attention.analysis.data import KEEP_ALL
 from concept_attention.nodes.encode import ConceptEncode
+from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 from harness.checks import check_words_own_tokens
 from harness.families import BY_NAME, expected_scores, recorded_inputs
-from harness.sampling import CHROMA
+from harness.sampling import CHROMA, CHROMA_RADIANCE
 
 pytestmark = pytest.mark.model
 
@@ -51,3 +52,15 @@ def test_encode_with_the_t5_text_encoder(chroma_clip, chroma):
     check_words_own_tokens(chroma_clip, concepts, start=0, trailing=1, add_special_tokens=False)   # then </s>, unpadded
     latent, capture = CHROMA.run_capture(chroma, concepts, steps=2)
     assert not capture.error and capture.maps().shape == (1, 2, 8, 6)
+
+
+def test_radiance_maps_cover_the_pixels_in_16_pixel_patches(chroma_radiance, tiny_vae):
+    """Pixel space: a 128 x 96 image is 8 x 6 patches of 16 pixels, and maps of the
+    image's own size, from the sampler and from Encode Image with the pixel-space VAE."""
+    latent, capture = CHROMA_RADIANCE.run_capture(chroma_radiance, CHROMA_RADIANCE.concepts(), steps=2)
+    assert latent.shape == (1, 3, 128, 96) and not capture.error
+    assert capture.grid[-2:] == (8, 6) and capture.image_size == (128, 96)
+    image = torch.rand(1, 96, 64, 3, generator=torch.Generator().manual_seed(1))
+    read = ConceptAttentionEncodeImage.execute(chroma_radiance, tiny_vae("pixel_space"), image, CHROMA_RADIANCE.concepts(),
+                                               0.5, 1, 0, "default", positive=CHROMA_RADIANCE.conditioning(1)).args[0]
+    assert not read.error and read.grid[-2:] == (6, 4) and read.image_size == (96, 64)

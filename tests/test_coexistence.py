@@ -49,7 +49,7 @@ def apply_then_sample(family, model, concepts, add_others, keep=KEEP_ALL):
 
 @pytest.mark.parametrize("tested, which", one_model_each(with_block_patches=True))
 def test_block_patches_before_and_after_ours_keep_running(request, tested, which):
-    family, model = tested.harness, request.getfixturevalue(which)
+    family, model = tested.harness_of(which), request.getfixturevalue(which)
     concepts = family.concepts()
     calls = []
     others = with_block_patches(model, calls)
@@ -84,7 +84,7 @@ def scaling_override(calls):
 
 @pytest.mark.parametrize("tested, which", one_model_each())
 def test_attention_overrides_before_and_after_ours_keep_running(request, tested, which):
-    family, model = tested.harness, request.getfixturevalue(which)
+    family, model = tested.harness_of(which), request.getfixturevalue(which)
     concepts = family.concepts()
     calls = []
     others = model.clone()
@@ -124,7 +124,7 @@ PLANTED = {
 @pytest.mark.parametrize("tested, which", one_model_each())
 def test_a_failing_capture_still_gives_the_image_and_a_clear_error(request, monkeypatch, plain_latents, tested, which,
                                                                    where):
-    family, model = tested.harness, request.getfixturevalue(which)
+    family, model = tested.harness_of(which), request.getfixturevalue(which)
     expected = plain_latents(which)
     name, failing = PLANTED[where]
     monkeypatch.setattr(ModelCall, name, failing)

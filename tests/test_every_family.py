@@ -15,7 +15,7 @@ pytestmark = pytest.mark.model
 
 @pytest.mark.parametrize("tested, which", one_model_each())
 def test_reordering_the_concepts_permutes_the_maps(request, tested, which):
-    model, harness = request.getfixturevalue(which), tested.harness
+    model, harness = request.getfixturevalue(which), tested.harness_of(which)
     concepts = harness.concepts()
     order = [2, 0, 1]
     shuffled = ConceptSet(words=tuple(concepts.words[i] for i in order), embeddings=concepts.embeddings[order])
@@ -28,7 +28,7 @@ def test_reordering_the_concepts_permutes_the_maps(request, tested, which):
 
 @pytest.mark.parametrize("tested, which", one_model_each())
 def test_no_patch_remains_after_a_run_an_error_or_an_interrupt(request, tested, which):
-    model, harness = request.getfixturevalue(which), tested.harness
+    model, harness = request.getfixturevalue(which), tested.harness_of(which)
     concepts = harness.concepts()
     check_no_patch_remains(model, lambda: harness.run_capture(model, concepts, steps=2)[0],
                            lambda: harness.run_capture(model, concepts, steps=2, layers="99"),
@@ -42,7 +42,7 @@ VAE = {"Flux 1": "taef1", "Flux 2": "taef2", "SD3": "taesd3", "Qwen-Image": "tae
 
 @pytest.mark.parametrize("tested, which", one_model_each())
 def test_encode_image_gives_maps_of_the_image(request, tiny_vae, tested, which):
-    model, harness = request.getfixturevalue(which), tested.harness
+    model, harness = request.getfixturevalue(which), tested.harness_of(which)
     image = torch.rand(1, 100, 70, 3, generator=torch.Generator().manual_seed(1))
     capture = ConceptAttentionEncodeImage.execute(model, tiny_vae(VAE[tested.name]), image, harness.concepts(), 0.5, 1,
                                                   0, "default", positive=harness.conditioning(1)).args[0]

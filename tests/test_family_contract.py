@@ -28,7 +28,7 @@ def family_contract_errors(family) -> list:
     elif family.call_type.block_concepts is ModelCall.block_concepts:
         errors.append(f"{family.call_type.__name__} does not define block_concepts")
     for name in ("matches", "blocks", "default_layers", "context_width", "text_encoding", "patch_size", "max_patches",
-                 "latents_per_token"):
+                 "latent_downscale", "latents_per_token"):
         if not callable(getattr(family, name)):
             errors.append(f"{name} is not callable")
     for name in ("name", "default_layers_text", "text_encoder"):
@@ -36,9 +36,8 @@ def family_contract_errors(family) -> list:
             errors.append(f"{name} is empty")
     if family.call_wrapper not in (DIFFUSION_MODEL, APPLY_MODEL):
         errors.append(f"call_wrapper {family.call_wrapper!r} is neither DIFFUSION_MODEL nor APPLY_MODEL")
-    for name in ("latent_downscale", "frames_per_latent"):
-        if not (isinstance(getattr(family, name), int) and getattr(family, name) >= 1):
-            errors.append(f"{name} is not a positive whole number")
+    if not (isinstance(family.frames_per_latent, int) and family.frames_per_latent >= 1):
+        errors.append("frames_per_latent is not a positive whole number")
     for count in (1, 2, 8, 19, 60):
         layers = family.default_layers(count) if callable(family.default_layers) else ()
         if not layers or list(layers) != sorted(set(layers)) or not all(0 <= i < count for i in layers):
@@ -56,11 +55,12 @@ def test_a_family_that_breaks_the_contract_is_told_what_it_lacks():
     family = hooks.FAMILIES[0]
     broken = Family(name="", matches=family.matches, call_type=ModelCall, blocks=family.blocks,
                     default_layers=lambda count: (count,), default_layers_text="x", context_width=family.context_width,
-                    text_encoding=family.text_encoding, text_encoder="x", latent_downscale=0, call_wrapper="elsewhere")
+                    text_encoding=family.text_encoding, text_encoder="x", latent_downscale=8, call_wrapper="elsewhere",
+                    frames_per_latent=0)
     assert family_contract_errors(broken) == [
-        "ModelCall does not define block_concepts", "name is empty",
+        "ModelCall does not define block_concepts", "latent_downscale is not callable", "name is empty",
         "call_wrapper 'elsewhere' is neither DIFFUSION_MODEL nor APPLY_MODEL",
-        "latent_downscale is not a positive whole number",
+        "frames_per_latent is not a positive whole number",
         "default_layers(1) = (1,) is not a non-empty increasing run of block indices"]
 
 
@@ -83,7 +83,8 @@ def test_every_family_is_tested(request, family):
         assert hooks.family_of(model) is family, f"the tiny model {tiny.name} is not built as {family.name}"
         dm = model.model.diffusion_model
         assert family.layer_count(dm) >= 3, f"{tiny.name}: at least 3 blocks, so that a stream passes through some"
-        assert family.context_width(dm) == tested.harness.text_width, f"{tiny.name}: the harness builds text of another width"
+        assert family.context_width(dm) == tested.harness_of(tiny.name).text_width, \
+            f"{tiny.name}: the harness builds text of another width"
     assert {case.values[1] for case in IDENTICAL_LATENT_CASES if case.values[0] is tested} == \
         {tiny.name for tiny in tested.tiny_models}, f"{family.name} lacks bit-identity cases"
     assert {case.values[1] for case in PAPER_EQUATION_CASES if case.values[0] is tested} == \

@@ -21,7 +21,7 @@ CASES = [pytest.param(tested, tiny.name, *setting, id=f"{tiny.name}-cfg{setting[
 
 @pytest.mark.parametrize("tested, which, cfg, batch, sampler, baseline", CASES)
 def test_latent_is_bit_identical_to_ksampler(request, tested, which, cfg, batch, sampler, baseline):
-    model, harness = request.getfixturevalue(which), tested.harness
+    model, harness = request.getfixturevalue(which), tested.harness_of(which)
     # dpmpp_2m's second-order update needs 3 steps (the first and the last are first-order).
     steps = 3 if sampler == "dpmpp_2m" else 2
     captured, capture = harness.run_capture(model, harness.concepts(), cfg=cfg, batch=batch, sampler=sampler,

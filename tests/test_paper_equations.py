@@ -18,10 +18,11 @@ CASES = [pytest.param(tested, tiny.name, cfg, batch, size, id=f"{tiny.name}-cfg{
 @pytest.mark.parametrize("tested, which, cfg, batch, size", CASES)
 def test_maps_equal_the_paper_equations(request, tested, which, cfg, batch, size):
     model = request.getfixturevalue(which)
-    concepts = tested.harness.concepts()
+    harness = tested.harness_of(which)
+    concepts = harness.concepts()
     with recorded_inputs(model) as calls:
-        _, capture = tested.harness.run_capture(model, concepts, cfg=cfg, batch=batch, steps=2, layers="all", size=size,
-                                                keep=KEEP_ALL, cross_attention=True)
+        _, capture = harness.run_capture(model, concepts, cfg=cfg, batch=batch, steps=2, layers="all", size=size,
+                                         keep=KEEP_ALL, cross_attention=True)
     layers = tuple(range(len(capture.layers)))
     assert capture.layers == layers and len(capture.steps) == 2
     output_space, cross = expected_scores(tested, model, calls, concepts, layers)

@@ -177,6 +177,8 @@ UI_OUTPUTS = {
                                              "Preview Segmentation": 3},
     "chroma_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
                                       "Preview Segmentation": 3},
+    "chroma_radiance_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
+                                               "Preview Segmentation": 3},
     "flux1_vs_sd35_compare": {"Save Image 1": 1, "Save Image 2": 1, "Save Comparison": 1},
     "cogvideox_text_to_video_heatmaps": {"Save Video": 1, "Save dragon heatmaps": 1, "Save rock heatmaps": 1,
                                          "Save sky heatmaps": 1},
@@ -229,12 +231,12 @@ def _write_png(path: Path, size) -> None:
 
 @pytest.mark.parametrize("name", list(UI_OUTPUTS))
 def test_ui_workflow(server, model_rules, name):
+    rules = model_rules(make_workflows.WORKFLOWS[name].family, UI_WIDTH, UI_HEIGHT, UI_STEPS)   # or skip, saying why
     ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
     prompt = workflow_format.ui_to_api(ui, server.object_info)
     fresh = workflow_format.ui_to_api(make_workflows.build(name, server.object_info), server.object_info)
     assert prompt == fresh, f"workflows/{name}.json is out of date with the nodes: run python -m tools.make_workflows"
 
-    rules = model_rules(make_workflows.WORKFLOWS[name].family, UI_WIDTH, UI_HEIGHT, UI_STEPS)
     rules["*"]["inputs"]["noise_samples"] = 1
     prompt = workflow_format.substitute(prompt, rules)
     assert not workflow_format.nodes_of(prompt, "DualCLIPLoader")

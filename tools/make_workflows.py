@@ -72,6 +72,9 @@ MODELS = {
     "Chroma1-HD-fp8mixed.safetensors":
         ("diffusion_models", "https://huggingface.co/Comfy-Org/Chroma1-HD_repackaged/resolve/main/split_files/"
                              "diffusion_models/Chroma1-HD-fp8mixed.safetensors"),
+    "chroma-radiance-x0.safetensors":
+        ("diffusion_models", "https://huggingface.co/Comfy-Org/Chroma1-Radiance_Repackaged/resolve/main/split_files/"
+                             "diffusion_models/chroma-radiance-x0.safetensors"),
     "t5xxl_fp8_e4m3fn_scaled.safetensors":
         ("text_encoders",
          "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp8_e4m3fn_scaled.safetensors"),
@@ -688,6 +691,40 @@ def qwen_image_edit_2511_mask_what_you_change(g):
     g.add("SaveImage", 4, title="Save Edited", images=edited["IMAGE"], filename_prefix="ConceptAttention/edit_result")
 
 
+RADIANCE_NOTE = (
+    "Chroma1 Radiance: put chroma-radiance-x0.safetensors (Comfy-Org/Chroma1-Radiance_Repackaged) in "
+    "models/diffusion_models and t5xxl_fp8_e4m3fn_scaled.safetensors in models/text_encoders; it works on pixels, "
+    "so the VAE is pixel_space (no file). The loaders, T5 options, shift 1, CFGGuider 3.5, beta "
+    "scheduler (30 steps, 0.4, 0.4) and euler are those of ComfyUI's own Chroma1 Radiance template; ConceptAttention "
+    "Apply patches the model for SamplerCustomAdvanced. Layers \"default\" reads double blocks 15-18 of 19; the maps "
+    "come in 16-pixel patches."
+)
+
+
+def chroma_radiance_generate_with_heatmaps(g):
+    unet = g.add("UNETLoader", 0, unet_name="chroma-radiance-x0.safetensors", weight_dtype="default")
+    clip = g.add("CLIPLoader", 0, clip_name="t5xxl_fp8_e4m3fn_scaled.safetensors", type="chroma", device="default")
+    vae = g.add("VAELoader", 0, vae_name="pixel_space")
+    note = g.note(0, RADIANCE_NOTE, title="Models for Chroma1 Radiance")
+    # ComfyUI's template also has a ChromaRadianceOptions node, whose settings there change nothing.
+    model = g.add("ModelSamplingAuraFlow", 0, model=unet["MODEL"], shift=1.0)
+    g.group("Chroma1 Radiance", [unet, clip, vae, note, model], GROUP_COLORS["models"])
+    text_clip = g.add("T5TokenizerOptions", 1, clip=clip["CLIP"], min_padding=0, min_length=0)
+    positive = g.add("CLIPTextEncode", 1, title="Prompt", box_width=400, clip=text_clip["CLIP"], text=PROMPT)
+    negative = g.add("CLIPTextEncode", 1, title="Negative prompt", box_width=400, clip=text_clip["CLIP"],
+                     text="low quality, blurry, sketch, oversaturated")
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
+    latent = g.add("EmptyChromaRadianceLatentImage", 1, width=1024, height=1024, batch_size=1)
+    g.group("Prompt and concepts", [text_clip, positive, negative, concepts, latent], GROUP_COLORS["prompt"])
+    sample, decode, aggregate = _apply_and_sample(
+        g, model["MODEL"], concepts, latent, vae,
+        guider=lambda patched: g.add("CFGGuider", 2, model=patched, positive=positive["CONDITIONING"],
+                                     negative=negative["CONDITIONING"], cfg=3.5),
+        scheduler=lambda patched: g.add("BetaSamplingScheduler", 2, model=patched, steps=30, alpha=0.4, beta=0.4))
+    g.group("Sample, then read the maps", [sample, decode, aggregate], GROUP_COLORS["maps"])
+    _overlays_and_segmentation(g, decode, aggregate, "chroma_radiance", column=4)
+
+
 VIDEO_PROMPT = "a green dragon flying over a rock under a blue sky, cinematic, slow camera pan"
 VIDEO_FPS = 8.0   # CogVideoX 1.0's frame rate
 
@@ -902,7 +939,7 @@ class Workflow(NamedTuple):
     build: Callable          # build(graph) adds the nodes
     thumbnail: list          # titles of the output nodes whose images make the thumbnail, in order
     family: str              # the models it loads: demo (ships with the extension), flux1, flux2, sd35, flux1_sd35
-                             # (both), qwen_image, qwen_image_edit, z_image, chroma, cogvideox
+                             # (both), qwen_image, qwen_image_edit, z_image, chroma, chroma_radiance, cogvideox
 
 
 WORKFLOWS = {
@@ -937,6 +974,8 @@ WORKFLOWS = {
     "z_image_turbo_generate_with_heatmaps": Workflow(z_image_turbo_generate_with_heatmaps,
                                                      ["Save Image", "Save Overlays"], "z_image"),
     "chroma_generate_with_heatmaps": Workflow(chroma_generate_with_heatmaps, ["Save Image", "Save Overlays"], "chroma"),
+    "chroma_radiance_generate_with_heatmaps": Workflow(chroma_radiance_generate_with_heatmaps,
+                                                       ["Save Image", "Save Overlays"], "chroma_radiance"),
     "flux1_vs_sd35_compare": Workflow(flux1_vs_sd35_compare, ["Save Comparison"], "flux1_sd35"),
     "cogvideox_text_to_video_overlays": Workflow(cogvideox_text_to_video_overlays,
                                                  ["Save dragon overlays", "Save rock overlays", "Save sky overlays"],

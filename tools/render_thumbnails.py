@@ -56,7 +56,8 @@ def size_rules(width=None, height=None, steps=None) -> dict:
     (Kontext's scaling to about a megapixel), and the step count of every sampler."""
     rules = {}
     if width and height:
-        for sizer in ("EmptySD3LatentImage", "EmptyLatentImage", "EmptyFlux2LatentImage", "Flux2Scheduler"):
+        for sizer in ("EmptySD3LatentImage", "EmptyLatentImage", "EmptyFlux2LatentImage", "Flux2Scheduler",
+                      "EmptyChromaRadianceLatentImage"):
             rules[sizer] = {"inputs": {"width": width, "height": height}}
         rules["EmptyHunyuanLatentVideo"] = {"inputs": {"width": width, "height": height, "length": VIDEO_FRAMES}}
         rules["FluxKontextImageScale"] = {"class_type": "ImageScale", "keep_links": ["image"], "inputs": {
@@ -127,7 +128,8 @@ TINY_MODELS = {"demo": lambda clip_name: {}, "flux1": _flux1_substitutions, "flu
                "qwen_image": _built_from_config_substitutions("qwen_image", "taehv.safetensors"),
                "qwen_image_edit": _built_from_config_substitutions("qwen_image_edit", "taehv.safetensors"),
                "z_image": _built_from_config_substitutions("z_image", "taef1"),
-               "chroma": _built_from_config_substitutions("chroma", "taef1")}
+               "chroma": _built_from_config_substitutions("chroma", "taef1"),
+               "chroma_radiance": _built_from_config_substitutions("chroma_radiance", "pixel_space")}
 
 
 DEMO = {"class_type": "ConceptAttentionDemoModel", "inputs": {}}   # outputs MODEL, CLIP, VAE
@@ -146,9 +148,10 @@ def demo_substitutions(width=128, height=128, steps=None) -> dict:
         "TripleCLIPLoader": {**DEMO, "output_map": {"0": 1}},
         "VAELoader": {**DEMO, "output_map": {"0": 2}},
         "CheckpointLoaderSimple": {"split": {"0": DEMO, "2": {**DEMO, "output": 2}}},
-        # Flux 2 and CogVideoX latents: the demo model's 16-channel image latent instead
+        # Flux 2, CogVideoX and Chroma Radiance latents: the demo model's 16-channel image latent instead
         "EmptyFlux2LatentImage": image_latent,
         "EmptyHunyuanLatentVideo": image_latent,
+        "EmptyChromaRadianceLatentImage": image_latent,
     }
 
 
