@@ -26,6 +26,7 @@ IMAGE_MODELS = [
     ("Qwen-Image", "Qwen-Image 2512", 60, 16, 50),
     ("Qwen-Image", "Qwen-Image-Edit 2511", 60, 16, 40),
     ("Chroma", "Chroma1-HD", 19, 16, 26),
+    ("Chroma", "Chroma1 Radiance (pixels, 16-pixel patches)", 19, 16, 30),
     ("Z-Image", "Z-Image Turbo", 30, 16, 8),
 ]
 # (model, blocks, token grid (frames, height, width), what it is): CogVideoX at its own
