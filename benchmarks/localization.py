@@ -14,7 +14,7 @@ and once with every shape word plus the background words, so distractors are
 always present. The main table uses the nodes' defaults (noise 0.5, the family's
 default layers); the others vary one of them.
 
-    ~/comfy/venv/bin/python -m benchmarks.localization [--scenes 200] [--noise 0.5]
+    ~/comfy/venv/bin/python -m benchmarks.localization [--scenes 200] [--noise 0.5] [--model DIR]
 """
 import argparse
 import time
@@ -54,18 +54,27 @@ def multiclass_metrics(predicted: torch.Tensor, target: torch.Tensor) -> torch.T
     return torch.stack(rows)
 
 
+def load_demo_model(directory=None):
+    """(model, clip, vae) of a demo model as its node gives them: layers "default" are
+    those its config states."""
+    from concept_attention import hooks
+    from concept_attention.demo.model import load_config, load_demo
+
+    model, clip, vae = load_demo(directory)
+    return hooks.state_default_layers(model, load_config(directory).get("default_layers")), clip, vae
+
+
 class Benchmark:
     """Reads scenes with the demo model and scores maps; every method and ablation
     comes from the same captures (all layers are captured once per reading)."""
 
-    def __init__(self, scene_count: int):
+    def __init__(self, scene_count: int, model_directory=None):
         from concept_attention import hooks
         from concept_attention.analysis.data import ConceptSet
         from concept_attention.demo import scenes
-        from concept_attention.demo.model import load_demo
         from concept_attention.nodes.encode import ConceptEncode
 
-        self.model, clip, self.vae = load_demo()
+        self.model, clip, self.vae = load_demo_model(model_directory)
         self.scenes = [scenes.make_scene(seed) for seed in scenes.EVAL_SEEDS[:scene_count]]
         self.tasks = {}
         for task, words in (("colour", tuple(scenes.COLOURS)), ("shape", scenes.SHAPES)):
@@ -73,7 +82,7 @@ class Benchmark:
             encoded = ConceptEncode.execute(clip, ", ".join(words)).args[0]
             self.tasks[task] = ConceptSet(words=words, embeddings=encoded.embeddings, empty_prompt=encoded.empty_prompt)
         self.layer_count = len(self.model.model.diffusion_model.double_blocks)
-        self.default_layers = list(hooks.family_of(self.model).default_layers(self.layer_count))
+        self.default_layers = list(hooks.default_layers(self.model))
         self._captures = {}
 
     def captures(self, task: str, noise: float) -> list:
@@ -151,10 +160,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=200, help="held-out scenes to read")
     parser.add_argument("--noise", type=float, default=0.5, help="noise level of the main table")
+    parser.add_argument("--model", help="a demo model's folder (default: the shipped one, demo/weights)")
     opts = parser.parse_args()
     host.prepare()
     started = time.monotonic()
-    bench = Benchmark(opts.scenes)
+    bench = Benchmark(opts.scenes, opts.model)
     objects = sum(len(s.objects) for s in bench.scenes)
     print(f"{opts.scenes} held-out scenes ({objects} objects), demo model with {bench.layer_count} double blocks, "
           f"default layers {bench.default_layers} averaged unless stated; percentages\n")

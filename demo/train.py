@@ -163,6 +163,46 @@ def build_text_encoder(work, log):
     return demo_model.build_clip(TEXT_CONFIG, path)
 
 
+TEXT_PARTS = {
+    # What --train-text trains of the T5 (CLIP-L's pooled output is 0 by construction: nothing to learn there).
+    "embeddings": lambda t5: {"shared.weight": t5.shared.weight},
+    "all": lambda t5: dict(t5.named_parameters()),
+}
+
+
+def t5_of(clip):
+    return clip.cond_stage_model.t5xxl.transformer
+
+
+def caption_token_ids(clip, captions) -> torch.Tensor:
+    """The T5 token ids [N, L] that clip.tokenize gives each caption (all padded to one length)."""
+    ids = [[token for token, _ in clip.tokenize(text)["t5xxl"][0]] for text in captions]
+    assert len({len(row) for row in ids}) == 1, "captions tokenized to different lengths"
+    return torch.tensor(ids)
+
+
+def t5_forward(clip, ids):
+    """The T5 conditioning [B, L, 64] of token ids [B, L], equal to what
+    clip.encode_from_tokens gives, written with the residual sums out of place:
+    ComfyUI's T5 layers add in place, which autograd cannot train through. T5's
+    attention has no 1/sqrt(d) scaling and a learned relative-position bias from its
+    first layer."""
+    t5 = t5_of(clip)
+    x = t5.shared.weight[ids].float()
+    bias = None
+    for block in t5.encoder.block:
+        attention, feed_forward = block.layer[0], block.layer[-1]
+        heads = attention.SelfAttention
+        h = attention.layer_norm(x)
+        q, k, v = (proj(h).unflatten(-1, (heads.num_heads, -1)).transpose(1, 2) for proj in (heads.q, heads.k, heads.v))
+        if heads.relative_attention_bias is not None:
+            bias = heads.compute_bias(x.shape[1], x.shape[1], x.device, x.dtype)
+        weights = (q @ k.transpose(-1, -2) + bias).softmax(dim=-1)
+        x = x + heads.o((weights @ v).transpose(1, 2).flatten(2))
+        x = x + feed_forward.DenseReluDense(feed_forward.layer_norm(x))
+    return t5.encoder.final_layer_norm(x)
+
+
 def encode_captions(clip, captions):
     """T5 tokens [B, L, 64] and pooled [B, 64] exactly as CLIPTextEncode gives them."""
     conds, pooled = [], []
@@ -467,7 +507,7 @@ def pick_captions(data, idx, gen, drop, short):
 
 def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0.999,
               drop=0.1, short=0.0, seed=0, log_every=50, save_minutes=5.0, minutes=None, t_shift=3.0,
-              compile=False, init_from=None):
+              compile=False, init_from=None, clip=None, train_text=None, text_lr_scale=10.0):
     """Rectified flow as ComfyUI samples it (CONST + ModelSamplingFlux): the model gets
     timestep = sigma in [0, 1], x_t = (1 - sigma) x0 + sigma noise, and must output
     noise - x0 (denoised = x_t - sigma * output). sigma = shift(u), u ~ logit-normal(0, 1),
@@ -485,6 +525,11 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
     it reached is logged, and `--dit-steps N` without a budget repeats the schedule's
     shape exactly on an idle one).
 
+    Text (train_text, a key of TEXT_PARTS): the T5's token embeddings or all of it
+    train with the DiT, at `text_lr_scale` times its learning rate and without weight
+    decay; each batch's captions are encoded by t5_forward, so a word's vector learns
+    what it draws. Their EMA is exported as the text encoder.
+
     Resumable: every `save_minutes` the model, optimiser, EMA, random generator, step,
     losses and time spent go to dit_checkpoint.pt, and a restart continues from there."""
     work = Path(work)
@@ -501,19 +546,34 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
         log(f"dit: initialised from {init_from}")
     params = [p for p in dm.parameters() if p.requires_grad]
     decay, no_decay = [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.99))
+    groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
+    text = {}
+    if train_text:
+        for p in clip.cond_stage_model.parameters():
+            p.requires_grad_(False)
+        text = TEXT_PARTS[train_text](t5_of(clip))
+        for p in text.values():
+            p.requires_grad_(True)
+        groups.append({"params": list(text.values()), "weight_decay": 0.0, "lr_scale": text_lr_scale})
+        params = params + list(text.values())
+        token_ids = caption_token_ids(clip, data["captions"])
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(seed + 2)
     checkpoint_path = work / "dit_checkpoint.pt"
     if checkpoint_path.exists():
         ckpt = torch.load(checkpoint_path)
         dm.load_state_dict(ckpt["model"])
+        with torch.no_grad():
+            for name, p in text.items():
+                p.copy_(ckpt["text"][name])
         opt.load_state_dict(ckpt["optimizer"])
         gen.set_state(ckpt["generator"])
         ema, step, losses, spent = ckpt["ema"], ckpt["step"], ckpt["losses"], ckpt["seconds"]
+        ema_text = ckpt.get("ema_text", {})
         log(f"dit: resumed at step {step} ({spent / 60:.1f} min spent)")
     else:
         ema = {k: v.detach().clone() for k, v in dm.state_dict().items()}
+        ema_text = {k: v.detach().clone() for k, v in text.items()}
         step, losses, spent = 0, [], 0.0
     lat = data["latents"]
     cond, pooled = data["cond"].float(), data["pooled"].float()
@@ -525,7 +585,8 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
 
     def save():
         torch.save({"model": dm.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                    "ema": ema, "step": step, "losses": losses, "seconds": time.time() - t0}, checkpoint_path)
+                    "ema": ema, "step": step, "losses": losses, "seconds": time.time() - t0,
+                    "text": {k: v.detach() for k, v in text.items()}, "ema_text": ema_text}, checkpoint_path)
 
     while True:
         progress = step / steps
@@ -535,11 +596,11 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
             break
         lr_now = lr * min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
-            g["lr"] = lr_now
+            g["lr"] = lr_now * g.get("lr_scale", 1.0)
         idx = torch.randint(len(lat), (batch,), generator=gen)
         x0 = lat[idx].float()
         ci = pick_captions(data, idx, gen, drop, short)
-        context, y = cond[ci], pooled[ci]
+        context, y = (t5_forward(clip, token_ids[ci]) if text else cond[ci]), pooled[ci]
         u = torch.sigmoid(torch.randn(batch, generator=gen))
         sigma = t_shift * u / (1 + (t_shift - 1) * u)
         noise = torch.randn(x0.shape, generator=gen)
@@ -556,6 +617,8 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
         with torch.no_grad():
             for k, v in dm.state_dict().items():
                 ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
+            for k, v in text.items():
+                ema_text[k].mul_(d).add_(v.detach(), alpha=1 - d)
         losses.append(loss.item())
         step += 1
         if step % log_every == 0:
@@ -567,7 +630,8 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
             save()
             last_save = time.time()
     log(f"dit: {step} steps in {(time.time() - t0) / 60:.1f} min, last loss {np.mean(losses[-100:]):.4f}")
-    result = {"ema": ema, "losses": losses, "seconds": time.time() - t0, "steps": step, "batch": batch}
+    result = {"ema": ema, "losses": losses, "seconds": time.time() - t0, "steps": step, "batch": batch,
+              "ema_text": ema_text}
     torch.save(result, final)
     return result
 
@@ -575,15 +639,23 @@ def train_dit(work, data, log, steps, batch=32, lr=6e-4, warmup=300, ema_decay=0
 # ---------------------------------------------------------------------------
 # 5. Export.
 
-def export(work, out, dit, log, args, timings):
+def export(work, out, dit, clip, log, args, timings):
     import shutil
 
     from . import model as demo_model
     work, out = Path(work), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_fp16(demo_model.reference_layout(dit["ema"]), out / "flux_demo.safetensors")
-    for name in ("taef1_encoder.safetensors", "taef1_decoder.safetensors", "text_encoder.safetensors"):
+    for name in ("taef1_encoder.safetensors", "taef1_decoder.safetensors"):
         shutil.copyfile(work / name, out / name)
+    if dit.get("ema_text"):     # the trained T5 (its EMA) in the layout CLIP.get_sd() gives
+        t5 = t5_of(clip)
+        with torch.no_grad():
+            for name, value in dit["ema_text"].items():
+                t5.get_parameter(name).copy_(value)
+        save_fp16(clip.get_sd(), out / "text_encoder.safetensors")
+    else:
+        shutil.copyfile(work / "text_encoder.safetensors", out / "text_encoder.safetensors")
     losses = dit["losses"]
     curve = [float(np.mean(losses[i:i + 100])) for i in range(0, len(losses), 100)]
     config = {
@@ -823,6 +895,9 @@ def main(argv=None):
     ap.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="patch2", help="the DiT's size")
     ap.add_argument("--init-from", help="start the DiT from these weights (a flux_demo.safetensors): fine-tuning")
     ap.add_argument("--warmup", type=int, default=300, help="learning-rate warm-up steps")
+    ap.add_argument("--train-text", choices=sorted(TEXT_PARTS), help="train the T5's token embeddings, or all of it, "
+                                                                     "with the DiT (default: the text encoder stays frozen)")
+    ap.add_argument("--text-lr-scale", type=float, default=10.0, help="the text's learning rate over the DiT's")
     ap.add_argument("--save-minutes", type=float, default=5.0, help="minutes between resumable DiT checkpoints")
     ap.add_argument("--compile", action="store_true", help="torch.compile the training forward (faster after ~4 min)")
     ap.add_argument("--threads", type=int, default=2)
@@ -864,8 +939,9 @@ def main(argv=None):
     dit = timed("dit", train_dit, work, data, log, args.dit_steps, batch=args.batch, lr=args.lr,
                 warmup=min(args.warmup, max(1, args.dit_steps // 10)), log_every=10 if args.smoke else 50,
                 minutes=args.dit_minutes, t_shift=args.t_shift, short=args.short_captions, compile=args.compile,
-                save_minutes=args.save_minutes, init_from=args.init_from)
-    export(work, args.out, dit, log, args, timings)
+                save_minutes=args.save_minutes, init_from=args.init_from, clip=clip, train_text=args.train_text,
+                text_lr_scale=args.text_lr_scale)
+    export(work, args.out, dit, clip, log, args, timings)
     log(f"timings {timings}")
 
 

@@ -42,6 +42,27 @@ def family_of(model):
         f"ConceptAttention needs a joint-attention transformer: {family_names(last='or')}{unavailable}")
 
 
+# A loader that knows which blocks localise best for its model states them here, in the
+# model's model_options (they follow it through clones); else the family's rule applies.
+DEFAULT_LAYERS_OPTION = "concept_attention_default_layers"
+
+
+def state_default_layers(model, layers):
+    """The ModelPatcher `model`, whose layers "default" are now `layers` (None: its family's rule)."""
+    if layers is not None:
+        model.model_options[DEFAULT_LAYERS_OPTION] = tuple(layers)
+    return model
+
+
+def default_layers(model) -> tuple:
+    """The blocks that layers "default" reads on a ModelPatcher."""
+    stated = model.model_options.get(DEFAULT_LAYERS_OPTION)
+    if stated is not None:
+        return tuple(stated)
+    family = family_of(model)
+    return tuple(family.default_layers(family.layer_count(model.model.diffusion_model)))
+
+
 def text_encoding(clip, tokens: dict, length: int):
     """The TextEncoding of `clip`: its family's, else (an encoder no family knows) the
     tokenizer stream as long as the conditioning, `length`; None if none is."""

@@ -7,7 +7,8 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import io
 
-from ..demo.model import SCENE, load_demo
+from .. import hooks
+from ..demo.model import SCENE, load_config, load_demo
 from .types import CATEGORY
 
 
@@ -31,7 +32,9 @@ class ConceptAttentionDemoModel(io.ComfyNode):
 
     @classmethod
     def execute(cls) -> io.NodeOutput:
-        return io.NodeOutput(*load_demo())
+        model, clip, vae = load_demo()
+        # Its layers "default": the blocks the localization benchmark measured best for it.
+        return io.NodeOutput(hooks.state_default_layers(model, load_config().get("default_layers")), clip, vae)
 
 
 # The name under which LoadImage finds it (the templates were saved with this name).

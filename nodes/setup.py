@@ -11,7 +11,8 @@ from .types import Concepts
 MODELS = f"A {hooks.family_names()} model."
 LAYERS_TOOLTIP = ("Joint-attention blocks to read maps from: \"default\" (or empty; "
                   + "; ".join(f"{family.name}: {family.default_layers_text}" for family in hooks.FAMILIES)
-                  + "), \"all\", a range \"15-18\" or a list \"0,3,7\". Later blocks localise best.")
+                  + "; the demo model: the blocks measured best for it), \"all\", a range \"15-18\" or a list "
+                    "\"0,3,7\". Later blocks localise best.")
 TIMESTEPS_TOOLTIP = ("Sampler steps to capture: \"all\", a range \"2-5\" or a list \"0,3\" "
                      "(0 is the first, noisiest step).")
 
@@ -68,7 +69,7 @@ def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step
     check_concepts_fit(node, family, dm, concepts)
     count = family.layer_count(dm)
     try:
-        chosen = family.default_layers(count) if layers.strip().lower() in ("default", "") else parse_indices(layers, count, "layer")
+        chosen = hooks.default_layers(model) if layers.strip().lower() in ("default", "") else parse_indices(layers, count, "layer")
     except ValueError as e:
         raise NodeInputError(node, "layers", f"{e} ({family.name} model with {count} joint-attention blocks)") from None
     try:
