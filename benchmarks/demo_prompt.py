@@ -58,11 +58,11 @@ def truth(image: np.ndarray, prompt: str, words: list) -> dict:
 def measure(model, clip, vae, prompt: str, concepts: str, seed: int) -> dict:
     """One generation through the nodes; per concept: IoU of its argmax region with the
     truth, its Concept Report area share and the true share."""
+    from concept_attention.demo.train import conditioning
     from concept_attention.nodes.aggregate import HeatmapAggregate
     from concept_attention.nodes.encode import ConceptEncode
     from concept_attention.nodes.report import ConceptReport
     from concept_attention.nodes.sampler import ConceptAttentionSampler
-    from concept_attention.demo.train import conditioning
 
     encoded = ConceptEncode.execute(clip, concepts).args[0]
     latent = {"samples": torch.zeros(1, 16, 16, 16)}
