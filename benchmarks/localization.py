@@ -183,10 +183,11 @@ def main():
                          ("Random maps", {"random": True})):
         print(row(name, *both(**kwargs)), flush=True)
 
-    print(f"\nConceptAttention by layer (t = {opts.noise}):\n")
-    print(HEADER.format("double block"))
-    for layer in range(bench.layer_count):
-        print(row(str(layer), *both(layers=[layer])), flush=True)
+    for name, method in (("ConceptAttention", "concept_attention"), ("Cross-attention baseline", "cross_attention")):
+        print(f"\n{name} by layer (t = {opts.noise}):\n")
+        print(HEADER.format("double blocks"))
+        for layers in [[layer] for layer in range(bench.layer_count)] + [all_layers[-2:]]:
+            print(row(",".join(map(str, layers)), *both(layers=layers, method=method)), flush=True)
 
     print("\nConceptAttention by noise level (default layers):\n")
     print(HEADER.format("t"))

@@ -164,3 +164,22 @@ def test_generates_red_circle_on_grass(demo):
         assert red[centre].mean() > greenish[centre].mean() + 0.3, (red[centre].mean(), greenish[centre].mean())
         assert red[centre].mean() > 0.4
         assert greenish[border].mean() > 0.5, greenish[border].mean()
+
+
+def test_the_demo_node_reads_the_layers_its_config_states_by_default(config):
+    """layers "default" on the demo model are the blocks measured best for it (its
+    config's default_layers), not the Flux family's rule; another Flux keeps the rule."""
+    from concept_attention import hooks
+    from concept_attention.nodes.demo import ConceptAttentionDemoModel
+    from concept_attention.nodes.encode import ConceptEncode
+    from concept_attention.nodes.sampler import ConceptAttentionSampler
+
+    model, clip, _ = ConceptAttentionDemoModel.execute().args
+    stated = tuple(config["default_layers"])
+    assert hooks.default_layers(model) == stated != hooks.default_layers(load_demo()[0])
+    concepts = ConceptEncode.execute(clip, "red, circle, grass").args[0]
+    prompt, empty = (clip.encode_from_tokens_scheduled(clip.tokenize(text)) for text in ("a red circle on grass", ""))
+    _, capture = ConceptAttentionSampler.execute(model, 0, 2, 4.0, "euler", "simple", prompt, empty,
+                                                 {"samples": torch.zeros(1, 16, 16, 16)}, 1.0, concepts, "default",
+                                                 "all").args
+    assert capture.layers == stated
