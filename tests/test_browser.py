@@ -112,24 +112,25 @@ def _canvas(page) -> str:
 
 def _expected_winner():
     """The demo template's maps, computed in this process from the same graph's CONCEPT_ATTN:
-    (row, column) of the token where the leading concept leads most clearly, that concept."""
-    from concept_attention.demo.model import load_demo
+    (row, column) of the token where the leading concept leads most clearly, that concept,
+    the map grid and the layers captured."""
+    from concept_attention.nodes.demo import ConceptAttentionDemoModel
     from concept_attention.nodes.encode import ConceptEncode
     from concept_attention.nodes.sampler import ConceptAttentionSampler
-    from tools.make_workflows import DEMO_CONCEPTS, DEMO_PROMPT
+    from tools.make_workflows import DEMO_CONCEPTS, DEMO_PROMPT, DEMO_SEED
 
-    model, clip, _ = load_demo()
+    model, clip, _ = ConceptAttentionDemoModel.execute().args
     concepts = ConceptEncode.execute(clip, DEMO_CONCEPTS).args[0]
     positive = clip.encode_from_tokens_scheduled(clip.tokenize(DEMO_PROMPT))
     negative = clip.encode_from_tokens_scheduled(clip.tokenize(""))
     latent = {"samples": torch.zeros(1, 16, 16, 16)}
-    capture = ConceptAttentionSampler.execute(model, 3, 20, 4.0, "euler", "simple", positive, negative, latent, 1.0,
-                                              concepts, "default", "all").args[1]
+    capture = ConceptAttentionSampler.execute(model, DEMO_SEED, 20, 4.0, "euler", "simple", positive, negative, latent,
+                                              1.0, concepts, "default", "all").args[1]
     maps = capture.maps()[0]                                      # [C, h, w]
     top2 = maps.topk(2, dim=0).values
     margin = top2[0] - top2[1]
     row, column = divmod(int(margin.argmax()), maps.shape[-1])
-    return row, column, concepts.words[int(maps[:, row, column].argmax())], maps.shape[-2:]
+    return row, column, concepts.words[int(maps[:, row, column].argmax())], maps.shape[-2:], capture.layers
 
 
 def _hover_token(page, row, column, grid):
@@ -163,7 +164,7 @@ def test_the_demo_template_runs_and_the_viewer_answers(page, tmp_path):
     page.screenshot(path=str(tmp_path / "graph_after_run.png"))
     _zoom_to(page, "ConceptAttentionViewer")
     viewer = page.locator(".ca-viewer")
-    viewer.screenshot(path=str(tmp_path / "viewer_red.png"))
+    viewer.screenshot(path=str(tmp_path / "viewer_first.png"))
 
     # the image is shown: the canvas holds the picture at its size, with varied pixels
     spread = page.locator(".ca-viewer canvas").evaluate("""c => {
@@ -173,27 +174,29 @@ def test_the_demo_template_runs_and_the_viewer_answers(page, tmp_path):
     assert spread[:2] == [128, 128] and spread[2] > 50, spread
 
     # another concept's chip changes the overlay
+    from tools.make_workflows import DEMO_CONCEPTS
+    words = [w.strip() for w in DEMO_CONCEPTS.split(",")]
     before = _canvas(page)
-    page.locator(".ca-chip[data-concept=blue]").click()
-    page.wait_for_selector(".ca-chip.ca-selected[data-concept=blue]")
+    page.locator(f".ca-chip[data-concept={words[1]}]").click()
+    page.wait_for_selector(f".ca-chip.ca-selected[data-concept={words[1]}]")
     assert _canvas(page) != before
-    viewer.screenshot(path=str(tmp_path / "viewer_blue.png"))
+    viewer.screenshot(path=str(tmp_path / f"viewer_{words[1]}.png"))
 
     # hovering ranks every concept; the first is the one with the highest map value there
-    row, column, winner, grid = _expected_winner()
+    row, column, winner, grid, layers = _expected_winner()
     ranked = _hover_token(page, row, column, grid)
-    assert ranked[0] == winner and sorted(ranked) == sorted(["red", "blue", "circle", "square", "grass"]), ranked
+    assert ranked[0] == winner and sorted(ranked) == sorted(words), ranked
     viewer.screenshot(path=str(tmp_path / "viewer_hover.png"))
 
-    # the step and the layer controls change what is shown
+    # the step and the layer controls change what is shown (one layer alone: its maps are the average)
     shown = _canvas(page)
     page.select_option(".ca-viewer select[data-control=step]", "0")
     page.wait_for_function("() => document.querySelector('.ca-status').textContent.startsWith('step 0')")
     after_step = _canvas(page)
     assert after_step != shown
-    page.select_option(".ca-viewer select[data-control=layer]", "0")
-    page.wait_for_function("() => document.querySelector('.ca-status').textContent.startsWith('layer 0')")
-    assert _canvas(page) not in (shown, after_step)
+    page.select_option(".ca-viewer select[data-control=layer]", str(layers[0]))
+    page.wait_for_function(f"() => document.querySelector('.ca-status').textContent.startsWith('layer {layers[0]}')")
+    assert _canvas(page) != after_step and (_canvas(page) == shown) == (len(layers) == 1)
     assert page.locator(".ca-viewer select[data-control=step]").input_value() == "all"
 
     # it follows the theme: the light palette changes the chips' colours

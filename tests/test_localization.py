@@ -40,10 +40,11 @@ def bench():
     return localization.Benchmark(scene_count=20)
 
 
-# Measured on these 20 scenes at the nodes' defaults (benchmarks/localization.py --scenes 20):
-# binary mIoU colour 0.534, shape 0.330, background 0.452; colour multi-class accuracy 0.289,
-# mIoU 0.320; random maps 0.288, 0.274, 0.310, 0.104, 0.075. Floors a few points below.
-FLOORS = {"colour": 0.48, "shape": 0.30, "background": 0.40, "multi_acc": 0.24, "multi_miou": 0.27}
+# Measured on these 20 scenes at the nodes' defaults (the demo model's default layers, its
+# last two double blocks; benchmarks/localization.py --scenes 20): binary mIoU colour 0.604,
+# shape 0.357, background 0.380; colour multi-class accuracy 0.297, mIoU 0.366; random maps
+# 0.288, 0.274, 0.310, 0.104, 0.075. Floors a few points below.
+FLOORS = {"colour": 0.56, "shape": 0.32, "background": 0.34, "multi_acc": 0.26, "multi_miou": 0.32}
 
 
 @pytest.mark.model
@@ -58,5 +59,5 @@ def test_concept_attention_localizes_on_held_out_scenes(bench):
     assert not low, f"below the floors {FLOORS}: {low}"
     assert measured["colour"] > random_colour["object"][1] + 0.15
     assert measured["shape"] > random_shape["object"][1] + 0.03
-    assert measured["background"] > random_colour["background"][1] + 0.08
+    assert measured["background"] > random_colour["background"][1] + 0.04
     assert measured["multi_acc"] > random_colour["multi_acc"] + 0.15

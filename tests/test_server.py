@@ -187,12 +187,14 @@ UI_OUTPUTS = {
 }
 SHEETS = {"Save Chart", "Save Evolution by step", "Save Evolution by layer", "Save Comparison"}
 # What the PreviewAny nodes of a workflow show.
+REPORTED, FIRST_RUN, SECOND_RUN = make_workflows.DEMO_REPORTED, *make_workflows.DEMO_RUN_NAMES
 UI_TEXTS = {
     "Try ConceptAttention reports (no downloads)": {
         "Report table": re.compile(r"^ConceptAttention report: concept_attention.*\n\nimage 0\n *rank +concept", re.S),
-        "Is red present?": re.compile(r"^(True|False)$"), "Red's area share": re.compile(r"^[01](\.\d+)?$")},
-    "Try ConceptAttention on two prompts (no downloads)": {
-        "Area shares": re.compile(r"circle and square +star and square\nred +\d+\.\d% +-\n")},
+        f"Is {REPORTED} present?": re.compile(r"^(True|False)$"),
+        f"{REPORTED.capitalize()}'s area share": re.compile(r"^[01](\.\d+)?$")},
+    "Try ConceptAttention on two prompts (no downloads)": {   # the shared word first, then a word only run 1 has
+        "Area shares": re.compile(rf"{FIRST_RUN} +{SECOND_RUN}\n{REPORTED} +\d+\.\d% +\d+\.\d%\n\w+ +\d+\.\d% +-\n")},
     "flux1_vs_sd35_compare": {"Area shares": re.compile(r"Flux 1 dev +SD3\.5 large\ndragon +\d+\.\d% +\d+\.\d%\n")},
 }
 UI_WORKFLOWS = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))

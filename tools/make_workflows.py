@@ -787,9 +787,13 @@ def cogvideox_text_to_video_overlays(g):
     _video_per_concept(g, sampler, "One overlay video per concept", "overlays", overlay)
 
 
-DEMO_PROMPT = "a red circle and a blue square on grass"
-DEMO_CONCEPTS = "red, blue, circle, square, grass"
-DEMO_SEED = 3     # the sampler seed of the demo templates and of `make demo` (the README picture)
+# The demo prompt, concepts and seed of the no-download templates and of `make demo` (the
+# README picture): one word per thing in the picture, chosen with benchmarks/demo_prompt.py
+# (every concept's argmax region on its object or background, over 8 seeds).
+DEMO_PROMPT = "a yellow star in the sky"
+DEMO_CONCEPTS = "star, sky"
+DEMO_SEED = 0
+DEMO_REPORTED = DEMO_CONCEPTS.split(",")[0].strip()      # the concept the report and gate template asks about
 DEMO_NOTE = (
     "No downloads: the ConceptAttention Demo Model node loads the small model that ships with the extension "
     "(models/demo), trained on 128 px scenes of coloured shapes (circle, square, triangle, cross, star, heart in "
@@ -798,10 +802,11 @@ DEMO_NOTE = (
 )
 DEMO_IMAGE_NOTE = (
     "No downloads: the demo model reads an image you load (Encode Image), here demo_scene.png, a held-out scene "
-    "(a purple circle and a blue square on grass) that the extension puts into ComfyUI's input folder. Load any "
+    "(a purple circle and a blue square on grass) that the extension puts into ComfyUI's input folder; one concept "
+    "word for each thing in it (two words for one object would share it). Load any "
     "128 px scene of coloured shapes on sky, grass or a wooden floor; the demo model knows only those words."
 )
-DEMO_IMAGE_CONCEPTS = "purple, blue, circle, square, grass"
+DEMO_IMAGE_CONCEPTS = "purple, blue, grass"
 
 
 def _demo_model(g, note):
@@ -841,11 +846,14 @@ def try_reading_an_image(g):
 DEMO_REPORT_NOTE = (
     "No downloads: the demo model generates the scene, then the maps become answers. Concept Report: which concept "
     "wins how much of the image, how strongly, where (centroid, box), and which look ignored or merged. Concept "
-    "Evolution: each concept's map at every step and every layer. Concept Gate: is \"red\" present (its area share "
-    "at least 5%)? Its BOOLEAN can drive a switch, or stop the run."
+    f"Evolution: each concept's map at every step and every layer. Concept Gate: is \"{DEMO_REPORTED}\" present (its "
+    "area share at least 5%)? Its BOOLEAN can drive a switch, or stop the run."
 )
-DEMO_SECOND_PROMPT = "a yellow star and a blue square on sky"
-DEMO_SECOND_CONCEPTS = "yellow, blue, star, square, sky"
+# The second run of the two-prompt template: the same object on another background, so
+# that Compare shows one shared word and one word each run lacks.
+DEMO_SECOND_PROMPT = "a yellow star on grass"
+DEMO_SECOND_CONCEPTS = "star, grass"
+DEMO_RUN_NAMES = ("star in the sky", "star on grass")
 DEMO_COMPARE_NOTE = (
     "No downloads: two prompts on the demo model with the same seed, their maps side by side in Concept Compare. "
     "Concepts are matched by word; a word one run lacks shows as an empty cell. The shared normalisation puts both "
@@ -880,9 +888,9 @@ def try_reports(g):
     sampler, decode = _demo_generation(g, *_demo_start(g, DEMO_REPORT_NOTE), DEMO_PROMPT, DEMO_CONCEPTS, 1)
     g.group("Sample", [sampler, decode], GROUP_COLORS["sample"])
     maps = sampler["concept_attn"]
-    report = g.add("ConceptReport", 3, concept_attn=maps, concept="red")
+    report = g.add("ConceptReport", 3, concept_attn=maps, concept=DEMO_REPORTED)
     evolution = g.add("ConceptEvolution", 3, concept_attn=maps)
-    gate = g.add("ConceptGate", 3, concept_attn=maps, concept="red", measure="area_share", threshold=0.05)
+    gate = g.add("ConceptGate", 3, concept_attn=maps, concept=DEMO_REPORTED, measure="area_share", threshold=0.05)
     g.group("Answers", [report, evolution, gate], GROUP_COLORS["maps"])
     g.add("SaveImage", 4, title="Save Image", images=decode["IMAGE"], filename_prefix="ConceptAttention/report_image")
     g.add("PreviewAny", 4, title="Report table", box_width=560, source=report["table"])
@@ -891,8 +899,8 @@ def try_reports(g):
           filename_prefix="ConceptAttention/evolution_by_step")
     g.add("SaveImage", 5, title="Save Evolution by layer", images=evolution["by_layer"],
           filename_prefix="ConceptAttention/evolution_by_layer")
-    g.add("PreviewAny", 5, title="Is red present?", source=gate["present"])
-    g.add("PreviewAny", 5, title="Red's area share", source=gate["value"])
+    g.add("PreviewAny", 5, title=f"Is {DEMO_REPORTED} present?", source=gate["present"])
+    g.add("PreviewAny", 5, title=f"{DEMO_REPORTED.capitalize()}'s area share", source=gate["value"])
 
 
 def try_two_prompts(g):
@@ -900,7 +908,7 @@ def try_two_prompts(g):
     first, first_image = _demo_generation(g, demo, latent, DEMO_PROMPT, DEMO_CONCEPTS, 1, "run 1")
     second, second_image = _demo_generation(g, demo, latent, DEMO_SECOND_PROMPT, DEMO_SECOND_CONCEPTS, 1, "run 2")
     g.group("Sample", [first, first_image, second, second_image], GROUP_COLORS["sample"])
-    _compare(g, [(first, "circle and square"), (second, "star and square")], [first_image, second_image], "two_prompts")
+    _compare(g, [(first, DEMO_RUN_NAMES[0]), (second, DEMO_RUN_NAMES[1])], [first_image, second_image], "two_prompts")
 
 
 def _compare(g, runs, images, prefix, column=3):

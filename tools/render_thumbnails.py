@@ -188,7 +188,8 @@ def contact_sheet(images, width=SHEET_WIDTH):
 
 def _rename_chosen_concepts(prompt: dict, rules: dict):
     """Where the rules replace the concepts, a Heatmap Aggregate's `concept` (one word of
-    the workflow's concepts) becomes the word at the same place in the new ones."""
+    the workflow's concepts) becomes the word at the same place in the new ones (counted
+    round where there are fewer new words)."""
     new_words = rules.get("ConceptEncode", {}).get("inputs", {}).get("concepts")
     if new_words is None:
         return
@@ -196,7 +197,7 @@ def _rename_chosen_concepts(prompt: dict, rules: dict):
     new_words = [w.strip() for w in new_words.split(",")]
     for node in nodes_of(prompt, "HeatmapAggregate").values():
         if node["inputs"].get("concept") in old_words:
-            node["inputs"]["concept"] = new_words[old_words.index(node["inputs"]["concept"])]
+            node["inputs"]["concept"] = new_words[old_words.index(node["inputs"]["concept"]) % len(new_words)]
 
 
 def render(client, name, object_info, rules, image=None, out=OUT, width=SHEET_WIDTH, pictures=None) -> Path:
