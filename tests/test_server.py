@@ -151,10 +151,12 @@ def test_flux1_heatmaps_workflow(server, model_rules):
 # The UI-format example workflows (workflows/*.json, written by python -m tools.make_workflows).
 
 # Images each output node (by title) gives for one generated image and the workflow's concepts.
+DEMO_WORDS, IMAGE_WORDS = (len(words.split(",")) for words in (make_workflows.DEMO_CONCEPTS,
+                                                                 make_workflows.DEMO_IMAGE_CONCEPTS))
 UI_OUTPUTS = {
-    "Try ConceptAttention (no downloads)": {"Save Image": 1, "Save Overlays": 5, "Save Heatmaps": 5,
-                                            "Preview Segmentation": 5},
-    "Try ConceptAttention on an image (no downloads)": {"Save Overlays": 5},
+    "Try ConceptAttention (no downloads)": {"Save Image": 1, "Save Overlays": DEMO_WORDS, "Save Heatmaps": DEMO_WORDS,
+                                            "Preview Segmentation": DEMO_WORDS},
+    "Try ConceptAttention on an image (no downloads)": {"Save Overlays": IMAGE_WORDS},
     "flux1_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3, "Preview Segmentation": 3},
     "flux1_heatmaps_of_an_image": {"Save Overlays": 4, "Save Heatmaps": 4},
     "flux1_mask_the_sky_and_inpaint": {"Save Original": 1, "Preview Sky Mask": 1, "Save New Sky": 1},
