@@ -175,6 +175,13 @@ def tiny_model(model_name: str) -> TinyModel:
     return next(tiny for tiny in family_under_test(model_name).tiny_models if tiny.name == model_name)
 
 
+def server_model_missing(family: str) -> str | None:
+    """Why the server tests' tiny model for a workflow family (make_workflows.Workflow.family)
+    cannot be built on this ComfyUI (0.3.75: Qwen-Image-Edit 2511), or None."""
+    from harness import tiny_model_nodes
+    return tiny_model(family).missing() if family in tiny_model_nodes.MODELS else None
+
+
 def once_per_model(request, compute: Callable) -> Callable:
     """model name -> compute(its sampling harness, the tiny model), computed once: for a
     module-scoped fixture whose result several tests read."""

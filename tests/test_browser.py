@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import host
+from harness import families, host
 from harness.comfy_server import REPO, ComfyServer
+from tools import make_workflows
 
 pytestmark = pytest.mark.browser
 
@@ -100,21 +101,12 @@ def test_every_template_loads_with_its_nodes_and_widget_values(page, server, tmp
             id: n.id, type: n.type, known: !!LiteGraph.registered_node_types[n.type],
             values: n.serialize().widgets_values ?? []}))""")
         assert all(node["known"] for node in loaded), (name, [n["type"] for n in loaded if not n["known"]])
-        if _needs_a_newer_comfyui(name):   # its nodes here are older versions, with other widgets
+        if families.server_model_missing(make_workflows.WORKFLOWS[name].family):   # its nodes here are older versions, with other widgets
             continue
         by_id = {str(node["id"]): node for node in loaded}        # the page may hold ids as strings
         for node in saved["nodes"]:
             assert by_id[str(node["id"])]["values"] == node.get("widgets_values", []), (name, node["type"])
     page.screenshot(path=str(tmp_path / "last_template.png"))
-
-
-def _needs_a_newer_comfyui(template: str) -> bool:
-    """Whether the template's model needs what this ComfyUI lacks (0.3.75: Qwen-Image-Edit 2511)."""
-    from harness import families, tiny_model_nodes
-    from tools.make_workflows import WORKFLOWS
-
-    family = WORKFLOWS[template].family
-    return family in tiny_model_nodes.MODELS and families.tiny_model(family).missing() is not None
 
 
 def _canvas(page) -> str:

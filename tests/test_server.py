@@ -86,9 +86,9 @@ def model_rules(server):
     def rules(family, width, height, steps):
         if family == "cogvideox" and "CogVideoX" in hooks.UNAVAILABLE:
             pytest.skip(hooks.UNAVAILABLE["CogVideoX"])
+        if why := families.server_model_missing(family):
+            pytest.skip(why)
         if family in tiny_model_nodes.MODELS:
-            if why := families.tiny_model(family).missing():
-                pytest.skip(why)
             if "TinyTestModel" not in server.object_info:
                 pytest.fail(f"the tiny model nodes did not load:\n{server.log_tail()}")
         if fits.get(family, True):
