@@ -20,23 +20,42 @@ def parse_indices(text: str, count: int, what: str) -> tuple:
     if text in ("", "all"):
         return tuple(range(count))
     chosen = set()
-    for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            first, last = _bounds(part)
-        except ValueError:
-            raise ValueError(f"{part!r} is not a {what} index or range; write e.g. \"all\", \"2-5\" or \"0,3,7\"") from None
+    for part, first, last in _written_ranges(text, what):
         first, last = (i + count if i < 0 else i for i in (first, last))
         if not (0 <= first < count and 0 <= last < count):
             raise ValueError(f"{what} {part} is out of range: valid {what}s are 0-{count - 1} (or negative, counted from the end)")
         if first > last:
             raise ValueError(f"{what} range {part} runs backwards; write it low-high")
         chosen.update(range(first, last + 1))
-    if not chosen:
-        raise ValueError(f"no {what} given; write e.g. \"all\", \"2-5\" or \"0,3,7\"")
     return tuple(sorted(chosen))
+
+
+def check_index_text(text: str, what: str) -> None:
+    """What parse_indices refuses before the count is known (at queue time): text that
+    is no index list, and ranges that run backwards whatever the count."""
+    text = (text or "").strip().lower()
+    if text in ("", "all"):
+        return
+    for part, first, last in _written_ranges(text, what):
+        if (first < 0) == (last < 0) and first > last:
+            raise ValueError(f"{what} range {part} runs backwards; write it low-high")
+
+
+def _written_ranges(text: str, what: str) -> list:
+    """(part as written, first, last) of each comma-separated part, not yet resolved
+    against a count; at least one."""
+    ranges = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            ranges.append((part, *_bounds(part)))
+        except ValueError:
+            raise ValueError(f"{part!r} is not a {what} index or range; write e.g. \"all\", \"2-5\" or \"0,3,7\"") from None
+    if not ranges:
+        raise ValueError(f"no {what} given; write e.g. \"all\", \"2-5\" or \"0,3,7\"")
+    return ranges
 
 
 def _bounds(part: str) -> tuple:

@@ -4,7 +4,7 @@ as grayscale PNG, in the node's UI output (nothing is written to disk).
 
 Views: all captured steps and layers, then each captured step alone (over all
 layers), then each captured layer alone (over all steps): exactly the maps that
-Heatmap Aggregate gives for that subset. A view is one PNG whose tiles are the maps:
+Concept Heatmaps gives for that subset. A view is one PNG whose tiles are the maps:
 row (image b, token frame f), column concept c, each tile grid_h x grid_w pixels;
 value v means a map value of v / 255. No ComfyUI import.
 """

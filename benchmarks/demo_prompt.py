@@ -2,7 +2,7 @@
 
 For candidate prompts and concept lists, over several seeds, the demo model generates
 through the ConceptAttention Sampler at the nodes' defaults (as `make demo`); each
-concept's argmax region (Heatmap Aggregate's argmax mask) is compared with the
+concept's argmax region (Concept Heatmaps's argmax mask) is compared with the
 generated image's own segmentation, and Concept Report's area shares with the true
 shares. The segmentation is read from the picture: each named colour's pixels (the
 nearest palette colour, as demo/train.py --evaluate judges images); a shape word owns

@@ -6,11 +6,12 @@ from ..analysis import maths
 from ..analysis.data import ConceptMaps
 from ..analysis.errors import require_finite
 from ..analysis.render import draw_label
-from . import map_inputs
-from .types import CATEGORY
+from . import checks, map_inputs
+from .types import MAPS, schema
 from .types import ConceptMaps as ConceptMapsType
 
 NODE = "HeatmapAggregate"
+TITLE = "Concept Heatmaps"   # what the user sees, and what errors name
 OUTPUT_SIZES = ("image", "latent_grid")
 THRESHOLD_MODES = ("mean", "fixed")
 LAYOUT = ("Batches are image-major: image 0's concepts in order, then image 1's, and so on; for video, each "
@@ -20,10 +21,11 @@ LAYOUT = ("Batches are image-major: image 0's concepts in order, then image 1's,
 class HeatmapAggregate(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
             node_id=NODE,
-            display_name="Heatmap Aggregate",
-            category=CATEGORY,
+            display_name=TITLE,
+            category=MAPS,
+            search_aliases=["heatmap", "heatmap aggregate", "attention map", "segmentation", "mask from words", "concept mask"],
             description="Turns captured scores into one map per (image, concept): softmax over concepts for each "
                         "step and layer, then the mean. " + LAYOUT,
             inputs=[
@@ -65,20 +67,24 @@ class HeatmapAggregate(io.ComfyNode):
                 io.Mask.Output(display_name="threshold_masks",
                                tooltip="Binary masks: each map above its mean or a fixed threshold. " + LAYOUT),
                 io.String.Output(display_name="labels", tooltip="The concept of each map, one per line, in batch order."),
-                ConceptMapsType.Output(display_name="maps", tooltip="The normalised maps with their words, for Heatmap Overlay."),
+                ConceptMapsType.Output(display_name="maps", tooltip="The normalised maps with their words, for Concept Overlay."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, layers=None, timesteps=None):
+        return checks.refusal(TITLE, layers=layers, timesteps=timesteps)
 
     @classmethod
     def execute(cls, concept_attn, layers, timesteps, method, normalization, output_size, colormap,
                 blur=0.0, threshold_mode="mean", threshold=0.5, grow=0, label=True, concept="all",
                 after=None) -> io.NodeOutput:
-        require_finite(NODE, blur=blur, threshold=threshold)
+        require_finite(TITLE, blur=blur, threshold=threshold)
         capture = concept_attn
-        maps = map_inputs.selected_maps(NODE, capture, layers, timesteps, method)
+        maps = map_inputs.selected_maps(TITLE, capture, layers, timesteps, method)
         words = tuple(capture.concepts)
         if concept.strip().lower() != "all":
-            chosen = map_inputs.concept_index(NODE, words, concept)
+            chosen = map_inputs.concept_index(TITLE, words, concept)
             maps, words = maps[:, [chosen]], (words[chosen],)
         if output_size == "image":
             if capture.is_video:

@@ -2,6 +2,7 @@
 from comfy_api.latest import io
 
 from ..analysis.data import KEEP_SUMS
+from . import checks
 from .setup import (
     MODELS,
     attach_capture,
@@ -11,21 +12,23 @@ from .setup import (
     layers_input,
     timesteps_input,
 )
-from .types import CATEGORY, ConceptAttn
+from .types import CAPTURE, ConceptAttn, schema
 
 NODE = "ConceptAttentionApply"
+TITLE = "ConceptAttention Apply"   # what the user sees, and what errors name
 
 
 class ConceptAttentionApply(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
             node_id=NODE,
-            display_name="ConceptAttention Apply",
-            category=CATEGORY,
+            display_name=TITLE,
+            category=CAPTURE,
+            search_aliases=["concept attention", "attention map for any sampler", "heatmap patch"],
             description="Patches a model so that whichever sampler runs it (KSampler, KSamplerAdvanced, "
                         "SamplerCustomAdvanced, ...) records ConceptAttention maps. Connect that sampler's LATENT "
-                        "to Heatmap Aggregate's `after` input so the maps are read after they are made.",
+                        "to Concept Heatmaps's `after` input so the maps are read after they are made.",
             inputs=[
                 io.Model.Input("model", tooltip=MODELS + " It is not changed: the patch goes on a clone."),
                 concepts_input(), layers_input(), timesteps_input(), keep_input(), cross_attention_input(),
@@ -38,7 +41,11 @@ class ConceptAttentionApply(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, layers=None, timesteps=None):
+        return checks.refusal(TITLE, layers=layers, timesteps=timesteps)
+
+    @classmethod
     def execute(cls, model, concepts, layers, timesteps, keep=KEEP_SUMS, cross_attention_baseline=False) -> io.NodeOutput:
-        patched, capture = attach_capture(NODE, model, concepts, layers, timesteps, keep=keep,
+        patched, capture = attach_capture(TITLE, model, concepts, layers, timesteps, keep=keep,
                                           cross_attention=cross_attention_baseline)
         return io.NodeOutput(patched, capture)

@@ -9,9 +9,10 @@ from ..analysis import maths
 from ..analysis.errors import NodeInputError
 from ..analysis.render import draw_grid
 from . import map_inputs
-from .types import CATEGORY, ConceptAttn
+from .types import ANSWERS, ConceptAttn, schema
 
 NODE = "ConceptCompare"
+TITLE = "Concept Compare"   # what the user sees, and what errors name
 RUNS = 4
 NORMALIZATIONS = ("shared", "per_run", "per_concept")
 
@@ -27,10 +28,11 @@ class ConceptCompare(io.ComfyNode):
                                   tooltip=f"The CONCEPT_ATTN of run {k}" + (" (optional)." if optional else ".")),
                 io.String.Input(f"name_{k}", default=f"run {k}", tooltip=f"The column title of run {k}."),
             ]
-        return io.Schema(
+        return schema(
             node_id=NODE,
-            display_name="Concept Compare",
-            category=CATEGORY,
+            display_name=TITLE,
+            category=ANSWERS,
+            search_aliases=["compare prompts", "compare models", "heatmap grid"],
             description="The maps of two to four runs side by side: one row per concept (matched by word; a word a "
                         "run lacks is an empty cell), one column per run. Each run's maps are the mean over all it "
                         "captured. The runs need the same number of images (and frames).",
@@ -93,8 +95,8 @@ class ConceptCompare(io.ComfyNode):
 
 
 def _run(input_name: str, capture, name: str, method: str) -> dict:
-    map_inputs.check_captured(NODE, capture, input_name)
-    maps = map_inputs.maps(NODE, capture, method, input_name=input_name)
+    map_inputs.check_captured(TITLE, capture, input_name)
+    maps = map_inputs.maps(TITLE, capture, method, input_name=input_name)
     items = maths.as_items(maps)
     return {"name": name.strip() or input_name, "words": tuple(capture.concepts), "items": items,
             "image_size": capture.image_size, "video": capture.is_video, "frames": maps.shape[2] if maps.ndim == 5 else 1,
@@ -116,11 +118,11 @@ def _check_matching(runs):
     for run in runs[1:]:
         if run["video"] != first["video"]:
             kinds = {True: "video", False: "image"}
-            raise NodeInputError(NODE, run["input"], f"{kinds[run['video']]} maps, but {first['input']} holds "
+            raise NodeInputError(TITLE, run["input"], f"{kinds[run['video']]} maps, but {first['input']} holds "
                                                      f"{kinds[first['video']]} maps; compare runs of one kind")
         if run["items"].shape[0] != first["items"].shape[0]:
             what = "token frames" if first["video"] else "images"
-            raise NodeInputError(NODE, run["input"], f"{run['items'].shape[0]} {what}, but {first['input']} has "
+            raise NodeInputError(TITLE, run["input"], f"{run['items'].shape[0]} {what}, but {first['input']} has "
                                                      f"{first['items'].shape[0]}; compare runs with the same batch "
                                                      "size (and frames)")
 

@@ -9,16 +9,19 @@ from comfy_api.latest import io
 
 from .. import hooks
 from ..demo.model import SCENE, load_config, load_demo
-from .types import CATEGORY
+from .types import LOADERS, schema
+
+TITLE = "ConceptAttention Demo Model"
 
 
 class ConceptAttentionDemoModel(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
             node_id="ConceptAttentionDemoModel",
-            display_name="ConceptAttention Demo Model",
-            category=CATEGORY,
+            display_name=TITLE,
+            category=LOADERS,
+            search_aliases=["demo model", "no download", "example model"],
             description="Loads the extension's own small Flux 1-architecture model, trained on 128x128 scenes of "
                         "coloured shapes (circle, square, triangle, cross, star, heart) on sky, grass or a wooden floor. "
                         "It knows only those words; use your own Flux loaders for real images.",

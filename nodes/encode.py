@@ -5,11 +5,13 @@ from comfy_api.latest import io
 from .. import hooks
 from ..analysis.data import ConceptSet
 from ..analysis.errors import NodeInputError
-from ..analysis.selection import MAX_CONCEPTS, MAX_WORD_CHARS, parse_concepts
+from ..analysis.selection import MAX_CONCEPTS, MAX_WORD_CHARS
 from ..hooks.text import template, word_positions
-from .types import CATEGORY, Concepts
+from . import checks
+from .types import CAPTURE, Concepts, schema
 
 NODE = "ConceptEncode"
+TITLE = "Concept Encode"   # what the user sees, and what errors name
 POOLING = ("first_token", "mean")
 MAX_WORD_TOKENS = 16   # a word or a short phrase; longer text is a prompt, not a concept
 
@@ -17,10 +19,11 @@ MAX_WORD_TOKENS = 16   # a word or a short phrase; longer text is a prompt, not 
 class ConceptEncode(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
             node_id=NODE,
-            display_name="Concept Encode",
-            category=CATEGORY,
+            display_name=TITLE,
+            category=CAPTURE,
+            search_aliases=["concept words", "conceptattention", "mask from words", "words to find"],
             description="Encodes each concept word on its own with the model's text encoder. "
                         "Concepts need not appear in the prompt.",
             inputs=[
@@ -44,23 +47,24 @@ class ConceptEncode(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, concepts=None):
+        return checks.refusal(TITLE, concepts=concepts)
+
+    @classmethod
     def execute(cls, clip, concepts, pooling="first_token") -> io.NodeOutput:
-        try:
-            words = parse_concepts(concepts)
-        except ValueError as e:
-            raise NodeInputError(NODE, "concepts", str(e)) from None
+        words = checks.concept_words(TITLE, concepts)
         if clip is None:
-            raise NodeInputError(NODE, "clip", "no text encoder is connected; load one with a CLIP loader")
+            raise NodeInputError(TITLE, "clip", "no text encoder is connected; load one with a CLIP loader")
         encoded = [_encode(clip, word) for word in words]
         first_tokens, first_cond = encoded[0]
         encoding = hooks.text_encoding(clip, first_tokens, first_cond.shape[1])
         if encoding is None:
-            raise NodeInputError(NODE, "clip", "this text encoder's output does not line up with its tokens, "
+            raise NodeInputError(TITLE, "clip", "this text encoder's output does not line up with its tokens, "
                                                "so concept tokens cannot be found in it")
         try:
             found = template(clip, encoding.stream).in_conditioning(first_tokens, encoding.stream, first_cond.shape[1])
         except ValueError as e:
-            raise NodeInputError(NODE, "clip", f"concept tokens cannot be found in this text encoder's output: {e}") from None
+            raise NodeInputError(TITLE, "clip", f"concept tokens cannot be found in this text encoder's output: {e}") from None
         vectors = [_pool(word, cond, word_positions(found, tokens, encoding.stream), pooling)
                    for word, (tokens, cond) in zip(words, encoded)]
         # The paper reads existing images with an empty prompt and guidance 0.
@@ -77,16 +81,16 @@ def _encode(clip, word: str):
         tokens = clip.tokenize(word, return_word_ids=True)
         cond = clip.encode_from_tokens(tokens)
     except Exception as e:
-        raise NodeInputError(NODE, "clip", f"this text encoder could not encode {word!r}: {e}") from e
+        raise NodeInputError(TITLE, "clip", f"this text encoder could not encode {word!r}: {e}") from e
     return tokens, cond
 
 
 def _pool(word: str, cond, positions: list, pooling: str):
     """The word's vector [D]: its first token, or the mean of its tokens."""
     if not positions:
-        raise NodeInputError(NODE, "concepts", f"{word!r} gives no tokens with this text encoder")
+        raise NodeInputError(TITLE, "concepts", f"{word!r} gives no tokens with this text encoder")
     if len(positions) > MAX_WORD_TOKENS:
-        raise NodeInputError(NODE, "concepts", f"{word!r} is {len(positions)} tokens long with this text encoder; a "
+        raise NodeInputError(TITLE, "concepts", f"{word!r} is {len(positions)} tokens long with this text encoder; a "
                                                f"concept is at most {MAX_WORD_TOKENS} tokens (a word or a short phrase)")
     vectors = cond[0, positions].float().cpu()
     return vectors[0] if pooling == "first_token" else vectors.mean(dim=0)

@@ -9,6 +9,7 @@ from comfy_api.latest import io
 
 from ..analysis.data import KEEP_SUMS, ConceptAttention
 from ..analysis.errors import NodeInputError, require_finite
+from . import checks
 from .setup import (
     MODELS,
     attach_capture,
@@ -19,18 +20,20 @@ from .setup import (
     layers_input,
     pixels_per_patch,
 )
-from .types import CATEGORY, ConceptAttn
+from .types import CAPTURE, ConceptAttn, schema
 
 NODE = "ConceptAttentionEncodeImage"
+TITLE = "ConceptAttention Encode Image"   # what the user sees, and what errors name
 
 
 class ConceptAttentionEncodeImage(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
             node_id=NODE,
-            display_name="ConceptAttention Encode Image",
-            category=CATEGORY,
+            display_name=TITLE,
+            category=CAPTURE,
+            search_aliases=["concept attention", "segment an image", "segmentation", "heatmaps of an image"],
             description="Heatmaps for an image you already have: the image is encoded, noised to the chosen level "
                         "and read by the model in one forward pass per noise sample (no sampling loop).",
             inputs=[
@@ -52,22 +55,26 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
                                       tooltip="A prompt describing the image. Empty (the paper's setting) when not connected."),
             ],
             outputs=[ConceptAttn.Output(display_name="concept_attn",
-                                        tooltip="The captured scores; turn them into heatmaps and masks with Heatmap Aggregate.")],
+                                        tooltip="The captured scores; turn them into heatmaps and masks with Concept Heatmaps.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, layers=None):
+        return checks.refusal(TITLE, layers=layers)
 
     @classmethod
     def execute(cls, model, vae, image, concepts, noise_level, noise_samples, seed, layers, keep=KEEP_SUMS,
                 positive=None, cross_attention_baseline=False) -> io.NodeOutput:
-        require_finite(NODE, noise_level=noise_level)
-        patched, capture = attach_capture(NODE, model, concepts, layers, "all", step_count=1, keep=keep,
+        require_finite(TITLE, noise_level=noise_level)
+        patched, capture = attach_capture(TITLE, model, concepts, layers, "all", step_count=1, keep=keep,
                                           cross_attention=cross_attention_baseline)
         if positive is None:
             if concepts.empty_prompt is None:
-                raise NodeInputError(NODE, "positive", "these concepts carry no empty-prompt conditioning; "
+                raise NodeInputError(TITLE, "positive", "these concepts carry no empty-prompt conditioning; "
                                                        "connect a prompt conditioning here")
             positive = concepts.empty_prompt
         pixels = _fit_to_patches(image[..., :3], pixels_per_patch(model))
-        check_patch_count(NODE, "image", model, *(side // pixels_per_patch(model) for side in pixels.shape[1:3]))
+        check_patch_count(TITLE, "image", model, *(side // pixels_per_patch(model) for side in pixels.shape[1:3]))
         # As KSampler: a model with 3-D latents (Qwen-Image) takes an image's latent as one frame.
         latent = comfy.sample.fix_empty_latent_channels(model, vae.encode(pixels))
         guider = comfy.samplers.CFGGuider(patched)

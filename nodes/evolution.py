@@ -7,19 +7,21 @@ from ..analysis import maths
 from ..analysis.data import KEEP_ALL
 from ..analysis.errors import NodeInputError
 from ..analysis.render import draw_grid
-from . import map_inputs
-from .types import CATEGORY
+from . import checks, map_inputs
+from .types import ANSWERS, schema
 
 NODE = "ConceptEvolution"
+TITLE = "Concept Evolution"   # what the user sees, and what errors name
 
 
 class ConceptEvolution(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
             node_id=NODE,
-            display_name="Concept Evolution",
-            category=CATEGORY,
+            display_name=TITLE,
+            category=ANSWERS,
+            search_aliases=["heatmap by step", "heatmap by layer", "over the steps"],
             description="Grids of how the maps form: one row per concept, one column per captured step (labelled with "
                         "its index and noise level sigma; each the mean over the chosen layers), and the same per "
                         "captured layer (each the mean over the chosen steps). One grid per image; for video, per "
@@ -48,25 +50,29 @@ class ConceptEvolution(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, layers=None, timesteps=None):
+        return checks.refusal(TITLE, layers=layers, timesteps=timesteps)
+
+    @classmethod
     def execute(cls, concept_attn, layers="all", timesteps="all", method="concept_attention",
                 normalization="per_concept", colormap="plasma", cell_size=96, after=None) -> io.NodeOutput:
         capture = concept_attn
-        layer_subset, step_subset = map_inputs.selection(NODE, capture, layers, timesteps)
-        map_inputs.check_captured(NODE, capture)
+        layer_subset, step_subset = map_inputs.selection(TITLE, capture, layers, timesteps)
+        map_inputs.check_captured(TITLE, capture)
         if capture.keep != KEEP_ALL:
             # Without the raw scores, one step is known only over every layer, and one layer over every step.
             partial = [name for name, subset, captured in (("layers", layer_subset, capture.layers),
                                                            ("timesteps", step_subset, capture.captured_steps))
                        if subset is not None and set(subset) < set(captured)]
             if partial:
-                raise NodeInputError(NODE, partial[0], f"this capture kept {capture.keep}: the grids show each step "
+                raise NodeInputError(TITLE, partial[0], f"this capture kept {capture.keep}: the grids show each step "
                                                        f"over all layers and each layer over all steps; write \"all\", "
                                                        f"or capture with keep = {KEEP_ALL} to choose {partial[0]}")
         steps = step_subset or capture.captured_steps
         chosen_layers = layer_subset or capture.layers
         by_step = [(f"step {s}\nsigma {capture.sigma_of(s):.3f}",
-                    map_inputs.maps(NODE, capture, method, layer_subset, [s])) for s in sorted(steps)]
-        by_layer = [(f"layer {layer}", map_inputs.maps(NODE, capture, method, [layer], step_subset))
+                    map_inputs.maps(TITLE, capture, method, layer_subset, [s])) for s in sorted(steps)]
+        by_layer = [(f"layer {layer}", map_inputs.maps(TITLE, capture, method, [layer], step_subset))
                     for layer in sorted(chosen_layers)]
         cell = maths.fit(capture.image_size, cell_size)
         words = list(capture.concepts)

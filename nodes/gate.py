@@ -4,21 +4,23 @@ from comfy_api.latest import io
 
 from ..analysis import report
 from ..analysis.errors import NodeInputError, require_finite
-from . import map_inputs
+from . import checks, map_inputs
 from .report import build_report
-from .types import CATEGORY
+from .types import ANSWERS, schema
 
 NODE = "ConceptGate"
+TITLE = "Concept Gate"   # what the user sees, and what errors name
 STOP_WHEN = ("never", "present", "absent")
 
 
 class ConceptGate(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
             node_id=NODE,
-            display_name="Concept Gate",
-            category=CATEGORY,
+            display_name=TITLE,
+            category=ANSWERS,
+            search_aliases=["is it in the image", "stop if missing", "concept present"],
             description="Measures one concept in the maps and says whether it reaches a threshold: present is true "
                         "when its area share (or peak) reaches the threshold in any image or frame. It measures what "
                         "the model attended to while it made the image, not what a viewer will see in it: a concept "
@@ -46,17 +48,21 @@ class ConceptGate(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, layers=None, timesteps=None):
+        return checks.refusal(TITLE, layers=layers, timesteps=timesteps)
+
+    @classmethod
     def execute(cls, concept_attn, concept, measure="area_share", threshold=0.05, stop_when="never",
                 layers="all", timesteps="all", method="concept_attention", after=None) -> io.NodeOutput:
-        require_finite(NODE, threshold=threshold)
+        require_finite(TITLE, threshold=threshold)
         words = tuple(concept_attn.concepts)
         if not concept.strip():
-            raise NodeInputError(NODE, "concept", f"write the concept to measure, one of: {', '.join(words)}")
-        word = words[map_inputs.concept_index(NODE, words, concept, allow_all=False)]
-        value = report.value(build_report(NODE, concept_attn, layers, timesteps, method), word, measure)
+            raise NodeInputError(TITLE, "concept", f"write the concept to measure, one of: {', '.join(words)}")
+        word = words[map_inputs.concept_index(TITLE, words, concept, allow_all=False)]
+        value = report.value(build_report(TITLE, concept_attn, layers, timesteps, method), word, measure)
         present = value >= threshold
         if stop_when == ("present" if present else "absent"):
             relation = "reaches" if present else "is under"
-            raise NodeInputError(NODE, "stop_when", f"stopped the run as asked: {word!r} is {stop_when} ({measure} "
+            raise NodeInputError(TITLE, "stop_when", f"stopped the run as asked: {word!r} is {stop_when} ({measure} "
                                                     f"{value:.3f} {relation} the threshold {threshold:.3f})")
         return io.NodeOutput(present, value)

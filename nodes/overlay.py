@@ -5,23 +5,25 @@ from comfy_api.latest import io
 from ..analysis import maths
 from ..analysis.errors import NodeInputError, require_finite
 from ..analysis.render import draw_label
-from .types import CATEGORY, ConceptMaps
+from .types import MAPS, ConceptMaps, schema
 
 NODE = "HeatmapOverlay"
+TITLE = "Concept Overlay"   # what the user sees, and what errors name
 
 
 class HeatmapOverlay(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
             node_id=NODE,
-            display_name="Heatmap Overlay",
-            category=CATEGORY,
+            display_name=TITLE,
+            category=MAPS,
+            search_aliases=["heatmap overlay", "overlay heatmap", "attention map"],
             description="Blends each concept's heatmap over its image and writes the concept on it.",
             inputs=[
                 io.Image.Input("image", tooltip="The decoded images (one, or one per image of the sampled batch); "
                                                 "for video, the decoded frames (of one video, or of each)."),
-                ConceptMaps.Input("heatmaps", tooltip="The maps output of Heatmap Aggregate."),
+                ConceptMaps.Input("heatmaps", tooltip="The maps output of Concept Heatmaps."),
                 io.Float.Input("opacity", default=0.5, min=0.0, max=1.0, step=0.05, tooltip="0: only the image; 1: only the heatmap."),
                 io.Combo.Input("colormap", options=maths.COLORMAPS, default="plasma", tooltip="Colours of the heatmap."),
                 io.Boolean.Input("label", default=True, tooltip="Write the concept word in the top-left corner."),
@@ -33,13 +35,13 @@ class HeatmapOverlay(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, heatmaps, opacity, colormap, label=True) -> io.NodeOutput:
-        require_finite(NODE, opacity=opacity)
+        require_finite(TITLE, opacity=opacity)
         maps = heatmaps.maps                                # [B, C, H, W], video [B, C, N, H, W]
         batch, concepts = maps.shape[:2]
         frames = maps.shape[2] if maps.ndim == 5 else 1
         if image.shape[0] not in (frames, batch * frames):
             what = f"{batch} videos of {frames} frames" if maps.ndim == 5 else f"{batch}"
-            raise NodeInputError(NODE, "image", f"{image.shape[0]} images for maps of {what}; connect the decoded "
+            raise NodeInputError(TITLE, "image", f"{image.shape[0]} images for maps of {what}; connect the decoded "
                                                 f"batch the maps were made from, or a single "
                                                 f"{'video' if maps.ndim == 5 else 'image'}")
         height, width = image.shape[1:3]

@@ -6,20 +6,22 @@ from comfy_api.latest import io
 from ..analysis import report
 from ..analysis.errors import require_finite
 from ..analysis.render import draw_bar_chart
-from . import map_inputs
-from .types import CATEGORY
+from . import checks, map_inputs
+from .types import ANSWERS, schema
 
 NODE = "ConceptReport"
+TITLE = "Concept Report"   # what the user sees, and what errors name
 DEFAULTS = report.Thresholds()
 
 
 class ConceptReport(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
             node_id=NODE,
-            display_name="Concept Report",
-            category=CATEGORY,
+            display_name=TITLE,
+            category=ANSWERS,
+            search_aliases=["area share", "where is each word", "concept chart", "coverage"],
             description="Per image (per token frame for video) and per concept: the share of the image it wins, its "
                         "peak and mean strength on one scale per image, the centroid and box of where it wins, its "
                         "rank, and flags: ignored (wins too little, or is weak everywhere) and merged (its map is "
@@ -54,14 +56,18 @@ class ConceptReport(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, layers=None, timesteps=None):
+        return checks.refusal(TITLE, layers=layers, timesteps=timesteps)
+
+    @classmethod
     def execute(cls, concept_attn, layers="all", timesteps="all", method="concept_attention",
                 min_area_share=DEFAULTS.min_area_share, min_peak=DEFAULTS.min_peak,
                 merge_overlap=DEFAULTS.merge_overlap, concept="", after=None) -> io.NodeOutput:
-        require_finite(NODE, min_area_share=min_area_share, min_peak=min_peak, merge_overlap=merge_overlap)
+        require_finite(TITLE, min_area_share=min_area_share, min_peak=min_peak, merge_overlap=merge_overlap)
         capture = concept_attn
         words = tuple(capture.concepts)
-        chosen = words[map_inputs.concept_index(NODE, words, concept, allow_all=False)] if concept.strip() else words[0]
-        built = build_report(NODE, capture, layers, timesteps, method,
+        chosen = words[map_inputs.concept_index(TITLE, words, concept, allow_all=False)] if concept.strip() else words[0]
+        built = build_report(TITLE, capture, layers, timesteps, method,
                              report.Thresholds(min_area_share, min_peak, merge_overlap))
         charts = torch.stack([_chart(item) for item in built["items"]])
         return io.NodeOutput(report.to_table(built), report.to_json(built), report.value(built, chosen, "area_share"),

@@ -5,6 +5,7 @@ from comfy_api.latest import io
 
 from ..analysis.data import KEEP_SUMS
 from ..analysis.errors import require_finite
+from . import checks
 from .setup import (
     MODELS,
     attach_capture,
@@ -15,18 +16,20 @@ from .setup import (
     layers_input,
     timesteps_input,
 )
-from .types import CATEGORY, ConceptAttn
+from .types import CAPTURE, ConceptAttn, schema
 
 NODE = "ConceptAttentionSampler"
+TITLE = "ConceptAttention Sampler"   # what the user sees, and what errors name
 
 
 class ConceptAttentionSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return schema(
             node_id=NODE,
-            display_name="ConceptAttention Sampler",
-            category=CATEGORY,
+            display_name=TITLE,
+            category=CAPTURE,
+            search_aliases=["concept attention", "ksampler with heatmaps", "attention map", "what does the model see"],
             description="Samples exactly like KSampler (the latent is bit-identical) and records, per concept, "
                         "where the model puts it.",
             inputs=[
@@ -47,17 +50,21 @@ class ConceptAttentionSampler(io.ComfyNode):
             outputs=[
                 io.Latent.Output(display_name="LATENT", tooltip="The sampled latent, identical to KSampler's."),
                 ConceptAttn.Output(display_name="concept_attn",
-                                   tooltip="Raw captured scores; turn them into heatmaps and masks with Heatmap Aggregate."),
+                                   tooltip="Raw captured scores; turn them into heatmaps and masks with Concept Heatmaps."),
             ],
         )
 
     @classmethod
+    def validate_inputs(cls, layers=None, timesteps=None):
+        return checks.refusal(TITLE, layers=layers, timesteps=timesteps)
+
+    @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
                 denoise, concepts, layers, timesteps, keep=KEEP_SUMS, cross_attention_baseline=False) -> io.NodeOutput:
-        require_finite(NODE, cfg=cfg, denoise=denoise)
-        patched, capture = attach_capture(NODE, model, concepts, layers, timesteps, steps, keep,
+        require_finite(TITLE, cfg=cfg, denoise=denoise)
+        patched, capture = attach_capture(TITLE, model, concepts, layers, timesteps, steps, keep,
                                           cross_attention_baseline)
-        check_latent_size(NODE, "latent_image", model, latent_image)
+        check_latent_size(TITLE, "latent_image", model, latent_image)
         latent = comfy_nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                              latent_image, denoise=denoise)[0]
         return io.NodeOutput(latent, capture)

@@ -30,7 +30,7 @@ def timesteps_input():
 
 
 KEEP_TOOLTIP = (f"What the captured data keeps. {KEEP_SUMS}: each step's map summed over the layers and each "
-                f"layer's map summed over the steps, so Heatmap Aggregate can take a subset of the timesteps or of "
+                f"layer's map summed over the steps, so Concept Heatmaps can take a subset of the timesteps or of "
                 f"the layers (not both at once); small (SD3.5 large at 1024 px, 28 steps, 5 concepts: 5 MiB). "
                 f"{KEEP_ALL}: the raw scores of every (step, layer), for any combination of subsets and maps "
                 f"without the softmax; larger (83 MiB in the same case). The cross-attention baseline doubles both.")

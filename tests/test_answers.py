@@ -102,7 +102,7 @@ def test_gate_flips_at_its_threshold_and_can_stop_the_run():
     assert ConceptGate.execute(capture, "sky", "area_share", 0.125).args == (True, 0.125)
     assert ConceptGate.execute(capture, "Sky", "area_share", 0.126).args == (False, 0.125)
     assert ConceptGate.execute(capture, "rock", "peak", 0.9).args == (False, 0.875)
-    with pytest.raises(NodeInputError, match=r"ConceptGate › stop_when: stopped the run as asked: 'sky' is present "
+    with pytest.raises(NodeInputError, match=r"Concept Gate › stop_when: stopped the run as asked: 'sky' is present "
                                              r"\(area_share 0.125 reaches the threshold 0.100\)"):
         ConceptGate.execute(capture, "sky", "area_share", 0.1, "present")
     with pytest.raises(NodeInputError, match=r"'sky' is absent \(area_share 0.125 is under the threshold 0.200\)"):
@@ -111,9 +111,9 @@ def test_gate_flips_at_its_threshold_and_can_stop_the_run():
 
 
 @pytest.mark.parametrize("node, concept, message", [
-    (ConceptGate, "dragon", r"ConceptGate › concept: 'dragon' is not a captured concept; write one of: sky, rock"),
-    (ConceptGate, " ", r"ConceptGate › concept: write the concept to measure, one of: sky, rock"),
-    (ConceptReport, "dragon", r"ConceptReport › concept: 'dragon' is not a captured concept; write one of: sky, rock"),
+    (ConceptGate, "dragon", r"Concept Gate › concept: 'dragon' is not a captured concept; write one of: sky, rock"),
+    (ConceptGate, " ", r"Concept Gate › concept: write the concept to measure, one of: sky, rock"),
+    (ConceptReport, "dragon", r"Concept Report › concept: 'dragon' is not a captured concept; write one of: sky, rock"),
 ])
 def test_a_concept_that_was_not_captured_is_named(node, concept, message):
     capture = planted(lambda s, l: two_concepts(), ("sky", "rock"))
@@ -217,10 +217,10 @@ def test_evolution_grids_have_a_column_per_step_and_per_layer():
 
 def test_evolution_needs_the_raw_scores_for_a_subset():
     capture = planted(lambda s, l: two_concepts(), ("sky", "rock"), layers=(0, 1), steps=2)
-    with pytest.raises(NodeInputError, match=r"ConceptEvolution › layers: this capture kept per_step_and_per_layer: "
+    with pytest.raises(NodeInputError, match=r"Concept Evolution › layers: this capture kept per_step_and_per_layer: "
                                              r".*capture with keep = every_step_and_layer to choose layers"):
         ConceptEvolution.execute(capture, layers="1")
-    with pytest.raises(NodeInputError, match=r"ConceptEvolution › layers: layer 5 is out of range: valid layers are 0-1"):
+    with pytest.raises(NodeInputError, match=r"Concept Evolution › layers: layer 5 is out of range: valid layers are 0-1"):
         ConceptEvolution.execute(capture, layers="5")
     assert ConceptEvolution.execute(planted(lambda s, l: two_concepts(), ("sky", "rock"), layers=(0, 1), steps=2,
                                             keep=KEEP_ALL), layers="1").args[1].shape[0] == 1
@@ -260,12 +260,12 @@ def test_compare_matches_words_and_shares_one_scale():
 def test_compare_refuses_runs_that_do_not_line_up():
     one = planted(lambda s, l: two_concepts(), ("sky", "rock"))
     two = planted(lambda s, l: two_concepts().expand(2, -1, -1, -1), ("sky", "rock"))
-    with pytest.raises(NodeInputError, match=r"ConceptCompare › run_2: 2 images, but run_1 has 1; compare runs with "
+    with pytest.raises(NodeInputError, match=r"Concept Compare › run_2: 2 images, but run_1 has 1; compare runs with "
                                              r"the same batch size"):
         ConceptCompare.execute(one, two)
     video = planted(lambda s, l: two_concepts()[:, :, None].expand(-1, -1, 2, -1, -1), ("sky", "rock"), video_frames=5,
                     frames_per_latent=4)
-    with pytest.raises(NodeInputError, match=r"ConceptCompare › run_2: video maps, but run_1 holds image maps"):
+    with pytest.raises(NodeInputError, match=r"Concept Compare › run_2: video maps, but run_1 holds image maps"):
         ConceptCompare.execute(one, video)
 
 

@@ -148,5 +148,5 @@ def test_a_nan_latent_gives_a_clear_message_on_the_maps(flux_dev):
                                           family.conditioning(2), latent, 1.0, family.concepts(), "default", "all")
     capture = out.args[1]
     assert capture.nonfinite_steps == (0, 1)
-    with pytest.raises(NodeInputError, match=r"HeatmapAggregate › concept_attn: the scores of steps 0, 1 hold NaN"):
+    with pytest.raises(NodeInputError, match=r"Concept Heatmaps › concept_attn: the scores of steps 0, 1 hold NaN"):
         aggregate(capture)

@@ -96,7 +96,7 @@ def test_one_concept_as_a_video(cogvideox, concepts):
     rock = aggregate(capture, concept="Rock")
     assert rock[1].shape == (9, 64, 48) and rock[4].splitlines() == ["rock"] * 9
     assert torch.equal(rock[1], everything[0, 1])            # per-concept normalisation does not depend on the others
-    with pytest.raises(NodeInputError, match="HeatmapAggregate › concept: 'tree' is not a captured concept; .*dragon, rock, sky"):
+    with pytest.raises(NodeInputError, match="Concept Heatmaps › concept: 'tree' is not a captured concept; .*dragon, rock, sky"):
         aggregate(capture, concept="tree")
 
 
@@ -134,7 +134,7 @@ def test_overlay_of_each_decoded_frame(cogvideox, concepts):
     index = (1 * 3 + 2) * 9 + 5
     only_image = HeatmapOverlay.execute(frames, maps, 0.0, "plasma", False).args[0]
     assert torch.allclose(only_image[index], frames[9 + 5])
-    with pytest.raises(NodeInputError, match="HeatmapOverlay › image: 10 images for maps of 2 videos of 9 frames"):
+    with pytest.raises(NodeInputError, match="Concept Overlay › image: 10 images for maps of 2 videos of 9 frames"):
         HeatmapOverlay.execute(frames[:10], maps, 0.5, "plasma", False)
 
 

@@ -167,12 +167,12 @@ def test_guidance_extra_passes_do_not_pollute_the_maps(flux_dev, concepts):
 
 def test_aggregate_before_the_sampler_says_what_to_connect(flux_dev, concepts):
     _, capture = apply(flux_dev, concepts)
-    with pytest.raises(NodeInputError, match="HeatmapAggregate › concept_attn: nothing was captured.*`after`"):
+    with pytest.raises(NodeInputError, match="Concept Heatmaps › concept_attn: nothing was captured.*`after`"):
         aggregate(capture)
 
 
 def test_apply_rejects_bad_layers(flux_dev, concepts):
-    with pytest.raises(NodeInputError, match="ConceptAttentionApply › layers: layer 5 is out of range"):
+    with pytest.raises(NodeInputError, match="ConceptAttention Apply › layers: layer 5 is out of range"):
         apply(flux_dev, concepts, layers="5")
 
 

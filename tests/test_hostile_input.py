@@ -1,7 +1,9 @@
 """Hostile and odd input posted to a real server's /prompt, on the demo graph
 (workflows/api/demo.json on the bundled demo model). For each case the test states
 what a user gets: the run works (legitimate input), ComfyUI's validation refuses it
-naming the node and the input, or our node stops with a message naming both. The
+naming the node and the input, our node refuses it when the prompt is queued (a
+mistake that needs no model: nothing of the node runs), or our node stops with a
+message naming both (a mistake only the model or the capture shows). The
 server keeps running, and a valid prompt after all of them succeeds."""
 import copy
 import json
@@ -38,27 +40,28 @@ def link(title, name, source_title, slot):
     return set_input(title, name, [IDS[source_title], slot])
 
 
-OK, INVALID, ERROR = "works", "refused by ComfyUI's validation", "stopped by the node"
+OK, INVALID, REFUSED, ERROR = ("works", "refused by ComfyUI's validation", "refused by the node when queued",
+                              "stopped by the node")
 WORDS_500 = ", ".join(f"w{i}" for i in range(500))
 # (what, change, expected outcome, node title, input, message pattern)
 CASES = [
     # concept lists
-    ("empty concepts", set_input("concepts", "concepts", ""), ERROR, "concepts", "concepts", "no concepts given"),
-    ("whitespace-only concepts", set_input("concepts", "concepts", " \n ,\t, "), ERROR, "concepts", "concepts",
+    ("empty concepts", set_input("concepts", "concepts", ""), REFUSED, "concepts", "concepts", "no concepts given"),
+    ("whitespace-only concepts", set_input("concepts", "concepts", " \n ,\t, "), REFUSED, "concepts", "concepts",
      "no concepts given"),
-    ("a duplicate differing by case", set_input("concepts", "concepts", "red, Red"), ERROR, "concepts", "concepts",
+    ("a duplicate differing by case", set_input("concepts", "concepts", "red, Red"), REFUSED, "concepts", "concepts",
      "given twice"),
-    ("a duplicate differing by whitespace", set_input("concepts", "concepts", "red,  red "), ERROR, "concepts",
+    ("a duplicate differing by whitespace", set_input("concepts", "concepts", "red,  red "), REFUSED, "concepts",
      "concepts", "given twice"),
-    ("500 concepts", set_input("concepts", "concepts", WORDS_500), ERROR, "concepts", "concepts",
+    ("500 concepts", set_input("concepts", "concepts", WORDS_500), REFUSED, "concepts", "concepts",
      "500 concepts given; at most 64"),
-    ("a 10,000-character word", set_input("concepts", "concepts", "red, " + "x" * 10_000), ERROR, "concepts",
+    ("a 10,000-character word", set_input("concepts", "concepts", "red, " + "x" * 10_000), REFUSED, "concepts",
      "concepts", "10000 characters long"),
-    ("a control character", set_input("concepts", "concepts", "red, bl\x07ue"), ERROR, "concepts", "concepts",
+    ("a control character", set_input("concepts", "concepts", "red, bl\x07ue"), REFUSED, "concepts", "concepts",
      "control or invisible character"),
-    ("a NUL character", set_input("concepts", "concepts", "red\x00"), ERROR, "concepts", "concepts",
+    ("a NUL character", set_input("concepts", "concepts", "red\x00"), REFUSED, "concepts", "concepts",
      "control or invisible character"),
-    ("a word of nothing but a zero-width joiner", set_input("concepts", "concepts", "red, \u200d"), ERROR, "concepts",
+    ("a word of nothing but a zero-width joiner", set_input("concepts", "concepts", "red, \u200d"), REFUSED, "concepts",
      "concepts", "control or invisible character"),
     ("a phrase of too many tokens",
      set_input("concepts", "concepts", "supercalifragilisticexpialidocious antidisestablishmentarianism"), ERROR,
@@ -66,22 +69,22 @@ CASES = [
     ("non-ASCII words", set_input("concepts", "concepts", "дракон, 龙, red, 🐉"), OK, None, None, None),
     ("64 concepts", set_input("concepts", "concepts", ", ".join(f"w{i}" for i in range(64))), OK, None, None, None),
     # layer and step strings
-    ("layers -0", set_input("sampler", "layers", "-0"), ERROR, "sampler", "layers", "'-0' is not a layer index"),
+    ("layers -0", set_input("sampler", "layers", "-0"), REFUSED, "sampler", "layers", "'-0' is not a layer index"),
     ("layers 1--2", set_input("sampler", "layers", "1--2"), OK, None, None, None),
     ("layers 1,,2", set_input("sampler", "layers", "1,,2"), OK, None, None, None),
     ("layers ' 3 '", set_input("sampler", "layers", " 3 "), OK, None, None, None),
     ("layers 99999999999999999999", set_input("sampler", "layers", "99999999999999999999"), ERROR, "sampler", "layers",
      "layer 99999999999999999999 is out of range: valid layers are 0-3"),
     ("layers empty: the default", set_input("sampler", "layers", ""), OK, None, None, None),
-    ("layers 3.0", set_input("sampler", "layers", "3.0"), ERROR, "sampler", "layers", "'3.0' is not a layer index"),
-    ("timesteps -0", set_input("sampler", "timesteps", "-0"), ERROR, "sampler", "timesteps",
+    ("layers 3.0", set_input("sampler", "layers", "3.0"), REFUSED, "sampler", "layers", "'3.0' is not a layer index"),
+    ("timesteps -0", set_input("sampler", "timesteps", "-0"), REFUSED, "sampler", "timesteps",
      "'-0' is not a timestep index"),
     ("timesteps 1,,2", set_input("sampler", "timesteps", "1,,2"), OK, None, None, None),
     ("timesteps 99999999999999999999", set_input("sampler", "timesteps", "99999999999999999999"), ERROR, "sampler",
      "timesteps", "out of range: valid timesteps are 0-2 .*the sampler runs 3 steps"),
-    ("aggregate layers x", set_input("aggregate", "layers", "x"), ERROR, "aggregate", "layers",
+    ("aggregate layers x", set_input("aggregate", "layers", "x"), REFUSED, "aggregate", "layers",
      "'x' is not a layer index"),
-    ("aggregate timesteps backwards", set_input("aggregate", "timesteps", "2-1"), ERROR, "aggregate", "timesteps",
+    ("aggregate timesteps backwards", set_input("aggregate", "timesteps", "2-1"), REFUSED, "aggregate", "timesteps",
      "timestep range 2-1 runs backwards"),
     ("aggregate concept not captured", set_input("aggregate", "concept", "dragon"), ERROR, "aggregate", "concept",
      "'dragon' is not a captured concept"),
@@ -117,23 +120,34 @@ def server(tmp_path_factory):
 
 
 def submit(server, prompt):
-    """(outcome, details): OK and the history entry, INVALID and the node_errors, or
-    ERROR and the execution_error message."""
+    """(outcome, details): OK and the history entry, INVALID or REFUSED and the /prompt
+    answer (node_errors), or ERROR and the execution_error message."""
     body = json.dumps({"prompt": prompt}).encode()             # NaN and Infinity as ComfyUI's JSON parser takes them
     request = urllib.request.Request(server.url + "/prompt", data=body, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             queued = json.loads(response.read())
     except urllib.error.HTTPError as e:
-        return INVALID, json.loads(e.read())
+        refusal = json.loads(e.read())
+        return _refused_or_invalid(refusal), refusal
     if queued.get("node_errors"):
-        return INVALID, queued
+        return _refused_or_invalid(queued), queued
     entry = server.wait(queued["prompt_id"], timeout=300)
     for kind, data in entry["status"]["messages"]:
         if kind == "execution_error":
             return ERROR, data
     assert entry["status"]["status_str"] == "success", entry["status"]
     return OK, entry
+
+
+def _refused_or_invalid(answer) -> str:
+    kinds = {e["type"] for node in answer.get("node_errors", {}).values() for e in node["errors"]}
+    return REFUSED if kinds == {"custom_validation_failed"} else INVALID
+
+
+def _titles():
+    from concept_attention.nodes import NODES
+    return {schema.node_id: schema.display_name for schema in (node.define_schema() for node in NODES)}
 
 
 def test_every_typed_input_of_the_graph_has_a_hostile_case():
@@ -157,18 +171,23 @@ def test_hostile_input(server, what, change, expected, title, input_name, patter
     change(prompt)
     outcome, details = submit(server, prompt)
     assert outcome == expected, (what, details)
-    if outcome == INVALID:
+    node_title = _titles().get(WORKFLOW[IDS[title]]["class_type"]) if title else None
+    if outcome in (INVALID, REFUSED):
         errors = details.get("node_errors", {}).get(IDS[title], {}).get("errors", [])
         if input_name is None:
             named = [e for e in errors if re.search(pattern, e.get("details", ""))]
         else:
             named = [e for e in errors if e.get("extra_info", {}).get("input_name") == input_name]
         assert named, (what, details)
+        if outcome == REFUSED:   # the node's own words, on the input at fault
+            assert any(re.search(f"^{input_name} - {node_title} › {input_name}: .*{pattern}", e["details"])
+                       for e in named), (what, named)
+            if title in ("concepts", "sampler"):   # every output of the graph needs them: nothing was queued
+                assert "prompt_id" not in details, details
     elif outcome == ERROR:
-        node = WORKFLOW[IDS[title]]["class_type"]
-        assert details["node_type"] == node, details
+        assert details["node_type"] == WORKFLOW[IDS[title]]["class_type"], details
         message = details["exception_message"]
-        assert message.startswith(f"{node} › {input_name}: "), message
+        assert message.startswith(f"{node_title} › {input_name}: "), message
         assert re.search(pattern, message), message
         assert details["exception_type"].endswith("NodeInputError"), details
     else:

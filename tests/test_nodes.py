@@ -37,7 +37,9 @@ def capture(flux_dev, concepts):
 @pytest.mark.parametrize("node", NODES, ids=lambda n: n.__name__)
 def test_every_input_and_output_has_a_tooltip(node):
     schema = node.define_schema()
-    assert schema.display_name and schema.category == "ConceptAttention" and schema.description
+    assert schema.display_name and schema.category.startswith("ConceptAttention/") and schema.description
+    aliases = getattr(schema, "search_aliases", None)      # None: ComfyUI 0.3.75's schema has no aliases
+    assert schema.display_name.startswith("Concept") and (aliases is None or len(aliases) >= 3)
     undocumented = [i.id for i in schema.inputs if not i.tooltip] + \
                    [o.display_name for o in schema.outputs if not o.tooltip]
     assert not undocumented
@@ -61,8 +63,8 @@ def test_encode_mean_pools_a_split_word(flux_clip):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("  ,\n", "ConceptEncode › concepts: no concepts given"),
-    ("sky, rock, Sky", "ConceptEncode › concepts: concept 'Sky' is given twice"),
+    ("  ,\n", "Concept Encode › concepts: no concepts given"),
+    ("sky, rock, Sky", "Concept Encode › concepts: concept 'Sky' is given twice"),
 ])
 def test_encode_rejects_bad_concepts(flux_clip, text, message):
     with pytest.raises(NodeInputError, match=message):
@@ -70,14 +72,14 @@ def test_encode_rejects_bad_concepts(flux_clip, text, message):
 
 
 def test_encode_needs_a_working_text_encoder(flux_clip):
-    with pytest.raises(NodeInputError, match="ConceptEncode › clip: no text encoder is connected"):
+    with pytest.raises(NodeInputError, match="Concept Encode › clip: no text encoder is connected"):
         ConceptEncode.execute(None, "sky")
 
     class Broken:
         def tokenize(self, text, return_word_ids=False):
             raise RuntimeError("weights missing")
 
-    with pytest.raises(NodeInputError, match="ConceptEncode › clip: this text encoder could not encode 'sky': weights missing"):
+    with pytest.raises(NodeInputError, match="Concept Encode › clip: this text encoder could not encode 'sky': weights missing"):
         ConceptEncode.execute(Broken(), "sky")
 
 
@@ -116,15 +118,15 @@ def test_aggregate_subsets_and_methods_differ(flux_dev, concepts, capture):
 
 def test_the_cross_attention_baseline_is_recorded_only_when_asked(capture):
     assert capture.methods == ("concept_attention",) and set(capture.layer_sums) == {"concept_attention"}
-    with pytest.raises(NodeInputError, match=r"HeatmapAggregate › method: this capture did not record cross_attention: "
+    with pytest.raises(NodeInputError, match=r"Concept Heatmaps › method: this capture did not record cross_attention: "
                                              r"turn on cross_attention_baseline"):
         aggregate(capture, method="cross_attention")
 
 
 @pytest.mark.parametrize("layers, timesteps, message", [
-    ("7", "all", r"HeatmapAggregate › layers: layer 7 is out of range: valid layers are 0-2"),
-    ("all", "9", r"HeatmapAggregate › timesteps: timestep 9 is out of range: valid timesteps are 0-3"),
-    ("x", "all", "HeatmapAggregate › layers: 'x' is not a layer index"),
+    ("7", "all", r"Concept Heatmaps › layers: layer 7 is out of range: valid layers are 0-2"),
+    ("all", "9", r"Concept Heatmaps › timesteps: timestep 9 is out of range: valid timesteps are 0-3"),
+    ("x", "all", "Concept Heatmaps › layers: 'x' is not a layer index"),
 ])
 def test_aggregate_rejects_uncaptured_selections(capture, layers, timesteps, message):
     with pytest.raises(NodeInputError, match=message):
@@ -145,7 +147,7 @@ def test_overlay_labels_each_concept(capture):
 
 def test_overlay_rejects_a_mismatched_batch(capture):
     maps = aggregate(capture)[5]
-    with pytest.raises(NodeInputError, match="HeatmapOverlay › image: 3 images for maps of 2"):
+    with pytest.raises(NodeInputError, match="Concept Overlay › image: 3 images for maps of 2"):
         HeatmapOverlay.execute(torch.zeros(3, 64, 64, 3), maps, 0.5, "plasma", True)
 
 
@@ -187,13 +189,13 @@ def test_viewer_payload_keeps_to_its_budget(capture, budget, monkeypatch):
 
 
 def test_viewer_asks_for_the_baseline_it_was_not_given(capture):
-    with pytest.raises(NodeInputError, match=r"ConceptAttentionViewer › method: this capture did not record "
+    with pytest.raises(NodeInputError, match=r"ConceptAttention Viewer › method: this capture did not record "
                                              r"cross_attention: turn on cross_attention_baseline"):
         ConceptAttentionViewer.execute(capture, torch.zeros(2, 128, 96, 3), method="cross_attention")
 
 
 def test_viewer_rejects_a_mismatched_batch(capture):
-    with pytest.raises(NodeInputError, match=r"ConceptAttentionViewer › images: 3 images for maps of 2 images"):
+    with pytest.raises(NodeInputError, match=r"ConceptAttention Viewer › images: 3 images for maps of 2 images"):
         ConceptAttentionViewer.execute(capture, torch.zeros(3, 128, 96, 3))
 
 
@@ -216,16 +218,16 @@ def tiny_sdxl():
 
 
 def test_unsupported_model_lists_the_supported_families(tiny_sdxl, concepts):
-    with pytest.raises(NodeInputError, match=r"ConceptAttentionSampler › model: SDXL \(UNetModel\) is not a supported model; .*Flux 1"):
+    with pytest.raises(NodeInputError, match=r"ConceptAttention Sampler › model: SDXL \(UNetModel\) is not a supported model; .*Flux 1"):
         sample(tiny_sdxl, concepts)
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(layers="3"), "ConceptAttentionSampler › layers: layer 3 is out of range: valid layers are 0-2 .*3 joint-attention blocks"),
-    (dict(layers="1-x"), "ConceptAttentionSampler › layers: '1-x' is not a layer index or range"),
-    (dict(timesteps="4"), r"ConceptAttentionSampler › timesteps: timestep 4 is out of range: valid timesteps are 0-3 .*runs 4 steps"),
-    (dict(size=(16, 15)), "ConceptAttentionSampler › latent_image: latent size 15x16 is not a multiple of the model's 2x2 patch; .*multiples of 16 px"),
-    (dict(concepts=None), "ConceptAttentionSampler › concepts: connect the output of a Concept Encode node"),
+    (dict(layers="3"), "ConceptAttention Sampler › layers: layer 3 is out of range: valid layers are 0-2 .*3 joint-attention blocks"),
+    (dict(layers="1-x"), "ConceptAttention Sampler › layers: '1-x' is not a layer index or range"),
+    (dict(timesteps="4"), r"ConceptAttention Sampler › timesteps: timestep 4 is out of range: valid timesteps are 0-3 .*runs 4 steps"),
+    (dict(size=(16, 15)), "ConceptAttention Sampler › latent_image: latent size 15x16 is not a multiple of the model's 2x2 patch; .*multiples of 16 px"),
+    (dict(concepts=None), "ConceptAttention Sampler › concepts: connect the output of a Concept Encode node"),
 ])
 def test_sampler_rejects_bad_input(flux_dev, concepts, kwargs, message):
     kwargs = {"concepts": concepts, **kwargs}

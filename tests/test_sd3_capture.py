@@ -113,7 +113,7 @@ def test_encoded_concepts_drive_the_sampler(sd3, sd3_clip):
 
 def test_concepts_of_another_family_are_refused(sd3, sd3_clip, flux_dev, flux_clip):
     flux_concepts = ConceptEncode.execute(flux_clip, "dragon").args[0]
-    with pytest.raises(NodeInputError, match=r"ConceptAttentionSampler › concepts: these concepts come from the Flux 1 "
+    with pytest.raises(NodeInputError, match=r"ConceptAttention Sampler › concepts: these concepts come from the Flux 1 "
                                              r"text encoder .* made for Flux 1 models, but this model is SD3"):
         run_capture(sd3, flux_concepts)
     sd3_concepts = ConceptEncode.execute(sd3_clip, "dragon").args[0]
@@ -129,6 +129,6 @@ def test_concepts_of_the_wrong_width_are_refused(sd3):
 
 
 def test_a_latent_larger_than_the_position_table_is_refused(sd3, concepts):
-    with pytest.raises(NodeInputError, match=r"ConceptAttentionSampler › latent_image: 1056x128 px is 66x8 patches, "
+    with pytest.raises(NodeInputError, match=r"ConceptAttention Sampler › latent_image: 1056x128 px is 66x8 patches, "
                                              r"more than this SD3 model's position table of 64x64; use at most 1024 px"):
         run_capture(sd3, concepts, size=(16, 132))

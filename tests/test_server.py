@@ -27,7 +27,8 @@ pytestmark = pytest.mark.server
 COMFYUI = host.find_comfyui()  # the same host conftest puts on sys.path
 WORKFLOW = REPO / "workflows" / "api" / "flux1_heatmaps.json"
 NODES = ("ConceptEncode", "ConceptAttentionSampler", "ConceptAttentionApply", "ConceptAttentionEncodeImage",
-         "HeatmapAggregate", "HeatmapOverlay", "ConceptAttentionDemoModel")
+         "HeatmapAggregate", "HeatmapOverlay", "ConceptAttentionViewer", "ConceptReport", "ConceptEvolution",
+         "ConceptCompare", "ConceptGate", "ConceptAttentionDemoModel")
 CONCEPTS = ("dragon", "rock", "sky")
 BATCH = 1
 WIDTH, HEIGHT = 256, 192  # EmptySD3LatentImage in the workflow; non-square on purpose
@@ -106,8 +107,15 @@ def test_object_info_lists_the_nodes(server):
     info = server.object_info
     missing = [n for n in NODES if n not in info]
     assert not missing, f"nodes not loaded: {missing}\n{server.log_tail()}"
+    menu = {"ConceptAttention/" + part: [] for part in ("capture", "maps", "answers", "models")}
     for name in NODES:
-        assert info[name]["category"] == "ConceptAttention", (name, info[name]["category"])
+        menu[info[name]["category"]].append(info[name]["display_name"])
+    assert sorted(menu["ConceptAttention/maps"]) == ["Concept Heatmaps", "Concept Overlay", "ConceptAttention Viewer"]
+    assert all(menu.values()), menu
+    if "search_aliases" in info["KSampler"]:            # ComfyUI 0.33; 0.3.75's schema has no aliases
+        aliases = {alias for name in NODES for alias in info[name]["search_aliases"] or ()}
+        assert {"heatmap", "attention map", "segmentation", "mask from words", "what does the model see"} <= aliases
+        assert "heatmap" in info["HeatmapAggregate"]["search_aliases"]
     assert info["ConceptAttentionSampler"]["output"] == ["LATENT", "CONCEPT_ATTN"]
 
 

@@ -149,7 +149,7 @@ def test_a_compiled_model_is_refused_or_sampled_without_the_capture(checkpoint):
     model = load(checkpoint)
     compiled = model.clone()
     set_torch_compile_wrapper(compiled, backend="eager")
-    with pytest.raises(NodeInputError, match=r"ConceptAttentionSampler › model: the model is compiled "
+    with pytest.raises(NodeInputError, match=r"ConceptAttention Sampler › model: the model is compiled "
                                              r"\(TorchCompileModel\).*Connect the model from before TorchCompileModel"):
         scores(compiled)
     # Compiled after ours: the image is sampled as without the capture, and the maps say why there are none.
@@ -161,7 +161,7 @@ def test_a_compiled_model_is_refused_or_sampled_without_the_capture(checkpoint):
     steps = 1
     latent = FLUX.run_ksampler(patched, steps=steps)
     assert torch.equal(latent, FLUX.run_ksampler(model, steps=steps))
-    with pytest.raises(NodeInputError, match=r"HeatmapAggregate › concept_attn: the capture failed during sampling, "
+    with pytest.raises(NodeInputError, match=r"Concept Heatmaps › concept_attn: the capture failed during sampling, "
                                              r"so there are no maps \(the model is compiled"):
         aggregate(capture)
 

@@ -451,7 +451,7 @@ SKY_INDEX = 2  # "sky" is the third concept of CONCEPTS; with a batch of n image
 
 def mask_the_sky_and_inpaint(g):
     (model, clip, vae), decode, aggregate = _generate(g, "Generate and segment",
-                                                      aggregate_title="Heatmap Aggregate (blur 4, grow 8)",
+                                                      aggregate_title="Concept Heatmaps (blur 4, grow 8)",
                                                       blur=4.0, grow=8)
     as_images = g.add("MaskToImage", 3, mask=aggregate["argmax_masks"])
     pick = g.add("ImageFromBatch", 3, title=f"Pick the sky (concept {SKY_INDEX})", image=as_images["IMAGE"],
@@ -489,7 +489,7 @@ def _apply_and_sample(g, model, concepts, latent, vae, guider, scheduler):
     sample = g.add("SamplerCustomAdvanced", 3, noise=noise["NOISE"], guider=guider["GUIDER"],
                    sampler=sampler_select["SAMPLER"], sigmas=scheduler["SIGMAS"], latent_image=latent["LATENT"])
     decode = g.add("VAEDecode", 3, samples=sample["output"], vae=vae["VAE"])
-    aggregate = g.add("HeatmapAggregate", 3, title="Heatmap Aggregate (after the sampler)",
+    aggregate = g.add("HeatmapAggregate", 3, title="Concept Heatmaps (after the sampler)",
                       concept_attn=apply["concept_attn"], after=sample["output"])
     return sample, decode, aggregate
 
@@ -671,7 +671,7 @@ def qwen_image_edit_2511_mask_what_you_change(g):
     concepts = g.add("ConceptEncode", 2, box_width=400, clip=clip, concepts=EDIT_CONCEPTS, pooling="first_token")
     read = g.add("ConceptAttentionEncodeImage", 2, model=model, vae=vae, image=scaled, concepts=concepts["concepts"],
                  noise_level=0.5, noise_samples=4, seed=0, layers="default")
-    aggregate = g.add("HeatmapAggregate", 2, title="Heatmap Aggregate (blur 4, grow 8)",
+    aggregate = g.add("HeatmapAggregate", 2, title="Concept Heatmaps (blur 4, grow 8)",
                       concept_attn=read["concept_attn"], blur=4.0, grow=8)
     as_images = g.add("MaskToImage", 2, mask=aggregate["argmax_masks"])
     pick = g.add("ImageFromBatch", 2, title=f"Pick the dress (concept {DRESS_INDEX})", image=as_images["IMAGE"],

@@ -187,7 +187,7 @@ def contact_sheet(images, width=SHEET_WIDTH):
 
 
 def _rename_chosen_concepts(prompt: dict, rules: dict):
-    """Where the rules replace the concepts, a Heatmap Aggregate's `concept` (one word of
+    """Where the rules replace the concepts, a Concept Heatmaps's `concept` (one word of
     the workflow's concepts) becomes the word at the same place in the new ones (counted
     round where there are fewer new words)."""
     new_words = rules.get("ConceptEncode", {}).get("inputs", {}).get("concepts")

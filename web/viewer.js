@@ -176,7 +176,7 @@ class Viewer {
     context.drawImage(picture, 0, 0);
     const sheet = await this.sheet(this.view());
     const [height, width] = data.grid;
-    // Each map is stretched to 0..1 on its own over the whole image (and video), as Heatmap Aggregate's default.
+    // Each map is stretched to 0..1 on its own over the whole image (and video), as Concept Heatmaps's default.
     let low = Infinity, high = -Infinity;
     for (let block = image * data.token_frames; block < (image + 1) * data.token_frames; block++) {
       for (let row = 0; row < height; row++) {
