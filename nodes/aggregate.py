@@ -34,20 +34,22 @@ class HeatmapAggregate(io.ComfyNode):
                 map_inputs.timesteps_input(),
                 map_inputs.method_input(),
                 io.Combo.Input("normalization", options=("per_concept", "joint"), default="per_concept",
-                               tooltip="per_concept: each map stretched to 0..1 on its own. joint: one scale for all "
-                                       "concepts of an image, so their strengths compare."),
+                               tooltip="per_concept: each map uses the full colour range, to see its shape. joint: one scale "
+                                       "for all concepts of an image, so a weak concept looks weak next to a strong one."),
                 io.Combo.Input("output_size", options=OUTPUT_SIZES, default="image",
-                               tooltip="image: the decoded image's size, upsampled bilinearly (video: and one map per "
-                                       "decoded frame). latent_grid: one pixel per patch (video: one frame per token frame)."),
+                               tooltip="image: maps at the picture's size, to lay over it (upsampled bilinearly; video: one "
+                                       "per decoded frame). latent_grid: one pixel per model patch, the maps' own "
+                                       "resolution (video: one frame per token frame)."),
                 map_inputs.colormap_input(),
                 io.Float.Input("blur", default=0.0, min=0.0, max=64.0, step=0.5,
-                               tooltip="Gaussian blur of the maps, in output pixels (standard deviation), before the masks "
-                                       "are made. 0: none."),
+                               tooltip="Soften the maps' blocky edges before the masks are cut: the blur's size in "
+                                       "pixels (Gaussian standard deviation). 0: none."),
                 io.Combo.Input("threshold_mode", options=THRESHOLD_MODES, default="mean",
-                               tooltip="threshold_masks: mean keeps pixels above the map's own mean (the paper's binary "
-                                       "segmentation); fixed keeps pixels above `threshold`."),
+                               tooltip="How threshold_masks are cut. mean: keep what is above the map's own average "
+                                       "(the paper's binary segmentation). fixed: keep what is above `threshold`."),
                 io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
-                               tooltip="The cut for threshold_mode fixed, on the normalised 0..1 maps."),
+                               tooltip="For threshold_mode fixed: how strong the map must be for a pixel to be in the "
+                                       "mask, from 0 (everything) to 1 (only the peak)."),
                 io.Int.Input("grow", default=0, min=-256, max=256,
                              tooltip="Grow (positive) or shrink (negative) the argmax and threshold masks by this many pixels."),
                 io.Boolean.Input("label", default=True,
@@ -67,7 +69,7 @@ class HeatmapAggregate(io.ComfyNode):
                 io.Mask.Output(display_name="threshold_masks",
                                tooltip="Binary masks: each map above its mean or a fixed threshold. " + LAYOUT),
                 io.String.Output(display_name="labels", tooltip="The concept of each map, one per line, in batch order."),
-                ConceptMapsType.Output(display_name="maps", tooltip="The normalised maps with their words, for Concept Overlay."),
+                ConceptMapsType.Output(display_name="maps", tooltip="The maps with their words, for Concept Overlay (normalised to 0..1)."),
             ],
         )
 

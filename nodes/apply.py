@@ -36,7 +36,8 @@ class ConceptAttentionApply(io.ComfyNode):
             outputs=[
                 io.Model.Output(display_name="MODEL", tooltip="The model with the capture; sample with it as usual."),
                 ConceptAttn.Output(display_name="concept_attn",
-                                   tooltip="Filled by each sampling run of the MODEL output (a new run replaces it)."),
+                                   tooltip="The recorded maps of every concept, filled when a sampler runs the MODEL output "
+                                           "(a new run replaces them); for Concept Heatmaps, the Viewer or the answer nodes."),
             ],
         )
 

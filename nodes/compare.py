@@ -25,7 +25,7 @@ class ConceptCompare(io.ComfyNode):
             optional = k > 2
             runs += [
                 ConceptAttn.Input(f"run_{k}", optional=optional,
-                                  tooltip=f"The CONCEPT_ATTN of run {k}" + (" (optional)." if optional else ".")),
+                                  tooltip=f"The recorded maps of run {k}, from a capture node" + (" (optional)." if optional else ".")),
                 io.String.Input(f"name_{k}", default=f"run {k}", tooltip=f"The column title of run {k}."),
             ]
         return schema(

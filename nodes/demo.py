@@ -27,7 +27,7 @@ class ConceptAttentionDemoModel(io.ComfyNode):
                         "It knows only those words; use your own Flux loaders for real images.",
             inputs=[],
             outputs=[
-                io.Model.Output(display_name="MODEL", tooltip="The demo DiT (ComfyUI's Flux class)."),
+                io.Model.Output(display_name="MODEL", tooltip="The small demo model that draws the pictures (a Flux-architecture DiT: ComfyUI's Flux class)."),
                 io.Clip.Output(display_name="CLIP", tooltip="Its small text encoder (ComfyUI's Flux CLIP-L + T5 classes)."),
                 io.Vae.Output(display_name="VAE", tooltip="Its small autoencoder (TAESD architecture, 128 px images)."),
             ],

@@ -27,21 +27,24 @@ class ConceptEncode(io.ComfyNode):
             description="Encodes each concept word on its own with the model's text encoder. "
                         "Concepts need not appear in the prompt.",
             inputs=[
-                io.Clip.Input("clip", tooltip="The text encoder that goes with the model ("
+                io.Clip.Input("clip", tooltip="The text encoder you loaded for the model; it must be the one that goes with it ("
                                               + "; ".join(f"{family.name}: {family.text_encoder}"
                                                           for family in hooks.FAMILIES) + ")."),
                 io.String.Input("concepts", multiline=True, default="dragon, rock, sky",
-                                tooltip=f"Concept words, separated by commas or new lines. Each must be different; at most "
+                                tooltip=f"The things to find in the picture, e.g. \"dragon, rock, sky\", separated by commas or new "
+                                        f"lines; they need not be in the prompt. Each must be different; at most "
                                         f"{MAX_CONCEPTS} concepts, each a word or short phrase of at most {MAX_WORD_CHARS} "
                                         f"characters and {MAX_WORD_TOKENS} tokens, without control characters."),
                 io.Combo.Input("pooling", options=POOLING, default="first_token",
-                               tooltip="first_token: the word's first token, as the paper. "
-                                       "mean: the mean over all of the word's tokens (better for words split into several tokens)."),
+                               tooltip="How a word the encoder splits into pieces becomes one concept. first_token: its first "
+                                       "piece, as the paper. mean: the average of all its pieces (better for long or "
+                                       "rare words)."),
             ],
             outputs=[
-                Concepts.Output(display_name="concepts", tooltip="The concept words and their embeddings."),
+                Concepts.Output(display_name="concepts", tooltip="The concepts, for a ConceptAttention Sampler, Apply or Encode Image node (each "
+                                                                      "word with its vector from the text encoder)."),
                 io.String.Output(display_name="encoded_with",
-                                 tooltip="Which text encoder, and which of its parts, gave the concept vectors "
+                                 tooltip="Which text encoder read the words, and which of its parts gave the vectors "
                                          "(SD3: the CLIP tokens, or T5's when only T5 is loaded)."),
             ],
         )

@@ -42,10 +42,12 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
                 io.Image.Input("image", tooltip="The images to read; any size and aspect ratio. Each gets its own maps."),
                 concepts_input(),
                 io.Float.Input("noise_level", default=0.5, min=0.0, max=1.0, step=0.01,
-                               tooltip="How much noise is mixed in before the pass (flow models: x = t*noise + (1-t)*image). "
-                                       "0.5 is the middle of a 4-step schedule, as the paper."),
+                               tooltip="How much of the image is hidden in noise before the model reads it: 0.5, as "
+                                       "the paper, is a good start; lower keeps fine detail, higher asks the model to "
+                                       "imagine more (flow models: x = t*noise + (1-t)*image)."),
                 io.Int.Input("noise_samples", default=1, min=1, max=64,
-                             tooltip="Forward passes with different noise; their maps are averaged."),
+                             tooltip="Read the image this many times, each with other noise, and average the maps: "
+                                     "smoother maps, slower in proportion (one forward pass each)."),
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
                              tooltip="Seed of the first noise sample (the others use seed+1, seed+2, ...)."),
                 layers_input(),
@@ -55,7 +57,8 @@ class ConceptAttentionEncodeImage(io.ComfyNode):
                                       tooltip="A prompt describing the image. Empty (the paper's setting) when not connected."),
             ],
             outputs=[ConceptAttn.Output(display_name="concept_attn",
-                                        tooltip="The captured scores; turn them into heatmaps and masks with Concept Heatmaps.")],
+                                        tooltip="The recorded maps of every concept, for Concept Heatmaps, the Viewer or the "
+                                                "answer nodes (raw scores).")],
         )
 
     @classmethod

@@ -9,28 +9,32 @@ from ..analysis.selection import parse_indices
 from .types import ConceptAttn
 
 
-def capture_input(tooltip="Scores captured by a ConceptAttention Sampler, Apply or Encode Image node."):
+def capture_input(tooltip="The recorded maps, from a ConceptAttention Sampler, Apply or Encode Image node."):
     return ConceptAttn.Input("concept_attn", tooltip=tooltip)
 
 
 def layers_input(what="average"):
     return io.String.Input("layers", default="all",
-                           tooltip=f"Which captured layers to {what}: \"all\", a range \"15-18\" or a list \"15,17\".")
+                           tooltip=f"Which recorded parts of the model to {what}: \"all\" (the usual choice), a range "
+                                   f"\"15-18\" or a list \"15,17\" of layers.")
 
 
 def timesteps_input(what="average"):
     return io.String.Input("timesteps", default="all",
-                           tooltip=f"Which captured sampler steps to {what}: \"all\", a range \"2-5\" or a list \"0,3\".")
+                           tooltip=f"Which recorded sampling steps to {what}: \"all\" (the usual choice), a range \"2-5\" "
+                                   f"or a list \"0,3\"; 0 is the first, noisiest step.")
 
 
 def method_input():
     return io.Combo.Input("method", options=maths.METHODS, default="concept_attention",
-                          tooltip="concept_attention: the paper's output-space maps. cross_attention: the paper's "
-                                  "baseline, image queries . concept keys before RoPE, averaged over heads.")
+                          tooltip="Which maps to draw. concept_attention: ConceptAttention's own, the sharper ones (the "
+                                  "paper's output-space maps). cross_attention: the older cross-attention maps, to "
+                                  "compare (recorded when the capture's cross_attention_baseline is on): image "
+                                  "queries . concept keys before RoPE, averaged over heads.")
 
 
 def colormap_input():
-    return io.Combo.Input("colormap", options=maths.COLORMAPS, default="plasma", tooltip="Colours of the maps.")
+    return io.Combo.Input("colormap", options=maths.COLORMAPS, default="plasma", tooltip="The heatmap's colours, from low to high.")
 
 
 def after_input():

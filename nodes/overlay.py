@@ -25,7 +25,7 @@ class HeatmapOverlay(io.ComfyNode):
                                                 "for video, the decoded frames (of one video, or of each)."),
                 ConceptMaps.Input("heatmaps", tooltip="The maps output of Concept Heatmaps."),
                 io.Float.Input("opacity", default=0.5, min=0.0, max=1.0, step=0.05, tooltip="0: only the image; 1: only the heatmap."),
-                io.Combo.Input("colormap", options=maths.COLORMAPS, default="plasma", tooltip="Colours of the heatmap."),
+                io.Combo.Input("colormap", options=maths.COLORMAPS, default="plasma", tooltip="The heatmap's colours, from low to high."),
                 io.Boolean.Input("label", default=True, tooltip="Write the concept word in the top-left corner."),
             ],
             outputs=[io.Image.Output(display_name="overlays",

@@ -32,13 +32,13 @@ class ConceptReport(io.ComfyNode):
                 map_inputs.timesteps_input(),
                 map_inputs.method_input(),
                 io.Float.Input("min_area_share", default=DEFAULTS.min_area_share, min=0.0, max=1.0, step=0.005,
-                               tooltip="A concept that wins less than this share of the image is flagged ignored."),
+                               tooltip="Flag a concept as ignored when it wins less than this share of the picture."),
                 io.Float.Input("min_peak", default=DEFAULTS.min_peak, min=0.0, max=1.0, step=0.01,
-                               tooltip="A concept whose strongest point stays under this (1 = the image's strongest "
-                                       "map) is flagged ignored."),
+                               tooltip="Flag a concept as ignored when even its strongest spot stays under this "
+                                       "(1 = the strongest map in the image)."),
                 io.Float.Input("merge_overlap", default=DEFAULTS.merge_overlap, min=0.0, max=1.0, step=0.01,
-                               tooltip="Two concepts whose maps overlap this much (weighted Jaccard of their shapes, "
-                                       "1 = the same map) are flagged merged."),
+                               tooltip="Flag two concepts as merged when their maps cover the same place this much "
+                                       "(1 = the same map; the weighted Jaccard of their shapes)."),
                 io.String.Input("concept", default="",
                                 tooltip="The concept whose area share and peak come out as numbers (empty: the first). "
                                         "Over a batch or a video: the highest value of any image or frame."),

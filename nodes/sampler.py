@@ -50,7 +50,8 @@ class ConceptAttentionSampler(io.ComfyNode):
             outputs=[
                 io.Latent.Output(display_name="LATENT", tooltip="The sampled latent, identical to KSampler's."),
                 ConceptAttn.Output(display_name="concept_attn",
-                                   tooltip="Raw captured scores; turn them into heatmaps and masks with Concept Heatmaps."),
+                                   tooltip="The recorded maps of every concept, for Concept Heatmaps, the Viewer or the "
+                                           "answer nodes (raw scores)."),
             ],
         )
 

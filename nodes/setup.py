@@ -9,16 +9,17 @@ from ..hooks.capture import COMPILED, CaptureSpec, attach, is_compiled
 from .types import Concepts
 
 MODELS = f"A {hooks.family_names()} model."
-LAYERS_TOOLTIP = ("Joint-attention blocks to read maps from: \"default\" (or empty; "
+LAYERS_TOOLTIP = ("Which parts of the model the maps come from. Leave \"default\" for the blocks that give the "
+                  "sharpest maps; or \"all\", a range \"15-18\" or a list \"0,3,7\" of joint-attention blocks. "
+                  "Defaults (also when empty): "
                   + "; ".join(f"{family.name}: {family.default_layers_text}" for family in hooks.FAMILIES)
-                  + "; the demo model: the blocks measured best for it), \"all\", a range \"15-18\" or a list "
-                    "\"0,3,7\". Later blocks localise best.")
-TIMESTEPS_TOOLTIP = ("Sampler steps to capture: \"all\", a range \"2-5\" or a list \"0,3\" "
-                     "(0 is the first, noisiest step).")
+                  + "; the demo model: the blocks measured best for it. Later blocks localise best.")
+TIMESTEPS_TOOLTIP = ("Which sampling steps to record: \"all\" (the usual choice), a range \"2-5\" or a list "
+                     "\"0,3\"; 0 is the first, noisiest step.")
 
 
 def concepts_input():
-    return Concepts.Input("concepts", tooltip="Concepts from a Concept Encode node.")
+    return Concepts.Input("concepts", tooltip="The concepts to find, from a Concept Encode node.")
 
 
 def layers_input():
@@ -29,11 +30,11 @@ def timesteps_input():
     return io.String.Input("timesteps", default="all", tooltip=TIMESTEPS_TOOLTIP)
 
 
-KEEP_TOOLTIP = (f"What the captured data keeps. {KEEP_SUMS}: each step's map summed over the layers and each "
-                f"layer's map summed over the steps, so Concept Heatmaps can take a subset of the timesteps or of "
-                f"the layers (not both at once); small (SD3.5 large at 1024 px, 28 steps, 5 concepts: 5 MiB). "
-                f"{KEEP_ALL}: the raw scores of every (step, layer), for any combination of subsets and maps "
-                f"without the softmax; larger (83 MiB in the same case). The cross-attention baseline doubles both.")
+KEEP_TOOLTIP = (f"How much to remember for the map nodes. {KEEP_SUMS} (small; the usual choice): they can show "
+                f"chosen steps or chosen layers, not both at once (each step's map summed over the layers, each "
+                f"layer's over the steps; SD3.5 large at 1024 px, 28 steps, 5 concepts: 5 MiB). {KEEP_ALL}: any "
+                f"combination of steps and layers, and maps without the softmax, at more memory (the raw scores of "
+                f"every step and layer: 83 MiB in the same case). The cross-attention baseline doubles both.")
 
 
 def keep_input():
@@ -43,10 +44,10 @@ def keep_input():
 def cross_attention_input():
     # Optional, so that prompts saved before it existed still validate.
     return io.Boolean.Input("cross_attention_baseline", default=False, optional=True,
-                            tooltip="Also record the paper's cross-attention baseline (image queries . concept keys "
-                                    "before RoPE), for method = cross_attention in the map nodes. Off, the capture "
-                                    "costs less: on Flux and CogVideoX, undoing RoPE on every image query is most of "
-                                    "a captured block's extra time.")
+                            tooltip="Also record the older cross-attention maps, to compare them with "
+                                    "ConceptAttention's (method = cross_attention in the map nodes). Off is faster: "
+                                    "on Flux and CogVideoX, undoing RoPE on every image query (image queries . "
+                                    "concept keys before RoPE) is most of a captured block's extra time.")
 
 
 # Without a known step count (a patched model for any sampler), indices up to this are accepted.

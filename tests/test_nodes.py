@@ -1,5 +1,7 @@
 """Node behaviour a user sees: encoding, heatmap outputs, overlays and clear errors
 (that no patch of ours remains after a run: tests/test_every_family.py)."""
+import re
+
 import comfy.model_management
 import comfy.model_patcher
 import comfy.supported_models
@@ -43,6 +45,20 @@ def test_every_input_and_output_has_a_tooltip(node):
     undocumented = [i.id for i in schema.inputs if not i.tooltip] + \
                    [o.display_name for o in schema.outputs if not o.tooltip]
     assert not undocumented
+
+
+# Words an artist does not use; a tooltip may give them after its plain first sentence.
+JARGON = ("softmax", "MiB", "RoPE", "Jaccard", "queries", "embedding", "bilinear", "standard deviation", "forward pass",
+          "token", "CONCEPT_ATTN", "DiT")
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda n: n.__name__)
+def test_every_tooltip_starts_in_plain_words(node):
+    schema = node.define_schema()
+    tips = {f"{spec.id}": spec.tooltip for spec in schema.inputs} | {o.display_name: o.tooltip for o in schema.outputs}
+    first_sentences = {name: re.split(r"\. |\(", tip)[0] for name, tip in tips.items()}
+    technical = {name: word for name, sentence in first_sentences.items() for word in JARGON if word in sentence}
+    assert not technical, technical
 
 
 # ConceptEncode
