@@ -23,9 +23,26 @@ TEXT = (235, 235, 235)
 MUTED = (150, 150, 150)
 EMPTY_CELL = (56, 56, 56)
 GRID_GAP = 4            # pixels between the cells of draw_grid
-# One colour per concept in capture order (Tableau 10), so charts of one run agree.
-PALETTE = [(78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79),
-           (237, 201, 72), (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172)]
+# Tableau 10, by the colour word a reader would give each.
+PALETTE = {"blue": (78, 121, 167), "orange": (242, 142, 43), "red": (225, 87, 89), "teal": (118, 183, 178),
+           "green": (89, 161, 79), "yellow": (237, 201, 72), "purple": (176, 122, 161), "pink": (255, 157, 167),
+           "brown": (156, 117, 95), "grey": (186, 176, 172)}
+COLOUR_WORDS = {**PALETTE, "gray": PALETTE["grey"], "violet": PALETTE["purple"], "cyan": PALETTE["teal"],
+                "white": (235, 235, 235), "gold": (212, 175, 55), "magenta": (202, 80, 170)}
+
+
+def concept_colours(words) -> list:
+    """An RGB colour per concept, in order: a concept that names a colour ("red", "red car")
+    gets it; the others take palette colours that no concept names, in order, so that no
+    bar wears another word's colour and a run's charts agree."""
+    named = [next((COLOUR_WORDS[w] for w in word.lower().split() if w in COLOUR_WORDS), None) for word in words]
+    free = [rgb for rgb in PALETTE.values() if rgb not in named] or list(PALETTE.values())
+    colours, next_free = [], 0
+    for colour in named:
+        if colour is None:
+            colour, next_free = free[next_free % len(free)], next_free + 1
+        colours.append(colour)
+    return colours
 
 
 def _font(size: int):
@@ -34,6 +51,33 @@ def _font(size: int):
 
 def _to_tensor(picture: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(picture.convert("RGB")).astype(np.float32) / 255.0)
+
+
+def draw_segmentation(masks: torch.Tensor, words, label: bool = True) -> torch.Tensor:
+    """One image's argmax segmentation as a picture [H, W, 3] (0..1): masks [C, H, W]
+    ({0, 1}, one concept per pixel) each in its concept_colours colour and, with label,
+    its word in a box on its region (at the region's pixel nearest its centroid)."""
+    colours = torch.tensor(concept_colours(words), dtype=torch.float32) / 255.0
+    picture = colours[masks.argmax(0).cpu()]
+    if not label:
+        return picture
+    height, width = picture.shape[:2]
+    canvas = Image.fromarray((picture * 255).round().to(torch.uint8).numpy())
+    draw = ImageDraw.Draw(canvas)
+    font = _font(max(8, min(height, width) // 16))
+    for mask, word in zip(masks.cpu(), words):
+        pixels = mask.nonzero().float()
+        if not len(pixels):
+            continue
+        y, x = pixels[((pixels - pixels.mean(0)) ** 2).sum(1).argmin()].tolist()
+        left, top, right, bottom = font.getbbox(word)
+        pad = max(2, (bottom - top) // 4)
+        box_w, box_h = right - left + 2 * pad, bottom - top + 2 * pad
+        x0 = int(min(max(x - box_w / 2, 0), max(width - box_w, 0)))
+        y0 = int(min(max(y - box_h / 2, 0), max(height - box_h, 0)))
+        draw.rectangle((x0, y0, x0 + box_w - 1, y0 + box_h - 1), fill=(0, 0, 0))
+        draw.text((x0 + pad - left, y0 + pad - top), word, font=font, fill=(255, 255, 255))
+    return _to_tensor(canvas)
 
 
 def draw_grid(cells: list, row_labels: list, column_labels: list, cell_size: tuple) -> torch.Tensor:
@@ -68,8 +112,8 @@ def draw_grid(cells: list, row_labels: list, column_labels: list, cell_size: tup
 
 
 def draw_bar_chart(title: str, bars: list, width: int = 512) -> torch.Tensor:
-    """A bar chart [H, W, 3] of area shares: bars are (label, share 0..1, note, colour
-    index, muted); a muted bar is drawn grey (an ignored concept)."""
+    """A bar chart [H, W, 3] of area shares: bars are (label, share 0..1, note, RGB colour,
+    muted); a muted bar is drawn grey (an ignored concept)."""
     font = _font(14)
     line = font.getbbox("Ag")[3] + 10
     label_w = max([font.getlength(label) for label, *_ in bars] + [40]) + 16
@@ -82,7 +126,7 @@ def draw_bar_chart(title: str, bars: list, width: int = 512) -> torch.Tensor:
         y = line * (i + 1) + 4
         draw.text((8, y + 2), label, font=font, fill=MUTED if muted else TEXT)
         draw.rectangle((label_w, y + 2, label_w + bar_w, y + line - 6), outline=(70, 70, 70))
-        fill = MUTED if muted else PALETTE[colour % len(PALETTE)]
+        fill = MUTED if muted else colour
         if share > 0:
             draw.rectangle((label_w, y + 2, label_w + max(1, round(share * bar_w)), y + line - 6), fill=fill)
         draw.text((label_w + bar_w + 8, y + 2), note, font=font, fill=MUTED if muted else TEXT)

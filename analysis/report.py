@@ -74,6 +74,11 @@ def to_json(report: dict) -> str:
     return json.dumps(report, indent=2)
 
 
+def item_title(item: dict) -> str:
+    """"image 2, token frame 1": counted from 1, as a person counts (the JSON keeps 0-based indices)."""
+    return f"image {item['image'] + 1}" + ("" if item["frame"] is None else f", token frame {item['frame'] + 1}")
+
+
 def to_table(report: dict) -> str:
     """The report as aligned text, one block per image (or token frame)."""
     meta = ", ".join(f"{key} {_span(report[key])}" for key in ("layers", "steps") if key in report)
@@ -82,10 +87,10 @@ def to_table(report: dict) -> str:
              f"image each concept wins, peak/mean on one scale per image"]
     header = f"{'rank':>4}  {'concept':<14}{'area':>7}{'peak':>6}{'mean':>6}  {'centroid x,y':<13}{'box l,t,r,b':<20}flags"
     for item in report["items"]:
-        title = f"image {item['image']}"
+        title = item_title(item)
         if item["frame"] is not None:
-            shown = "in no decoded frame" if item["frames"] is None else "frames {}-{}".format(*item["frames"])
-            title += f", token frame {item['frame']} ({shown})"
+            shown = "in no decoded frame" if item["frames"] is None else "frames {}-{}".format(*(f + 1 for f in item["frames"]))
+            title += f" ({shown})"
         lines += ["", title, header]
         for entry in sorted(item["concepts"], key=lambda e: e["rank"]):
             flags = (["ignored"] if entry["ignored"] else []) + \

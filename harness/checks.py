@@ -1,5 +1,5 @@
-"""Checks that several test files share: the maps a capture gives through Heatmap
-Aggregate, and that a model carries nothing of ours after a run, an error or an
+"""Checks that several test files share: the maps a capture gives through Concept
+Heatmaps, and that a model carries nothing of ours after a run, an error or an
 interrupt."""
 import comfy.model_management
 import pytest
@@ -11,8 +11,9 @@ from concept_attention.nodes.aggregate import HeatmapAggregate
 
 def aggregate(capture, layers="all", timesteps="all", method="concept_attention", normalization="per_concept",
               size="image", **masks):
-    """(heatmaps, soft_masks, argmax_masks, threshold_masks, labels, maps)"""
-    return HeatmapAggregate.execute(capture, layers, timesteps, method, normalization, size, "plasma", **masks).args
+    """(heatmaps, soft_masks, argmax_masks, threshold_masks, labels, maps): the outputs
+    that hold maps (the segmentation picture is tested on its own)."""
+    return HeatmapAggregate.execute(capture, layers, timesteps, method, normalization, size, "plasma", **masks).args[:6]
 
 
 def patch_state(model):

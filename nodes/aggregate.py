@@ -5,7 +5,7 @@ from comfy_api.latest import io
 from ..analysis import maths
 from ..analysis.data import ConceptMaps
 from ..analysis.errors import require_finite
-from ..analysis.render import draw_label
+from ..analysis.render import draw_label, draw_segmentation
 from . import checks, map_inputs
 from .types import MAPS, schema
 from .types import ConceptMaps as ConceptMapsType
@@ -14,7 +14,7 @@ NODE = "HeatmapAggregate"
 TITLE = "Concept Heatmaps"   # what the user sees, and what errors name
 OUTPUT_SIZES = ("image", "latent_grid")
 THRESHOLD_MODES = ("mean", "fixed")
-LAYOUT = ("Batches are image-major: image 0's concepts in order, then image 1's, and so on; for video, each "
+LAYOUT = ("Batches are image-major: image 1's concepts in order, then image 2's, and so on; for video, each "
           "concept's frames in order (concept-major), then the next video.")
 
 
@@ -70,6 +70,10 @@ class HeatmapAggregate(io.ComfyNode):
                                tooltip="Binary masks: each map above its mean or a fixed threshold. " + LAYOUT),
                 io.String.Output(display_name="labels", tooltip="The concept of each map, one per line, in batch order."),
                 ConceptMapsType.Output(display_name="maps", tooltip="The maps with their words, for Concept Overlay (normalised to 0..1)."),
+                io.Image.Output(display_name="segmentation",
+                                tooltip="A picture of the segmentation: each concept's region (argmax_masks) in its "
+                                        "own colour, with its word on it when label is on (a colour word in its "
+                                        "colour). One per image; for video, one per frame."),
             ],
         )
 
@@ -94,7 +98,8 @@ class HeatmapAggregate(io.ComfyNode):
             maps = maths.resize(maps, capture.image_size)
         maps = maths.blur(maps, blur)
         soft = maths.normalize(maps, normalization)
-        argmax = maths.grow(maths.argmax_masks(maps), grow)
+        regions = maths.argmax_masks(maps)
+        argmax = maths.grow(regions, grow)
         thresholded = maths.grow(maths.threshold_masks(soft, threshold if threshold_mode == "fixed" else None), grow)
         per_map = maps[0, 0].numel() // (maps.shape[-2] * maps.shape[-1])   # frames of a video, 1 for an image
         labels = "\n".join(w for _ in range(maps.shape[0]) for w in words for _ in range(per_map))
@@ -105,5 +110,8 @@ class HeatmapAggregate(io.ComfyNode):
         heatmaps = as_batch(maths.colorize(soft, colormap))
         if label:
             heatmaps = torch.stack([draw_label(image, word) for image, word in zip(heatmaps, labels.splitlines())])
+        frames_first = regions.movedim(2, 1) if regions.ndim == 5 else regions    # [B, (F,) C, H, W]
+        pictures = frames_first.reshape(-1, len(words), *regions.shape[-2:])
+        segmentation = torch.stack([draw_segmentation(masks, words, label) for masks in pictures])
         return io.NodeOutput(heatmaps, as_batch(soft), as_batch(argmax), as_batch(thresholded), labels,
-                             ConceptMaps(words=words, maps=soft))
+                             ConceptMaps(words=words, maps=soft), segmentation)

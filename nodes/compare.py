@@ -5,7 +5,7 @@ import json
 import torch
 from comfy_api.latest import io
 
-from ..analysis import maths
+from ..analysis import maths, report
 from ..analysis.errors import NodeInputError
 from ..analysis.render import draw_grid
 from . import map_inputs
@@ -141,7 +141,7 @@ def _table(names, shares) -> str:
     width = max([len(n) for n in names] + [7]) + 2
     lines = []
     for item in shares:
-        title = f"image {item['image']}" + ("" if item["frame"] is None else f", token frame {item['frame']}")
+        title = report.item_title(item)
         concept_w = max(len(w) for w in item["area_share"]) + 2
         lines += [title + ": share of the image each concept wins",
                   f"{'concept':<{concept_w}}" + "".join(f"{n:>{width}}" for n in names)]

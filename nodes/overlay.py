@@ -29,8 +29,8 @@ class HeatmapOverlay(io.ComfyNode):
                 io.Boolean.Input("label", default=True, tooltip="Write the concept word in the top-left corner."),
             ],
             outputs=[io.Image.Output(display_name="overlays",
-                                     tooltip="One overlay per (image, concept), image-major: image 0's concepts, then "
-                                             "image 1's; for video, each concept's frames in order, then the next video.")],
+                                     tooltip="One overlay per (image, concept), image-major: image 1's concepts, then "
+                                             "image 2's; for video, each concept's frames in order, then the next video.")],
         )
 
     @classmethod

@@ -5,7 +5,7 @@ from comfy_api.latest import io
 
 from ..analysis import report
 from ..analysis.errors import require_finite
-from ..analysis.render import draw_bar_chart
+from ..analysis.render import concept_colours, draw_bar_chart
 from . import checks, map_inputs
 from .types import ANSWERS, schema
 
@@ -83,9 +83,10 @@ def build_report(node, capture, layers, timesteps, method, thresholds=DEFAULTS) 
 
 
 def _chart(item) -> torch.Tensor:
-    title = f"image {item['image']}" + ("" if item["frame"] is None else f", token frame {item['frame']}")
+    title = report.item_title(item)
     bars = []
-    for colour, entry in enumerate(item["concepts"]):
+    colours = concept_colours([entry["concept"] for entry in item["concepts"]])
+    for colour, entry in zip(colours, item["concepts"]):
         flags = (["ignored"] if entry["ignored"] else []) + [f"merged: {w}" for w in entry["merged_with"]]
         note = f"{entry['area_share']:.0%}  peak {entry['peak']:.2f}" + (f"  ({', '.join(flags)})" if flags else "")
         bars.append((entry["concept"], entry["area_share"], note, colour, entry["ignored"]))

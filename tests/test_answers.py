@@ -9,7 +9,7 @@ import torch
 from concept_attention.analysis import maths
 from concept_attention.analysis.data import KEEP_ALL
 from concept_attention.analysis.errors import NodeInputError
-from concept_attention.analysis.render import BACKGROUND, EMPTY_CELL, GRID_GAP
+from concept_attention.analysis.render import BACKGROUND, EMPTY_CELL, GRID_GAP, PALETTE, concept_colours
 from concept_attention.nodes.compare import ConceptCompare
 from concept_attention.nodes.evolution import ConceptEvolution
 from concept_attention.nodes.gate import ConceptGate
@@ -60,6 +60,19 @@ def test_report_measures_a_planted_map():
     assert table.splitlines()[4].split() == ["1", "rock", "87.5%", "0.88", "0.77", "71,34", "0,0,128,64"]
     assert table.splitlines()[5].split() == ["2", "sky", "12.5%", "1.00", "0.23", "16,16", "0,0,32,32"]
     assert chart.shape[0] == 1 and chart.shape[-1] == 3
+    assert table.splitlines()[2] == "image 1"                 # counted as a person counts; the JSON keeps 0
+
+
+def test_chart_bars_wear_the_colour_their_word_names():
+    """"red" is a red bar and "blue" a blue one; a word that names no colour never takes
+    a colour another concept names."""
+    assert concept_colours(["blue", "red", "grass", "sky"]) == [PALETTE["blue"], PALETTE["red"], PALETTE["orange"],
+                                                                PALETTE["teal"]]
+    assert concept_colours(["red car", "Yellow", "star"]) == [PALETTE["red"], PALETTE["yellow"], PALETTE["blue"]]
+    capture = planted(lambda s, l: two_concepts(), ("sky", "red"))
+    chart = report_of(capture)[4][0]
+    bar_colours = {tuple(pixel) for pixel in (chart * 255).round().to(torch.uint8).reshape(-1, 3).tolist()}
+    assert PALETTE["red"] in bar_colours and PALETTE["blue"] in bar_colours     # red: its word; sky: the first free
 
 
 def test_report_json_keys_are_the_documented_ones():
@@ -147,6 +160,7 @@ def test_video_reports_each_token_frame_with_its_decoded_frames():
     capture = planted(maps, ("sky", "rock"), video_frames=9, frames_per_latent=4, image_size=(64, 128))
     report = report_of(capture)[1]
     assert [(i["frame"], i["frames"]) for i in report["items"]] == [(0, [0, 0]), (1, [1, 4]), (2, [5, 8])]
+    assert "image 1, token frame 2 (frames 2-5)" in report_of(capture)[0].splitlines()
     assert [entries(report, i)["sky"]["centroid"] for i in range(3)] == [[16.0, 32.0], [48.0, 32.0], [80.0, 32.0]]
     grids = ConceptEvolution.execute(capture, cell_size=32).args[0]
     assert grids.shape[0] == 3

@@ -10,6 +10,8 @@ import torch
 
 from concept_attention.analysis.data import KEEP_ALL, ConceptAttention
 from concept_attention.analysis.errors import NodeInputError
+from concept_attention.analysis.render import concept_colours
+from concept_attention.nodes.aggregate import HeatmapAggregate
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 from concept_attention.nodes.overlay import HeatmapOverlay
@@ -80,6 +82,11 @@ def test_per_frame_outputs_are_concept_major_frames(request, concepts, which, to
     # every decoded frame's masks partition it
     per_frame = argmax.reshape(2, 3, frames, 64, 48)
     assert torch.equal(per_frame.sum(dim=1), torch.ones(2, frames, 64, 48))
+    # the segmentation picture: one per decoded frame, video-major, each pixel its winner's colour
+    segmentation = HeatmapAggregate.execute(capture, "all", "all", "concept_attention", "per_concept", "image",
+                                            "plasma", label=False).args[6]
+    colours = torch.tensor(concept_colours(("dragon", "rock", "sky"))) / 255.0
+    assert torch.allclose(segmentation, colours[per_frame.argmax(dim=1)].reshape(2 * frames, 64, 48, 3), atol=1e-6)
     # frames of the same token frame carry the same map; layout [video, concept, frame]
     grid = capture.maps()                                    # [2, 3, token frames, 4, 3]
     expected_frames = capture.token_frame_of()

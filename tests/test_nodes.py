@@ -10,8 +10,10 @@ import torch
 
 from concept_attention.analysis import viewer_data
 from concept_attention.analysis.errors import NodeInputError
+from concept_attention.analysis.render import concept_colours
 from concept_attention.analysis.viewer_data import BUDGET_BYTES
 from concept_attention.nodes import NODES
+from concept_attention.nodes.aggregate import HeatmapAggregate
 from concept_attention.nodes.encode import ConceptEncode
 from concept_attention.nodes.overlay import HeatmapOverlay
 from concept_attention.nodes.sampler import ConceptAttentionSampler
@@ -121,6 +123,21 @@ def test_argmax_masks_partition_each_image(capture):
     argmax = aggregate(capture)[2].reshape(2, 3, 128, 96)
     assert torch.equal(argmax.sum(dim=1), torch.ones(2, 128, 96))
     assert set(argmax.unique().tolist()) == {0.0, 1.0}
+
+
+def test_segmentation_picture_paints_each_region_in_its_concepts_colour(capture):
+    def outputs(label):
+        return HeatmapAggregate.execute(capture, "all", "all", "concept_attention", "per_concept", "image", "plasma",
+                                        label=label).args
+    argmax, plain = outputs(False)[2].reshape(2, 3, 128, 96), outputs(False)[6]
+    colours = torch.tensor(concept_colours(("dragon", "rock", "sky"))) / 255.0
+    assert plain.shape == (2, 128, 96, 3) and torch.allclose(plain, colours[argmax.argmax(dim=1)], atol=1e-6)
+    labelled = outputs(True)[6]
+    written = (labelled != plain).any(dim=-1)              # the word boxes: black with white text
+    for image in range(2):
+        regions = [c for c in range(3) if argmax[image, c].any()]
+        assert 0 < written[image].float().mean() < 0.05 * len(regions)
+        assert (labelled[image][written[image]] == 0).all(dim=-1).any()
 
 
 def test_aggregate_subsets_and_methods_differ(flux_dev, concepts, capture):
