@@ -23,6 +23,7 @@ TEXT = (235, 235, 235)
 MUTED = (150, 150, 150)
 EMPTY_CELL = (56, 56, 56)
 GRID_GAP = 4            # pixels between the cells of draw_grid
+BLANK = object()        # a draw_grid cell left as background (None: a missing map, drawn as a grey dash)
 # Tableau 10, by the colour word a reader would give each.
 PALETTE = {"blue": (78, 121, 167), "orange": (242, 142, 43), "red": (225, 87, 89), "teal": (118, 183, 178),
            "green": (89, 161, 79), "yellow": (237, 201, 72), "purple": (176, 122, 161), "pink": (255, 157, 167),
@@ -81,8 +82,8 @@ def draw_segmentation(masks: torch.Tensor, words, label: bool = True) -> torch.T
 
 
 def draw_grid(cells: list, row_labels: list, column_labels: list, cell_size: tuple) -> torch.Tensor:
-    """A labelled grid [H, W, 3]: cells[r][c] is an image [h, w, 3] (0..1) or None (an
-    empty cell, drawn grey with a dash); column labels may have several lines."""
+    """A labelled grid [H, W, 3]: cells[r][c] is an image [h, w, 3] (0..1), None (a
+    missing map, drawn grey with a dash) or BLANK; column labels may have several lines."""
     cell_h, cell_w = cell_size
     font = _font(max(10, min(cell_w // 8, 16)))
     line = font.getbbox("Ag")[3] + 4
@@ -102,6 +103,8 @@ def draw_grid(cells: list, row_labels: list, column_labels: list, cell_size: tup
         draw.text((6, y + (cell_h - line) / 2), text, font=font, fill=TEXT)
         for c, cell in enumerate(cells[r]):
             x = int(left + c * (cell_w + gap))
+            if cell is BLANK:
+                continue
             if cell is None:
                 draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), fill=EMPTY_CELL)
                 draw.text((x + cell_w / 2 - font.getlength("-") / 2, y + (cell_h - line) / 2), "-", font=font, fill=MUTED)
@@ -109,6 +112,21 @@ def draw_grid(cells: list, row_labels: list, column_labels: list, cell_size: tup
             tile = Image.fromarray((cell.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
             picture.paste(tile, (x + (cell_w - tile.width) // 2, int(y) + (cell_h - tile.height) // 2))
     return _to_tensor(picture)
+
+
+def draw_banded_grid(cells: list, row_labels: list, column_labels: list, cell_size: tuple,
+                     max_columns: int) -> torch.Tensor:
+    """draw_grid with at most max_columns columns side by side: more columns continue in
+    bands below, each with its own column labels, so that a long row still reads at a
+    node's size."""
+    bands = [draw_grid([row[start:start + max_columns] for row in cells], row_labels,
+                       column_labels[start:start + max_columns], cell_size)
+             for start in range(0, len(column_labels), max_columns)]
+    width = max(band.shape[1] for band in bands)
+    background = torch.tensor(BACKGROUND, dtype=torch.float32) / 255.0
+    padded = [torch.cat([band, background.expand(band.shape[0], width - band.shape[1], 3)], dim=1) for band in bands]
+    gap = background.expand(4 * GRID_GAP, width, 3)
+    return torch.cat([part for band in padded for part in (band, gap)][:-1], dim=0)
 
 
 def draw_bar_chart(title: str, bars: list, width: int = 512) -> torch.Tensor:

@@ -7,7 +7,7 @@ from comfy_api.latest import io
 
 from ..analysis import maths, report
 from ..analysis.errors import NodeInputError
-from ..analysis.render import draw_grid
+from ..analysis.render import BLANK, draw_grid
 from . import map_inputs
 from .types import ANSWERS, ConceptAttn, schema
 
@@ -45,7 +45,9 @@ class ConceptCompare(io.ComfyNode):
                 map_inputs.colormap_input(),
                 io.Int.Input("cell_size", default=128, min=16, max=512,
                              tooltip="The longer side of each cell, in pixels (each run's aspect is kept)."),
-            ],
+            ] + [map_inputs.images_input(f"The images run {k} generated (optional): shown above its column, so you "
+                                         f"see what the maps describe. For video, the decoded frames.", f"image_{k}")
+                 for k in range(1, RUNS + 1)],
             outputs=[
                 io.Image.Output(display_name="grid", tooltip="Rows: concepts; columns: runs. One grid per image "
                                                              "(video: per token frame, video-major)."),
@@ -61,10 +63,11 @@ class ConceptCompare(io.ComfyNode):
     @classmethod
     def execute(cls, run_1, run_2, name_1="run 1", name_2="run 2", run_3=None, name_3="run 3", run_4=None,
                 name_4="run 4", method="concept_attention", normalization="shared", colormap="plasma",
-                cell_size=128) -> io.NodeOutput:
-        given = [(f"run_{k}", run, name) for k, (run, name) in
-                 enumerate([(run_1, name_1), (run_2, name_2), (run_3, name_3), (run_4, name_4)], 1) if run is not None]
-        runs = [_run(input_name, capture, name, method) for input_name, capture, name in given]
+                cell_size=128, image_1=None, image_2=None, image_3=None, image_4=None) -> io.NodeOutput:
+        given = [(k, run, name, images) for k, (run, name, images) in
+                 enumerate([(run_1, name_1, image_1), (run_2, name_2, image_2), (run_3, name_3, image_3),
+                            (run_4, name_4, image_4)], 1) if run is not None]
+        runs = [_run(k, capture, name, method, images, cell_size) for k, capture, name, images in given]
         _check_matching(runs)
         words = _union([run["words"] for run in runs])
         lower = [w.lower() for w in words]
@@ -86,7 +89,10 @@ class ConceptCompare(io.ComfyNode):
                 for r, c in enumerate(run["rows"]):
                     grid_rows[r].append(None if c is None else tiles[c])
                     item_shares[words[r]].append(None if c is None else round(float(run["area_share"][n, c]), 4))
-            grids.append(draw_grid(grid_rows, words, [run["name"] for run in runs], (cell_size, cell_size)))
+            pictured = any(run["pictures"] for run in runs)
+            picture_row = [[run["pictures"][n] if run["pictures"] else BLANK for run in runs]] if pictured else []
+            grids.append(draw_grid(picture_row + grid_rows, ["image"] * pictured + words, [run["name"] for run in runs],
+                                   (cell_size, cell_size)))
             shares.append({"image": n // runs[0]["frames"], "frame": n % runs[0]["frames"] if runs[0]["video"] else None,
                            "area_share": item_shares})
         names = [run["name"] for run in runs]
@@ -94,11 +100,14 @@ class ConceptCompare(io.ComfyNode):
         return io.NodeOutput(torch.stack(grids), _table(names, shares), json.dumps(data, indent=2))
 
 
-def _run(input_name: str, capture, name: str, method: str) -> dict:
+def _run(k: int, capture, name: str, method: str, images, cell_size: int) -> dict:
+    input_name = f"run_{k}"
     map_inputs.check_captured(TITLE, capture, input_name)
     maps = map_inputs.maps(TITLE, capture, method, input_name=input_name)
     items = maths.as_items(maps)
-    return {"name": name.strip() or input_name, "words": tuple(capture.concepts), "items": items,
+    pictures = None if images is None else map_inputs.item_pictures(TITLE, f"image_{k}", capture, images,
+                                                                     maths.fit(capture.image_size, cell_size))
+    return {"name": name.strip() or input_name, "words": tuple(capture.concepts), "items": items, "pictures": pictures,
             "image_size": capture.image_size, "video": capture.is_video, "frames": maps.shape[2] if maps.ndim == 5 else 1,
             "area_share": maths.regions(items, capture.image_size)["area_share"], "input": input_name}
 

@@ -6,12 +6,13 @@ from comfy_api.latest import io
 from ..analysis import maths
 from ..analysis.data import KEEP_ALL
 from ..analysis.errors import NodeInputError
-from ..analysis.render import draw_grid
+from ..analysis.render import BLANK, draw_banded_grid
 from . import checks, map_inputs
 from .types import ANSWERS, schema
 
 NODE = "ConceptEvolution"
 TITLE = "Concept Evolution"   # what the user sees, and what errors name
+MAX_COLUMNS = 8   # side by side; more steps or layers continue in bands below, so a grid reads at a node's size
 
 
 class ConceptEvolution(io.ComfyNode):
@@ -38,6 +39,9 @@ class ConceptEvolution(io.ComfyNode):
                 io.Int.Input("cell_size", default=96, min=16, max=512,
                              tooltip="The longer side of each cell, in pixels (the image's aspect is kept)."),
                 map_inputs.after_input(),
+                map_inputs.images_input("The generated images (optional): shown in the grids' first column, so you "
+                                        "see what the maps describe. For video, the decoded frames (each token "
+                                        "frame shows its first)."),
             ],
             outputs=[
                 io.Image.Output(display_name="by_step",
@@ -55,7 +59,7 @@ class ConceptEvolution(io.ComfyNode):
 
     @classmethod
     def execute(cls, concept_attn, layers="all", timesteps="all", method="concept_attention",
-                normalization="per_concept", colormap="plasma", cell_size=96, after=None) -> io.NodeOutput:
+                normalization="per_concept", colormap="plasma", cell_size=96, after=None, images=None) -> io.NodeOutput:
         capture = concept_attn
         layer_subset, step_subset = map_inputs.selection(TITLE, capture, layers, timesteps)
         map_inputs.check_captured(TITLE, capture)
@@ -76,13 +80,21 @@ class ConceptEvolution(io.ComfyNode):
                     for layer in sorted(chosen_layers)]
         cell = maths.fit(capture.image_size, cell_size)
         words = list(capture.concepts)
-        return io.NodeOutput(*(_grids(columns, words, cell, normalization, colormap) for columns in (by_step, by_layer)))
+        pictures = None if images is None else map_inputs.item_pictures(TITLE, "images", capture, images, cell)
+        return io.NodeOutput(*(_grids(columns, words, cell, normalization, colormap, pictures)
+                               for columns in (by_step, by_layer)))
 
 
-def _grids(columns, words, cell, normalization, colormap) -> torch.Tensor:
-    """One grid per item: rows concepts, a column per (label, maps [B, C, ...])."""
+def _grids(columns, words, cell, normalization, colormap, pictures) -> torch.Tensor:
+    """One grid per item: rows concepts, a column per (label, maps [B, C, ...]), after a
+    first column with the item's picture (top row) where pictures are given."""
     tiles = [maths.colorize(maths.normalize(maths.resize(maths.as_items(maps), cell), normalization), colormap)
              for _, maps in columns]                                      # each [N, C, h, w, 3]
-    labels = [label for label, _ in columns]
-    return torch.stack([draw_grid([[tile[n, c] for tile in tiles] for c in range(len(words))], words, labels, cell)
-                        for n in range(tiles[0].shape[0])])
+    labels = (["image"] if pictures else []) + [label for label, _ in columns]
+    grids = []
+    for n in range(tiles[0].shape[0]):
+        rows = [[tile[n, c] for tile in tiles] for c in range(len(words))]
+        if pictures:
+            rows = [[pictures[n] if r == 0 else BLANK] + row for r, row in enumerate(rows)]
+        grids.append(draw_banded_grid(rows, words, labels, cell, MAX_COLUMNS))
+    return torch.stack(grids)

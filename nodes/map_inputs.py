@@ -100,3 +100,27 @@ def _subset(text: str, captured: tuple, what: str):
     if text.strip().lower() in ("", "all") or not captured:
         return None
     return parse_indices(text, max(captured) + 1, what)
+
+
+def images_input(tooltip: str, name: str = "images"):
+    return io.Image.Input(name, optional=True, tooltip=tooltip)
+
+
+def item_pictures(node: str, input_name: str, capture, images, cell: tuple) -> list:
+    """The decoded picture of each map item (maths.as_items order: an image, or a video's
+    token frame, shown by its first decoded frame), resized to cell (h, w): [h, w, 3] each,
+    None where a token frame shows in no decoded frame."""
+    batch = capture.batch_size
+    frames = capture.video_frames if capture.is_video else 1
+    if images.shape[0] not in (frames, batch * frames):
+        what = f"{batch} videos of {frames} frames" if capture.is_video else f"{batch} images"
+        raise NodeInputError(node, input_name, f"{images.shape[0]} images for maps of {what}; connect the decoded "
+                                               "batch the maps were made from")
+    first_frames = [None if span is None else span[0] for span in capture.token_frame_ranges()]
+    pictures = []
+    for item in range(batch):
+        for first in first_frames:
+            index = None if first is None else (first if images.shape[0] == frames else item * frames + first)
+            pictures.append(None if index is None else
+                            maths.resize(images[index, ..., :3].movedim(-1, 0), cell).movedim(0, -1).clamp(0, 1))
+    return pictures

@@ -229,6 +229,24 @@ def test_evolution_grids_have_a_column_per_step_and_per_layer():
     assert is_text(row_labels(by_step[0], 2, 3, size))
 
 
+def test_evolution_shows_the_image_and_keeps_long_runs_readable():
+    capture = planted(lambda s, l: two_concepts(), ("sky", "rock"), steps=20, image_size=(64, 128))
+    image = torch.zeros(1, 64, 128, 3)
+    image[..., 0] = 1.0                                                  # a red picture
+    by_step, by_layer = ConceptEvolution.execute(capture, cell_size=64, images=image).args
+    size = (32, 64)
+    # by_layer (one layer): the picture in the first column's top cell, the cell below left as background
+    assert torch.allclose(cell(by_layer[0], 0, 0, 2, 2, size)[16, 32], torch.tensor([1.0, 0, 0]))
+    assert torch.allclose(cell(by_layer[0], 1, 0, 2, 2, size)[16, 32], torch.tensor(BACKGROUND) / 255)
+    assert is_text(header(by_layer[0], 0, 2, 2, size))
+    # 20 steps and the picture: 21 columns in bands of 8, so the grid is no wider than 8 columns
+    plain = ConceptEvolution.execute(capture, cell_size=64).args[0]
+    assert by_step.shape[2] <= plain.shape[2] and by_step.shape[2] < 9 * (size[1] + GAP) + 80
+    assert by_step.shape[1] > 2.5 * (2 * (size[0] + GAP))               # three bands, one under another
+    with pytest.raises(NodeInputError, match=r"Concept Evolution › images: 3 images for maps of 1 images"):
+        ConceptEvolution.execute(capture, images=torch.zeros(3, 64, 128, 3))
+
+
 def test_evolution_needs_the_raw_scores_for_a_subset():
     capture = planted(lambda s, l: two_concepts(), ("sky", "rock"), layers=(0, 1), steps=2)
     with pytest.raises(NodeInputError, match=r"Concept Evolution › layers: this capture kept per_step_and_per_layer: "
@@ -269,6 +287,20 @@ def test_compare_matches_words_and_shares_one_scale():
     assert not torch.equal(header(grid[0], 0, 3, 2, size), header(grid[0], 1, 3, 2, size))
     assert is_text(row_labels(grid[0], 3, 2, size))
     assert torch.allclose(grid[0][0, 0], torch.tensor(BACKGROUND) / 255)
+
+
+def test_compare_shows_each_runs_image_above_its_column():
+    first = planted(lambda s, l: two_concepts(), ("sky", "rock"), image_size=(64, 128))
+    second = planted(lambda s, l: two_concepts(), ("sky", "rock"), image_size=(64, 128))
+    red, green = torch.zeros(1, 64, 128, 3), torch.zeros(1, 64, 128, 3)
+    red[..., 0], green[..., 1] = 1.0, 1.0
+    grid = ConceptCompare.execute(first, second, cell_size=64, image_1=red, image_2=green).args[0]
+    size = (64, 64)
+    assert torch.allclose(cell(grid[0], 0, 0, 3, 2, size)[32, 32], torch.tensor([1.0, 0, 0]))
+    assert torch.allclose(cell(grid[0], 0, 1, 3, 2, size)[32, 32], torch.tensor([0, 1.0, 0]))
+    only_second = ConceptCompare.execute(first, second, cell_size=64, image_2=green).args[0]
+    assert torch.allclose(cell(only_second[0], 0, 0, 3, 2, size)[32, 32], torch.tensor(BACKGROUND) / 255)
+    assert ConceptCompare.execute(first, second, cell_size=64).args[0].shape[1] < grid.shape[1]
 
 
 def test_compare_refuses_runs_that_do_not_line_up():
