@@ -42,6 +42,7 @@ def payload(capture, pictures: torch.Tensor, method: str) -> dict:
         "grid": [grid_h, grid_w],
         "image_size": list(capture.image_size),
         "steps": list(capture.captured_steps),
+        "sigmas": [round(capture.sigma_of(s), 4) for s in capture.captured_steps],
         "layers": list(capture.layers),
         "views": [label for label, _, _ in views],
         "maps": maps,

@@ -136,15 +136,21 @@ def _expected_winner():
     return row, column, concepts.words[int(maps[:, row, column].argmax())], maps.shape[-2:], capture.layers
 
 
-def _hover_token(page, row, column, grid):
-    """Move the pointer over the centre of token (row, column) of the viewer's picture."""
+def _picture_box(page):
+    """(left, top, width, height) on the page of the viewer's picture, which keeps its aspect
+    ratio inside the canvas element's box."""
     canvas = page.locator(".ca-viewer canvas")
     box = canvas.bounding_box()
     width, height = canvas.evaluate("c => [c.width, c.height]")
     scale = min(box["width"] / width, box["height"] / height)
-    left = box["x"] + (box["width"] - width * scale) / 2
-    top = box["y"] + (box["height"] - height * scale) / 2
-    page.mouse.move(left + (column + 0.5) / grid[1] * width * scale, top + (row + 0.5) / grid[0] * height * scale)
+    return (box["x"] + (box["width"] - width * scale) / 2, box["y"] + (box["height"] - height * scale) / 2,
+            width * scale, height * scale)
+
+
+def _hover_token(page, row, column, grid):
+    """Move the pointer over the centre of token (row, column) of the viewer's picture."""
+    left, top, width, height = _picture_box(page)
+    page.mouse.move(left + (column + 0.5) / grid[1] * width, top + (row + 0.5) / grid[0] * height)
     page.wait_for_selector(".ca-ranking li")
     return page.locator(".ca-ranking li").evaluate_all("items => items.map(i => i.dataset.concept)")
 
@@ -210,3 +216,61 @@ def test_the_demo_template_runs_and_the_viewer_answers(page, tmp_path):
     viewer.screenshot(path=str(tmp_path / "viewer_light.png"))
     assert light != dark
     print(f"screenshots in {tmp_path}")
+
+
+def _run_demo_template(page):
+    open_template(page, DEMO_TEMPLATE)
+    page.evaluate("() => window.app.queuePrompt(0, 1)")
+    page.wait_for_selector(".ca-viewer[data-ready=true]", timeout=TIMEOUT_MS)
+    _zoom_to(page, "ConceptAttentionViewer")
+
+
+def _selected_concept(page) -> str:
+    return page.locator(".ca-chip.ca-selected").get_attribute("data-concept")
+
+
+def test_the_viewer_survives_a_tab_switch_and_keeps_its_concept_across_runs(page):
+    from tools.make_workflows import DEMO_CONCEPTS
+    second = [w.strip() for w in DEMO_CONCEPTS.split(",")][1]
+    _run_demo_template(page)
+    page.locator(f".ca-chip[data-concept={second}]").click()
+    page.wait_for_selector(f".ca-chip.ca-selected[data-concept={second}]")
+    shown = _canvas(page)
+
+    command = "id => window.app.extensionManager.command.execute(id)"
+    page.evaluate(command, "Comfy.NewBlankWorkflow")
+    page.wait_for_function("() => !window.app.graph._nodes.some(n => n.type === 'ConceptAttentionViewer')")
+    page.evaluate(command, "Workspace.PreviousOpenedWorkflow")
+    page.wait_for_selector(".ca-viewer[data-ready=true]", timeout=TIMEOUT_MS)      # back, with its maps, not run again
+    assert _selected_concept(page) == second and _canvas(page) == shown
+
+    page.evaluate("() => window.app.queuePrompt(0, 1)")                             # a new run keeps the concept
+    page.wait_for_function("() => document.querySelector('.ca-viewer')?.dataset.ready === 'true'", timeout=TIMEOUT_MS)
+    time.sleep(1)
+    assert _selected_concept(page) == second
+
+
+def test_the_viewer_shows_no_stale_maps_after_an_error(page):
+    _run_demo_template(page)
+    # A concept too long for the text encoder: only the run can tell, so Concept Encode stops with an error.
+    page.evaluate("""() => { const node = window.app.graph._nodes.find(n => n.type === 'ConceptEncode');
+        node.widgets.find(w => w.name === 'concepts').value =
+            'star, supercalifragilisticexpialidocious antidisestablishmentarianism'; }""")
+    page.evaluate("() => window.app.queuePrompt(0, 1)")
+    page.wait_for_selector(".ca-viewer[data-ready=false]", timeout=TIMEOUT_MS)
+    text = page.locator(".ca-viewer").inner_text()
+    assert "stopped with an error in ConceptEncode" in text and "shows none" in text, text
+    assert page.locator(".ca-viewer canvas").count() == 0
+
+
+def test_the_ranking_box_never_covers_the_pointer(page):
+    _run_demo_template(page)
+    left, top, width, height = _picture_box(page)
+    for fx, fy in ((0.95, 0.05), (0.05, 0.05), (0.05, 0.95), (0.95, 0.95), (0.5, 0.5), (0.7, 0.3)):
+        x, y = left + fx * width, top + fy * height
+        page.mouse.move(x, y)
+        page.wait_for_selector(".ca-ranking li")
+        time.sleep(0.2)
+        box = page.locator(".ca-ranking").bounding_box()
+        inside = box["x"] <= x <= box["x"] + box["width"] and box["y"] <= y <= box["y"] + box["height"]
+        assert not inside, ((fx, fy), box)

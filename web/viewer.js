@@ -4,6 +4,7 @@
 // upsamples and colours them. Uses only ComfyUI's public frontend API (app,
 // registerExtension, addDOMWidget) and its theme's CSS variables.
 import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
 
 const NODE = "ConceptAttentionViewer";
 const UI_KEY = "concept_attention_viewer";
@@ -30,9 +31,12 @@ const STYLE = `
   border: 1px solid var(--border-color, #555); border-radius: 4px; }
 .ca-stage { position: relative; flex: 1; min-height: 120px; }
 .ca-stage canvas { width: 100%; height: 100%; object-fit: contain; image-rendering: auto; }
-.ca-ranking { position: absolute; top: 4px; right: 4px; margin: 0; padding: 4px 8px 4px 24px; pointer-events: none;
+.ca-ranking { position: absolute; margin: 0; padding: 4px 8px 4px 24px; pointer-events: none; max-width: 45%;
+  max-height: 45%; overflow: hidden; box-sizing: border-box;
   background: var(--comfy-menu-bg, #222); border: 1px solid var(--border-color, #555); border-radius: 4px; opacity: 0.92; }
 .ca-ranking:empty { display: none; }
+.ca-legend { display: flex; align-items: center; gap: 6px; color: var(--descrip-text, #999); }
+.ca-legend span.ca-ramp { flex: 1; height: 8px; border-radius: 4px; }
 .ca-empty { color: var(--descrip-text, #999); }
 `;
 
@@ -53,21 +57,53 @@ function loadImage(url) {
 }
 
 class Viewer {
-  constructor() {
+  // choice(): what the user picked (concept word, step, layer, image, frame, opacity), kept in the
+  // node's properties so that it outlives the node object (a tab switch rebuilds the graph).
+  constructor(choice) {
+    this.choice = choice;
     this.root = element("div", "ca-viewer");
     this.root.append(element("div", "ca-empty", "Run the graph to see the maps here."));
     this.data = null;
-    this.state = { concept: 0, image: 0, frame: 0, step: "all", layer: "all", opacity: 0.5 };
+    // The picture is shown in grey under the map, so that the map's colours read on any object.
+    this.state = { concept: 0, image: 0, frame: 0, step: "all", layer: "all", opacity: 0.6 };
     this.sheets = new Map();      // view index -> Uint8Array of the tile sheet
+    this.shownInRun = false;      // whether the run under way has sent this node new maps
   }
 
   async show(data) {
+    if (data === this.data) return;
     this.data = data;
+    this.shownInRun = true;
     this.sheets.clear();
     this.pictures = await Promise.all(data.pictures.map(loadImage));
-    this.state = { ...this.state, concept: 0, image: 0, frame: 0, step: "all", layer: "all" };
+    // A new run keeps what the user chose where it still exists: the concept (by its word), step, layer, image.
+    const { concept, image = 0, frame = 0, step = "all", layer = "all", opacity = 0.6 } = this.choice();
+    const keep = (value, options) => (options.includes(value) ? value : "all");
+    this.state = {
+      ...this.state,
+      concept: Math.max(data.concepts.indexOf(concept), 0),
+      image: image < data.batch ? image : 0,
+      frame: frame < data.frames ? frame : 0,
+      step: keep(step, data.steps),
+      layer: keep(layer, data.layers),
+      opacity,
+    };
     this.build();
-    await this.draw();
+    await this.set({}, false);
+  }
+
+  // A run starts: until this node gets new maps, the ones shown are the last run's.
+  runStarted() {
+    this.shownInRun = false;
+  }
+
+  // The run stopped (an error, or interrupted) before this node got new maps: show none.
+  runStopped(reason) {
+    if (this.shownInRun || !this.data) return;
+    this.data = null;
+    this.root.dataset.ready = "false";
+    this.root.replaceChildren(element("div", "ca-empty", `${reason} before this viewer got new maps, so it shows none ` +
+                                                         "(the last ones were of an earlier run). Run the graph again."));
   }
 
   build() {
@@ -84,7 +120,9 @@ class Viewer {
     if (data.batch > 1) {
       controls.append(this.select("image", "image", [...Array(data.batch).keys()].map((i) => [i, `${i + 1}`])));
     }
-    controls.append(this.select("step", "step", [["all", "all"], ...data.steps.map((s) => [s, `${s}`])]));
+    const sigmas = data.sigmas ?? [];
+    controls.append(this.select("step", "step", [["all", "all"],
+      ...data.steps.map((s, i) => [s, sigmas[i] === undefined ? `${s}` : `${s} · σ ${sigmas[i].toFixed(3)}`])]));
     controls.append(this.select("layer", "layer", [["all", "all"], ...data.layers.map((l) => [l, `${l}`])]));
     controls.append(this.range("opacity", "opacity", 0, 1, 0.05));
     if (data.frames > 1) controls.append(this.range("frame", "frame", 0, data.frames - 1, 1));
@@ -94,8 +132,12 @@ class Viewer {
     this.canvas.onmousemove = (event) => this.hover(event);
     this.canvas.onmouseleave = () => this.ranking.replaceChildren();
     stage.append(this.canvas, this.ranking);
+    const ramp = element("span", "ca-ramp");
+    ramp.style.background = `linear-gradient(to right, ${PLASMA.map((c) => `rgb(${c.join(",")})`).join(", ")})`;
+    this.legend = element("div", "ca-legend");
+    this.legend.append(element("span", null, "low"), ramp, element("span", null, "high"));
     this.status = element("div", "ca-row ca-status");
-    this.root.append(chips, controls, stage, this.status);
+    this.root.append(chips, controls, stage, this.legend, this.status);
   }
 
   select(key, label, options) {
@@ -127,8 +169,11 @@ class Viewer {
     return wrapper;
   }
 
-  async set(change) {
+  async set(change, byUser = true) {
     Object.assign(this.state, change);
+    const { concept, ...rest } = this.state;
+    Object.assign(this.choice(), rest, { concept: this.data.concepts[concept] });
+    if (byUser) workflowChanged();
     for (const select of this.root.querySelectorAll("[data-control]")) {
       select.value = `${this.state[select.dataset.control]}`;
     }
@@ -173,7 +218,9 @@ class Viewer {
     this.canvas.width = picture.width;
     this.canvas.height = picture.height;
     const context = this.canvas.getContext("2d");
+    context.filter = opacity > 0 ? "grayscale(1)" : "none";
     context.drawImage(picture, 0, 0);
+    context.filter = "none";
     const sheet = await this.sheet(this.view());
     const [height, width] = data.grid;
     // Each map is stretched to 0..1 on its own over the whole image (and video), as Concept Heatmaps's default.
@@ -206,8 +253,13 @@ class Viewer {
     for (const chip of this.root.querySelectorAll(".ca-chip")) {
       chip.classList.toggle("ca-selected", chip.dataset.concept === data.concepts[concept]);
     }
-    this.status.textContent = `${data.views[this.view()]} · ${data.method}` +
-      (data.frames > 1 ? ` · frame ${frame + 1}/${data.frames}` : "");
+    // The maps are kept per step (over all layers) or per layer (over all steps): say which is shown.
+    const { step, layer } = this.state;
+    const over = step !== "all" ? ", over all layers" : layer !== "all" ? ", over all steps" : "";
+    this.status.textContent = `${data.views[this.view()]}${over} · ${data.method}` +
+      (data.frames > 1 ? ` · frame ${frame + 1}/${data.frames}` : "") +
+      (step !== "all" || layer !== "all" ? " · one step or one layer at a time" : "") +
+      (opacity > 0 ? " · picture in grey under the map" : "");
     this.root.dataset.view = `${this.view()}`;
     this.root.dataset.ready = "true";
   }
@@ -225,6 +277,12 @@ class Viewer {
       this.ranking.replaceChildren();
       return;
     }
+    // The ranking sits in the stage's quarter farthest from the pointer, so it never covers it.
+    const stage = this.ranking.parentElement.getBoundingClientRect();
+    const right = event.clientX - stage.left > stage.width / 2;
+    const below = event.clientY - stage.top > stage.height / 2;
+    Object.assign(this.ranking.style, { left: right ? "4px" : "auto", right: right ? "auto" : "4px",
+                                        top: below ? "4px" : "auto", bottom: below ? "auto" : "4px" });
     const values = this.values(await this.sheet(this.view()), row, column);
     const ranked = this.data.concepts.map((word, i) => [word, values[i]]).sort((a, b) => b[1] - a[1]);
     this.ranking.replaceChildren(...ranked.map(([word, value]) => {
@@ -235,18 +293,42 @@ class Viewer {
   }
 }
 
+// The choice lives in the node's properties: tell ComfyUI's change tracker, which keeps each tab's
+// workflow (and its undo history), that they changed.
+function workflowChanged() {
+  const tracker = app.extensionManager?.workflow?.activeWorkflow?.changeTracker;
+  (tracker?.captureCanvasState ?? tracker?.checkState)?.call(tracker);
+}
+
+function viewers() {
+  return (app.graph?._nodes ?? []).filter((node) => node.conceptViewer);
+}
+
 app.registerExtension({
   name: "ConceptAttention.Viewer",
   async setup() {
     const style = element("style", null, STYLE);
     document.head.append(style);
+    api.addEventListener("execution_start", () => viewers().forEach((node) => node.conceptViewer.runStarted()));
+    api.addEventListener("execution_error", ({ detail }) => viewers().forEach((node) => node.conceptViewer.runStopped(
+      `The run stopped with an error in ${detail?.node_type ?? "a node"}`)));
+    api.addEventListener("execution_interrupted", () => viewers().forEach((node) => node.conceptViewer.runStopped(
+      "The run was stopped")));
+  },
+  // ComfyUI restores a workflow's outputs when its tab is shown again; the panel takes its maps back.
+  onNodeOutputsUpdated(outputs) {
+    for (const node of viewers()) {
+      const data = outputs?.[String(node.id)]?.[UI_KEY]?.[0];
+      if (data) node.conceptViewer.show(data);
+    }
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData.name !== NODE) return;
     const onNodeCreated = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
       onNodeCreated?.apply(this, arguments);
-      this.conceptViewer = new Viewer();
+      // configure() replaces the properties after this: look them up each time
+      this.conceptViewer = new Viewer(() => (this.properties.concept_viewer ??= {}));
       // the panel is a view, not a setting: keep it out of the saved workflow and the prompt
       const widget = this.addDOMWidget("viewer", "concept_attention_viewer", this.conceptViewer.root,
                                        { serialize: false, hideOnZoom: false, getMinHeight: () => 320 });
