@@ -14,7 +14,7 @@ import types
 from pathlib import Path
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "weights"
-# The scene that the "Try ConceptAttention on an image" template reads.
+# The scene that the "Try it - maps of your image" template reads.
 SCENE = Path(__file__).resolve().with_name("scene.png")
 FILES = {
     "model": "flux_demo.safetensors",

@@ -46,7 +46,7 @@ INPUT_NAME = "demo_scene.png"
 
 def install_demo_scene():
     """Put the demo scene into ComfyUI's input folder (once), so that the template
-    "Try ConceptAttention on an image (no downloads)" can load it with LoadImage."""
+    "Try it - maps of your image" can load it with LoadImage."""
     target = Path(folder_paths.get_input_directory()) / INPUT_NAME
     if target.exists():
         return

@@ -6,6 +6,7 @@ the image and answers its controls. Screenshots go to the test's temporary folde
 Skipped, with the reason, where Playwright or /usr/bin/chromium is missing (make test
 installs both where it can: pip, and apt when it runs as root)."""
 import json
+import re
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 EXTENSION = "ConceptAttention"
-DEMO_TEMPLATE = "Try ConceptAttention (no downloads)"
+DEMO_TEMPLATE = "Try it - a picture and its maps"
 TIMEOUT_MS = 120_000
 
 
@@ -85,13 +86,53 @@ def open_template(page, name):
     page.get_by_text("All Templates").first.wait_for(state="hidden")      # the dialog closes on loading
 
 
+# A template's title is its file name (ComfyUI shows an extension's templates by file name,
+# with no other title or description): a short sentence, "Subject - what it does".
+TEMPLATE_TITLE = re.compile(r"^[A-Z][\w.-]*( [\w.-]+)* - [a-z][a-z0-9 ,']+$")
+CARD_CHARACTERS = 32   # what a template card shows on one line at 1600 px
+
+
+def _overlapping_nodes(page) -> list:
+    """Pairs of node titles whose boxes (title bar included) overlap on the canvas."""
+    return page.evaluate("""() => {
+        const boxes = window.app.graph._nodes.map(n => [n.title, n.getBounding()]);
+        const pairs = [];
+        for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+            const [a, [ax, ay, aw, ah]] = boxes[i], [b, [bx, by, bw, bh]] = boxes[j];
+            if (ax < bx + bw - 1 && bx < ax + aw - 1 && ay < by + bh - 1 && by < ay + ah - 1) pairs.push([a, b]);
+        }
+        return pairs; }""")
+
+
+def _run_and_wait(page, server):
+    before = len(server.get("/history"))
+    page.evaluate("() => window.app.queuePrompt(0, 1)")
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while len(server.get("/history")) == before or server.get("/queue")["queue_running"]:
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.5)
+    time.sleep(1.5)                                   # the page draws the outputs
+
+
+def test_templates_read_as_sentences_and_no_nodes_overlap_after_a_run(page, server, tmp_path):
+    templates = server.get("/workflow_templates")[EXTENSION]
+    assert all(TEMPLATE_TITLE.match(t) and len(t) <= CARD_CHARACTERS for t in templates), \
+        [t for t in templates if not TEMPLATE_TITLE.match(t) or len(t) > CARD_CHARACTERS]
+    for name in templates:
+        open_template(page, name)
+        if name.startswith("Try it - "):                   # they run here, on the demo model
+            _run_and_wait(page, server)
+            page.screenshot(path=str(tmp_path / f"{name} after a run.png"))
+        assert not _overlapping_nodes(page), (name, _overlapping_nodes(page))
+
+
 def test_every_template_loads_with_its_nodes_and_widget_values(page, server, tmp_path):
     templates = server.get("/workflow_templates")[EXTENSION]
     open_templates_dialog(page)
     page.get_by_text(EXTENSION, exact=True).first.click()
     titles = page.evaluate("() => Array.from(document.querySelectorAll('h3')).map(e => e.textContent.trim())")
     listed = [t for t in titles if t in templates]
-    no_downloads = [t for t in templates if t.startswith("Try ConceptAttention")]
+    no_downloads = [t for t in templates if t.startswith("Try it - ")]
     assert len(no_downloads) >= 4 and listed[0] == DEMO_TEMPLATE and set(listed[:len(no_downloads)]) == set(no_downloads), listed
     assert sorted(listed) == sorted(templates)
     for name in templates:

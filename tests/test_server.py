@@ -158,54 +158,55 @@ def test_flux1_heatmaps_workflow(server, model_rules):
 # ---------------------------------------------------------------------------
 # The UI-format example workflows (workflows/*.json, written by python -m tools.make_workflows).
 
-# Images each output node (by title) gives for one generated image and the workflow's concepts.
+# Images each output node (by title) gives for one generated image and the workflow's concepts
+# (the segmentation: one labelled picture per image).
 DEMO_WORDS, IMAGE_WORDS = (len(words.split(",")) for words in (make_workflows.DEMO_CONCEPTS,
                                                                  make_workflows.DEMO_IMAGE_CONCEPTS))
 UI_OUTPUTS = {
-    "Try ConceptAttention (no downloads)": {"Save Image": 1, "Save Overlays": DEMO_WORDS, "Save Heatmaps": DEMO_WORDS,
-                                            "Preview Segmentation": DEMO_WORDS},
-    "Try ConceptAttention on an image (no downloads)": {"Save Overlays": IMAGE_WORDS},
-    "flux1_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3, "Preview Segmentation": 3},
-    "flux1_heatmaps_of_an_image": {"Save Overlays": 4, "Save Heatmaps": 4},
-    "flux1_mask_the_sky_and_inpaint": {"Save Original": 1, "Preview Sky Mask": 1, "Save New Sky": 1},
-    "flux1_apply_with_sampler_custom_advanced": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3},
-    "sd35_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3, "Preview Segmentation": 3},
-    "sd35_heatmaps_of_an_image": {"Save Overlays": 4, "Save Heatmaps": 4},
-    "flux2_klein_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
-                                           "Preview Segmentation": 3},
-    "flux2_dev_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
-                                         "Preview Segmentation": 3},
-    "Try ConceptAttention reports (no downloads)": {"Save Image": 1, "Save Chart": 1, "Save Evolution by step": 1,
+    "Try it - a picture and its maps": {"Save Image": 1, "Save Overlays": DEMO_WORDS, "Save Heatmaps": DEMO_WORDS,
+                                            "Preview Segmentation": 1},
+    "Try it - maps of your image": {"Save Overlays": IMAGE_WORDS},
+    "Flux 1 - generate with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3, "Preview Segmentation": 1},
+    "Flux 1 - maps of an image": {"Save Overlays": 4, "Save Heatmaps": 4},
+    "Flux 1 - mask the sky, repaint": {"Save Original": 1, "Preview Sky Mask": 1, "Save New Sky": 1},
+    "Flux 1 - maps with any sampler": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3},
+    "SD3.5 - generate with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3, "Preview Segmentation": 1},
+    "SD3.5 - maps of an image": {"Save Overlays": 4, "Save Heatmaps": 4},
+    "Flux 2 Klein - with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
+                                           "Preview Segmentation": 1},
+    "Flux 2 dev - with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
+                                         "Preview Segmentation": 1},
+    "Try it - answers from the maps": {"Save Image": 1, "Save Chart": 1, "Save Evolution by step": 1,
                                                     "Save Evolution by layer": 1},
-    "Try ConceptAttention on two prompts (no downloads)": {"Save Image 1": 1, "Save Image 2": 1, "Save Comparison": 1},
-    "qwen_image_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
-                                          "Preview Segmentation": 3},
-    "qwen_image_edit_2511_with_heatmaps": {"Save Image": 1, "Save Overlays": 4, "Save Heatmaps": 4,
-                                           "Preview Segmentation": 4},
-    "qwen_image_edit_2511_mask_what_you_change": {"Save Original": 1, "Preview Dress Mask": 1, "Save Edited": 1},
-    "z_image_turbo_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
-                                             "Preview Segmentation": 3},
-    "chroma_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
-                                      "Preview Segmentation": 3},
-    "chroma_radiance_generate_with_heatmaps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
-                                               "Preview Segmentation": 3},
-    "flux1_vs_sd35_compare": {"Save Image 1": 1, "Save Image 2": 1, "Save Comparison": 1},
-    "cogvideox_text_to_video_heatmaps": {"Save Video": 1, "Save dragon heatmaps": 1, "Save rock heatmaps": 1,
+    "Try it - compare two prompts": {"Save Image 1": 1, "Save Image 2": 1, "Save Comparison": 1},
+    "Qwen-Image - generate with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
+                                          "Preview Segmentation": 1},
+    "Qwen-Image-Edit - edit with maps": {"Save Image": 1, "Save Overlays": 4, "Save Heatmaps": 4,
+                                           "Preview Segmentation": 1},
+    "Qwen-Image-Edit - mask the edit": {"Save Original": 1, "Preview Dress Mask": 1, "Save Edited": 1},
+    "Z-Image Turbo - with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
+                                             "Preview Segmentation": 1},
+    "Chroma - generate with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
+                                      "Preview Segmentation": 1},
+    "Chroma Radiance - with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
+                                               "Preview Segmentation": 1},
+    "Flux 1 vs SD3.5 - compare maps": {"Save Image 1": 1, "Save Image 2": 1, "Save Comparison": 1},
+    "CogVideoX - video heatmaps": {"Save Video": 1, "Save dragon heatmaps": 1, "Save rock heatmaps": 1,
                                          "Save sky heatmaps": 1},
-    "cogvideox_text_to_video_overlays": {"Save Video": 1, "Save dragon overlays": 1, "Save rock overlays": 1,
+    "CogVideoX - video overlays": {"Save Video": 1, "Save dragon overlays": 1, "Save rock overlays": 1,
                                          "Save sky overlays": 1},
 }
 SHEETS = {"Save Chart", "Save Evolution by step", "Save Evolution by layer", "Save Comparison"}
 # What the PreviewAny nodes of a workflow show.
 REPORTED, FIRST_RUN, SECOND_RUN = make_workflows.DEMO_REPORTED, *make_workflows.DEMO_RUN_NAMES
 UI_TEXTS = {
-    "Try ConceptAttention reports (no downloads)": {
-        "Report table": re.compile(r"^ConceptAttention report: concept_attention.*\n\nimage 0\n *rank +concept", re.S),
+    "Try it - answers from the maps": {
+        "Report table": re.compile(r"^ConceptAttention report: concept_attention.*\n\nimage 1\n *rank +concept", re.S),
         f"Is {REPORTED} present?": re.compile(r"^(True|False)$"),
         f"{REPORTED.capitalize()}'s area share": re.compile(r"^[01](\.\d+)?$")},
-    "Try ConceptAttention on two prompts (no downloads)": {   # the shared word first, then a word only run 1 has
+    "Try it - compare two prompts": {   # the shared word first, then a word only run 1 has
         "Area shares": re.compile(rf"{FIRST_RUN} +{SECOND_RUN}\n{REPORTED} +\d+\.\d% +\d+\.\d%\n\w+ +\d+\.\d% +-\n")},
-    "flux1_vs_sd35_compare": {"Area shares": re.compile(r"Flux 1 dev +SD3\.5 large\ndragon +\d+\.\d% +\d+\.\d%\n")},
+    "Flux 1 vs SD3.5 - compare maps": {"Area shares": re.compile(r"Flux 1 dev +SD3\.5 large\ndragon +\d+\.\d% +\d+\.\d%\n")},
 }
 UI_WORKFLOWS = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
 # Small and short: the module has to stay quick on a 2-core CPU that may be busy.

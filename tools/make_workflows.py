@@ -116,7 +116,9 @@ TITLE_H, GROUP_HEADER, GROUP_PAD = 30, 40, 15
 WIDTH = 320
 SLOT_H, WIDGET_H = 22, 30
 # extra height for the picture (the viewer: its panel)
-IMAGE_NODES = {"SaveImage": 340, "PreviewImage": 340, "LoadImage": 340, "ConceptAttentionViewer": 480}
+IMAGE_NODES = {"SaveImage": 340, "PreviewImage": 340, "LoadImage": 340, "ConceptAttentionViewer": 480,
+               "PreviewAny": 90}    # its text box, a few lines
+TEXT_LINES = 20   # a PreviewAny of a table: room for this many lines
 GROUP_COLORS = {"models": "#3f789e", "prompt": "#3f789e", "sample": "#8A8", "maps": "#a1309b", "edit": "#b06634",
                 "output": "#444"}
 
@@ -163,9 +165,10 @@ class Graph:
         self.name, self.object_info = name, object_info
         self.nodes, self.links, self.groups = [], [], []
 
-    def add(self, kind, column, /, title=None, box_width=WIDTH, control="fixed", **values):
+    def add(self, kind, column, /, title=None, box_width=WIDTH, control="fixed", room=0, **values):
         """Add a node in `column` (`box_width`: its width on the canvas; a column is as wide
-        as its widest node). `values`: widget values and links (an `Out`) by input name;
+        as its widest node; `room`: height for what it shows after a run, beyond what
+        _height gives its kind, so that the node does not grow over the next one). `values`: widget values and links (an `Out`) by input name;
         widgets left out take the node's default. `control`: the value of any
         control_after_generate widget ("fixed" keeps the seed, so changing a heatmap
         setting does not sample again)."""
@@ -213,7 +216,7 @@ class Graph:
             self.links.append([link_id, source.node.id, source.slot, node.id, target_slot, source.type])
             node.links_in[name] = link_id
             source.node.links_out.setdefault(source.slot, []).append(link_id)
-        node.size = [box_width, _height(node, sockets, layout)]
+        node.size = [box_width, _height(node, sockets, layout) + room]
         return node
 
     def note(self, column, text, title="Note"):
@@ -379,15 +382,14 @@ def _generate(g, group, family=_flux_generation, aggregate_title=None, **aggrega
 def _overlays_and_segmentation(g, decode, aggregate, prefix, column=3):
     overlay = g.add("HeatmapOverlay", column, image=decode["IMAGE"], heatmaps=aggregate["maps"], opacity=0.5,
                     colormap="plasma", label=True)
-    segmentation = g.add("MaskToImage", column, title="Segmentation (argmax masks)", mask=aggregate["argmax_masks"])
     g.add("SaveImage", column + 1, title="Save Image", images=decode["IMAGE"],
           filename_prefix=f"ConceptAttention/{prefix}_image")
     g.add("SaveImage", column + 1, title="Save Overlays", images=overlay["overlays"],
           filename_prefix=f"ConceptAttention/{prefix}_overlays")
     g.add("SaveImage", column + 2, title="Save Heatmaps", images=aggregate["heatmaps"],
           filename_prefix=f"ConceptAttention/{prefix}_heatmaps")
-    g.add("PreviewImage", column + 2, title="Preview Segmentation", images=segmentation["IMAGE"])
-    g.group("Overlays and masks", [overlay, segmentation], GROUP_COLORS["maps"])
+    g.add("PreviewImage", column + 2, title="Preview Segmentation", images=aggregate["segmentation"])
+    g.group("Overlays", [overlay], GROUP_COLORS["maps"])
 
 
 def generate_with_heatmaps(g):
@@ -446,19 +448,16 @@ def sd35_heatmaps_of_an_image(g):
 
 
 NEW_SKY = "a dramatic orange and purple sunset sky with glowing clouds"
-SKY_INDEX = 2  # "sky" is the third concept of CONCEPTS; with a batch of n images, image i's sky is 3*i + 2
 
 
 def mask_the_sky_and_inpaint(g):
     (model, clip, vae), decode, aggregate = _generate(g, "Generate and segment",
-                                                      aggregate_title="Concept Heatmaps (blur 4, grow 8)",
-                                                      blur=4.0, grow=8)
-    as_images = g.add("MaskToImage", 3, mask=aggregate["argmax_masks"])
-    pick = g.add("ImageFromBatch", 3, title=f"Pick the sky (concept {SKY_INDEX})", image=as_images["IMAGE"],
-                 batch_index=SKY_INDEX, length=1)
-    feather = g.add("ImageBlur", 3, title="Feather the edge", image=pick["IMAGE"], blur_radius=15, sigma=5.0)
+                                                      aggregate_title="The sky's mask (blur 4, grow 8)",
+                                                      blur=4.0, grow=8, concept="sky")
+    as_image = g.add("MaskToImage", 3, mask=aggregate["argmax_masks"])
+    feather = g.add("ImageBlur", 3, title="Feather the edge", image=as_image["IMAGE"], blur_radius=15, sigma=5.0)
     mask = g.add("ImageToMask", 3, image=feather["IMAGE"], channel="red")
-    g.group("Sky mask", [as_images, pick, feather, mask], GROUP_COLORS["maps"])
+    g.group("Sky mask", [as_image, feather, mask], GROUP_COLORS["maps"])
     sky_text, sky_positive, sky_negative = _flux_prompt(g, clip.node, 4, NEW_SKY, title="New sky")
     pixels = g.add("VAEEncode", 4, pixels=decode["IMAGE"], vae=vae)
     masked = g.add("SetLatentNoiseMask", 4, samples=pixels["LATENT"], mask=mask["MASK"])
@@ -661,7 +660,6 @@ def qwen_image_edit_2511_with_heatmaps(g):
     _overlays_and_segmentation(g, decode, aggregate, "qwen_image_edit")
 
 
-DRESS_INDEX = 1     # "dress" in EDIT_CONCEPTS
 
 
 def qwen_image_edit_2511_mask_what_you_change(g):
@@ -671,14 +669,12 @@ def qwen_image_edit_2511_mask_what_you_change(g):
     concepts = g.add("ConceptEncode", 2, box_width=400, clip=clip, concepts=EDIT_CONCEPTS, pooling="first_token")
     read = g.add("ConceptAttentionEncodeImage", 2, model=model, vae=vae, image=scaled, concepts=concepts["concepts"],
                  noise_level=0.5, noise_samples=4, seed=0, layers="default")
-    aggregate = g.add("HeatmapAggregate", 2, title="Concept Heatmaps (blur 4, grow 8)",
-                      concept_attn=read["concept_attn"], blur=4.0, grow=8)
-    as_images = g.add("MaskToImage", 2, mask=aggregate["argmax_masks"])
-    pick = g.add("ImageFromBatch", 2, title=f"Pick the dress (concept {DRESS_INDEX})", image=as_images["IMAGE"],
-                 batch_index=DRESS_INDEX, length=1)
-    feather = g.add("ImageBlur", 2, title="Feather the edge", image=pick["IMAGE"], blur_radius=15, sigma=5.0)
+    aggregate = g.add("HeatmapAggregate", 2, title="The dress's mask (blur 4, grow 8)",
+                      concept_attn=read["concept_attn"], blur=4.0, grow=8, concept="dress")
+    as_image = g.add("MaskToImage", 2, mask=aggregate["argmax_masks"])
+    feather = g.add("ImageBlur", 2, title="Feather the edge", image=as_image["IMAGE"], blur_radius=15, sigma=5.0)
     mask = g.add("ImageToMask", 2, image=feather["IMAGE"], channel="red")
-    g.group("Where the dress is", [concepts, read, aggregate, as_images, pick, feather, mask], GROUP_COLORS["maps"])
+    g.group("Where the dress is", [concepts, read, aggregate, as_image, feather, mask], GROUP_COLORS["maps"])
     pixels = g.add("VAEEncode", 3, pixels=scaled, vae=vae)
     masked = g.add("SetLatentNoiseMask", 3, samples=pixels["LATENT"], mask=mask["MASK"])
     edit = g.add("KSampler", 3, model=model, seed=42, steps=40, cfg=4.0, sampler_name="euler", scheduler="simple",
@@ -889,11 +885,11 @@ def try_reports(g):
     g.group("Sample", [sampler, decode], GROUP_COLORS["sample"])
     maps = sampler["concept_attn"]
     report = g.add("ConceptReport", 3, concept_attn=maps, concept=DEMO_REPORTED)
-    evolution = g.add("ConceptEvolution", 3, concept_attn=maps)
+    evolution = g.add("ConceptEvolution", 3, concept_attn=maps, images=decode["IMAGE"])
     gate = g.add("ConceptGate", 3, concept_attn=maps, concept=DEMO_REPORTED, measure="area_share", threshold=0.05)
     g.group("Answers", [report, evolution, gate], GROUP_COLORS["maps"])
     g.add("SaveImage", 4, title="Save Image", images=decode["IMAGE"], filename_prefix="ConceptAttention/report_image")
-    g.add("PreviewAny", 4, title="Report table", box_width=560, source=report["table"])
+    g.add("PreviewAny", 4, title="Report table", box_width=560, room=TEXT_LINES * 16, source=report["table"])
     g.add("SaveImage", 4, title="Save Chart", images=report["chart"], filename_prefix="ConceptAttention/report_chart")
     g.add("SaveImage", 5, title="Save Evolution by step", box_width=560, images=evolution["by_step"],
           filename_prefix="ConceptAttention/evolution_by_step")
@@ -914,14 +910,16 @@ def try_two_prompts(g):
 def _compare(g, runs, images, prefix, column=3):
     names = {f"name_{k}": name for k, (_, name) in enumerate(runs, 1)}
     sources = {f"run_{k}": sampler["concept_attn"] for k, (sampler, _) in enumerate(runs, 1)}
-    compare = g.add("ConceptCompare", column, **sources, **names)
+    pictures = {f"image_{k}": image["IMAGE"] for k, image in enumerate(images, 1)}
+    compare = g.add("ConceptCompare", column, **sources, **names, **pictures)
     g.group("Compare", [compare], GROUP_COLORS["maps"])
     for k, image in enumerate(images, 1):
         g.add("SaveImage", column + 1, title=f"Save Image {k}", images=image["IMAGE"],
               filename_prefix=f"ConceptAttention/{prefix}_image_{k}")
     g.add("SaveImage", column + 2, title="Save Comparison", box_width=420, images=compare["grid"],
           filename_prefix=f"ConceptAttention/{prefix}_grid")
-    g.add("PreviewAny", column + 2, title="Area shares", box_width=420, source=compare["area_shares"])
+    g.add("PreviewAny", column + 2, title="Area shares", box_width=420, room=TEXT_LINES * 8,
+          source=compare["area_shares"])
 
 
 def flux1_vs_sd35_compare(g):
@@ -952,40 +950,39 @@ class Workflow(NamedTuple):
 
 WORKFLOWS = {
     # The page shows a template's file name as its title; web/templates.js lists these two first.
-    "Try ConceptAttention (no downloads)": Workflow(try_no_downloads, ["Save Image", "Save Overlays"], "demo"),
-    "Try ConceptAttention on an image (no downloads)": Workflow(try_reading_an_image, ["Save Overlays"], "demo"),
-    "Try ConceptAttention reports (no downloads)": Workflow(try_reports, ["Save Chart", "Save Evolution by step"],
-                                                           "demo"),
-    "Try ConceptAttention on two prompts (no downloads)": Workflow(try_two_prompts, ["Save Comparison"], "demo"),
-    "flux1_generate_with_heatmaps": Workflow(generate_with_heatmaps, ["Save Image", "Save Overlays"], "flux1"),
-    "flux1_heatmaps_of_an_image": Workflow(heatmaps_of_an_image, ["Save Overlays"], "flux1"),
-    "flux1_mask_the_sky_and_inpaint": Workflow(mask_the_sky_and_inpaint,
+    "Try it - a picture and its maps": Workflow(try_no_downloads, ["Save Image", "Save Overlays"], "demo"),
+    "Try it - maps of your image": Workflow(try_reading_an_image, ["Save Overlays"], "demo"),
+    "Try it - answers from the maps": Workflow(try_reports, ["Save Evolution by step"], "demo"),
+    "Try it - compare two prompts": Workflow(try_two_prompts, ["Save Comparison"], "demo"),
+    "Flux 1 - generate with maps": Workflow(generate_with_heatmaps, ["Save Image", "Save Overlays"], "flux1"),
+    "Flux 1 - maps of an image": Workflow(heatmaps_of_an_image, ["Save Overlays"], "flux1"),
+    "Flux 1 - mask the sky, repaint": Workflow(mask_the_sky_and_inpaint,
                                                ["Save Original", "Preview Sky Mask", "Save New Sky"], "flux1"),
-    "flux1_apply_with_sampler_custom_advanced": Workflow(apply_with_sampler_custom_advanced,
+    "Flux 1 - maps with any sampler": Workflow(apply_with_sampler_custom_advanced,
                                                          ["Save Image", "Save Overlays"], "flux1"),
-    "sd35_generate_with_heatmaps": Workflow(sd35_generate_with_heatmaps, ["Save Image", "Save Overlays"], "sd35"),
-    "sd35_heatmaps_of_an_image": Workflow(sd35_heatmaps_of_an_image, ["Save Overlays"], "sd35"),
-    "flux2_klein_generate_with_heatmaps": Workflow(flux2_klein_generate_with_heatmaps, ["Save Image", "Save Overlays"],
+    "SD3.5 - generate with maps": Workflow(sd35_generate_with_heatmaps, ["Save Image", "Save Overlays"], "sd35"),
+    "SD3.5 - maps of an image": Workflow(sd35_heatmaps_of_an_image, ["Save Overlays"], "sd35"),
+    "Flux 2 Klein - with maps": Workflow(flux2_klein_generate_with_heatmaps, ["Save Image", "Save Overlays"],
                                                    "flux2"),
-    "flux2_dev_generate_with_heatmaps": Workflow(flux2_dev_generate_with_heatmaps, ["Save Image", "Save Overlays"],
+    "Flux 2 dev - with maps": Workflow(flux2_dev_generate_with_heatmaps, ["Save Image", "Save Overlays"],
                                                  "flux2"),
-    "cogvideox_text_to_video_heatmaps": Workflow(cogvideox_text_to_video_heatmaps,
+    "CogVideoX - video heatmaps": Workflow(cogvideox_text_to_video_heatmaps,
                                                  ["Save Video", "Save dragon heatmaps", "Save rock heatmaps",
                                                   "Save sky heatmaps"], "cogvideox"),
-    "qwen_image_generate_with_heatmaps": Workflow(qwen_image_generate_with_heatmaps, ["Save Image", "Save Overlays"],
+    "Qwen-Image - generate with maps": Workflow(qwen_image_generate_with_heatmaps, ["Save Image", "Save Overlays"],
                                                   "qwen_image"),
-    "qwen_image_edit_2511_with_heatmaps": Workflow(qwen_image_edit_2511_with_heatmaps, ["Save Image", "Save Overlays"],
+    "Qwen-Image-Edit - edit with maps": Workflow(qwen_image_edit_2511_with_heatmaps, ["Save Image", "Save Overlays"],
                                                    "qwen_image_edit"),
-    "qwen_image_edit_2511_mask_what_you_change": Workflow(qwen_image_edit_2511_mask_what_you_change,
+    "Qwen-Image-Edit - mask the edit": Workflow(qwen_image_edit_2511_mask_what_you_change,
                                                           ["Save Original", "Preview Dress Mask", "Save Edited"],
                                                           "qwen_image_edit"),
-    "z_image_turbo_generate_with_heatmaps": Workflow(z_image_turbo_generate_with_heatmaps,
+    "Z-Image Turbo - with maps": Workflow(z_image_turbo_generate_with_heatmaps,
                                                      ["Save Image", "Save Overlays"], "z_image"),
-    "chroma_generate_with_heatmaps": Workflow(chroma_generate_with_heatmaps, ["Save Image", "Save Overlays"], "chroma"),
-    "chroma_radiance_generate_with_heatmaps": Workflow(chroma_radiance_generate_with_heatmaps,
+    "Chroma - generate with maps": Workflow(chroma_generate_with_heatmaps, ["Save Image", "Save Overlays"], "chroma"),
+    "Chroma Radiance - with maps": Workflow(chroma_radiance_generate_with_heatmaps,
                                                        ["Save Image", "Save Overlays"], "chroma_radiance"),
-    "flux1_vs_sd35_compare": Workflow(flux1_vs_sd35_compare, ["Save Comparison"], "flux1_sd35"),
-    "cogvideox_text_to_video_overlays": Workflow(cogvideox_text_to_video_overlays,
+    "Flux 1 vs SD3.5 - compare maps": Workflow(flux1_vs_sd35_compare, ["Save Comparison"], "flux1_sd35"),
+    "CogVideoX - video overlays": Workflow(cogvideox_text_to_video_overlays,
                                                  ["Save dragon overlays", "Save rock overlays", "Save sky overlays"],
                                                  "cogvideox"),
 }
@@ -994,7 +991,7 @@ WORKFLOWS = {
 THUMBNAIL_NOTE = (
     "This template's thumbnail shows the extension's bundled demo model running this same graph (its loaders "
     "swapped for the ConceptAttention Demo Model node, the demo model's prompt and concepts): the model this "
-    "template is for cannot be downloaded where the extension is built. The \"Try ConceptAttention\" templates "
+    "template is for cannot be downloaded where the extension is built. The \"Try it\" templates "
     "run on the demo model as they are."
 )
 

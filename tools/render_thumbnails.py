@@ -36,7 +36,7 @@ from pathlib import Path
 from harness import host
 from harness.comfy_server import ComfyClient, ComfyServer
 from harness.workflow_format import nodes_of, substitute, ui_to_api
-from tools.make_workflows import CONCEPTS, DEMO_CONCEPTS, DEMO_PROMPT, OUT, REPO, WORKFLOWS
+from tools.make_workflows import DEMO_CONCEPTS, DEMO_PROMPT, OUT, REPO, WORKFLOWS
 
 SHEET_WIDTH = 512
 GAP = 4
@@ -167,45 +167,67 @@ def demo_thumbnail_substitutions(scene_size=128, steps=20) -> dict:
     return rules
 
 
-def contact_sheet(images, width=SHEET_WIDTH):
-    """The images on a grid `width` px wide: one, a row of two or three, else two or more columns."""
-    from PIL import Image
+def contact_sheet(images, width=SHEET_WIDTH, caption=None):
+    """The images on a 4:3 sheet `width` px wide, as a template card shows it: one, a row
+    of two or three, else two or more columns, each scaled to fit its cell (a tall grid or
+    a wide chart keeps its aspect, letterboxed); `caption` in a strip along the bottom."""
+    from PIL import Image, ImageDraw, ImageFont
 
+    height = width * 3 // 4
+    font = ImageFont.load_default(size=max(12, width // 32))
+    strip = font.getbbox("Ag")[3] + 2 * GAP if caption else 0
     count = len(images)
     columns = count if count <= 3 else math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
-    tile_w = (width - GAP * (columns - 1)) // columns
-    tile_h = max(round(tile_w * im.height / im.width) for im in images)
-    sheet = Image.new("RGB", (width, rows * tile_h + GAP * (rows - 1)), BACKGROUND)
+    cell_w = (width - GAP * (columns - 1)) // columns
+    cell_h = (height - strip - GAP * (rows - 1)) // rows
+    sheet = Image.new("RGB", (width, height), BACKGROUND)
     for i, im in enumerate(images):
-        h = round(tile_w * im.height / im.width)
-        tile = im.resize((tile_w, h), Image.LANCZOS)
-        x = (i % columns) * (tile_w + GAP)
-        y = (i // columns) * (tile_h + GAP) + (tile_h - h) // 2
+        scale = min(cell_w / im.width, cell_h / im.height)
+        tile = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.LANCZOS)
+        x = (i % columns) * (cell_w + GAP) + (cell_w - tile.width) // 2
+        y = (i // columns) * (cell_h + GAP) + (cell_h - tile.height) // 2
         sheet.paste(tile, (x, y))
+    if caption:
+        ImageDraw.Draw(sheet).text((GAP, height - strip + GAP), caption, font=font, fill=(235, 235, 235))
     return sheet
 
 
-def _rename_chosen_concepts(prompt: dict, rules: dict):
+# What the caption of a thumbnail made on the demo model says the template is for.
+FAMILY_NAMES = {"flux1": "Flux 1", "flux2": "Flux 2", "sd35": "SD3.5", "flux1_sd35": "Flux 1 and SD3.5",
+                "qwen_image": "Qwen-Image", "qwen_image_edit": "Qwen-Image-Edit", "z_image": "Z-Image",
+                "chroma": "Chroma", "chroma_radiance": "Chroma Radiance", "cogvideox": "CogVideoX"}
+
+
+def demo_caption(name) -> str | None:
+    """The caption of a template's thumbnail made on the demo model, for a template made
+    for another model: it says that the picture is not that model's."""
+    family = WORKFLOWS[name].family
+    return None if family == "demo" else f"Demo model on this graph, not {FAMILY_NAMES[family]}"
+
+
+def _rename_chosen_concepts(prompt: dict, rules: dict, old_words: list):
     """Where the rules replace the concepts, a Concept Heatmaps's `concept` (one word of
-    the workflow's concepts) becomes the word at the same place in the new ones (counted
-    round where there are fewer new words)."""
+    the workflow's concepts) stays if the new ones have it, else becomes the word at the
+    same place in the new ones (counted round where there are fewer new words)."""
     new_words = rules.get("ConceptEncode", {}).get("inputs", {}).get("concepts")
     if new_words is None:
         return
-    old_words = [w.strip() for w in CONCEPTS.split(",")]
     new_words = [w.strip() for w in new_words.split(",")]
     for node in nodes_of(prompt, "HeatmapAggregate").values():
-        if node["inputs"].get("concept") in old_words:
+        if node["inputs"].get("concept") in old_words and node["inputs"]["concept"] not in new_words:
             node["inputs"]["concept"] = new_words[old_words.index(node["inputs"]["concept"]) % len(new_words)]
 
 
-def render(client, name, object_info, rules, image=None, out=OUT, width=SHEET_WIDTH, pictures=None) -> Path:
+def render(client, name, object_info, rules, image=None, out=OUT, width=SHEET_WIDTH, pictures=None,
+           caption=None) -> Path:
     from PIL import Image
 
     ui = json.loads((REPO / "workflows" / f"{name}.json").read_text())
-    prompt = substitute(ui_to_api(ui, object_info), rules)
-    _rename_chosen_concepts(prompt, rules)
+    original = ui_to_api(ui, object_info)
+    prompt = substitute(original, rules)
+    encoded = [node["inputs"]["concepts"] for node in nodes_of(original, "ConceptEncode").values()]
+    _rename_chosen_concepts(prompt, rules, [w.strip() for w in encoded[0].split(",")] if encoded else [])
     for node in nodes_of(prompt, "LoadImage").values():
         if image is not None:
             node["inputs"]["image"] = client.upload_image(image, f"concept_attention_{Path(node['inputs']['image']).name}")
@@ -221,7 +243,7 @@ def render(client, name, object_info, rules, image=None, out=OUT, width=SHEET_WI
     if not images:
         raise RuntimeError(f"{name}: no images from {WORKFLOWS[name].thumbnail}")
     path = out / f"{name}.jpg"
-    contact_sheet(images, width).save(path, "JPEG", quality=88, optimize=True)
+    contact_sheet(images, width, caption).save(path, "JPEG", quality=88, optimize=True)
     return path
 
 
@@ -290,7 +312,8 @@ def main(argv=None):
         object_info = client.get("/object_info", timeout=60)
         for name in args.only or WORKFLOWS:
             started = time.monotonic()
-            path = render(client, name, object_info, rules_for(name), args.image, args.out, args.width, args.pictures)
+            path = render(client, name, object_info, rules_for(name), args.image, args.out, args.width, args.pictures,
+                          demo_caption(name) if args.demo else None)
             print(f"wrote {path} ({time.monotonic() - started:.1f} s)")
 
     if args.demo:
