@@ -89,29 +89,32 @@ class HeatmapAggregate(io.ComfyNode):
         capture = concept_attn
         maps = map_inputs.selected_maps(TITLE, capture, layers, timesteps, method)
         words = tuple(capture.concepts)
-        if concept.strip().lower() != "all":
-            chosen = map_inputs.concept_index(TITLE, words, concept)
-            maps, words = maps[:, [chosen]], (words[chosen],)
+        chosen = None if concept.strip().lower() == "all" else map_inputs.concept_index(TITLE, words, concept)
         if output_size == "image":
             if capture.is_video:
                 maps = maps[:, :, capture.token_frame_of()]             # one map per decoded frame
             maps = maths.resize(maps, capture.image_size)
         maps = maths.blur(maps, blur)
+        # Everything over all concepts (a pixel is one concept's against the others), then the chosen one.
         soft = maths.normalize(maps, normalization)
         regions = maths.argmax_masks(maps)
         argmax = maths.grow(regions, grow)
         thresholded = maths.grow(maths.threshold_masks(soft, threshold if threshold_mode == "fixed" else None), grow)
-        per_map = maps[0, 0].numel() // (maps.shape[-2] * maps.shape[-1])   # frames of a video, 1 for an image
-        labels = "\n".join(w for _ in range(maps.shape[0]) for w in words for _ in range(per_map))
+        frames_first = regions.movedim(2, 1) if regions.ndim == 5 else regions    # [B, (F,) C, H, W]
+        pictures = frames_first.reshape(-1, len(words), *regions.shape[-2:])
+        segmentation = torch.stack([draw_segmentation(masks, words, label) for masks in pictures])
+        shown = words
+        if chosen is not None:
+            soft, argmax, thresholded = (t[:, [chosen]] for t in (soft, argmax, thresholded))
+            shown = (words[chosen],)
+        per_map = soft[0, 0].numel() // (soft.shape[-2] * soft.shape[-1])   # frames of a video, 1 for an image
+        labels = "\n".join(w for _ in range(soft.shape[0]) for w in shown for _ in range(per_map))
 
         def as_batch(t):
-            return t.reshape(-1, *maps.shape[-2:], *t.shape[maps.ndim:])
+            return t.reshape(-1, *soft.shape[-2:], *t.shape[soft.ndim:])
 
         heatmaps = as_batch(maths.colorize(soft, colormap))
         if label:
             heatmaps = torch.stack([draw_label(image, word) for image, word in zip(heatmaps, labels.splitlines())])
-        frames_first = regions.movedim(2, 1) if regions.ndim == 5 else regions    # [B, (F,) C, H, W]
-        pictures = frames_first.reshape(-1, len(words), *regions.shape[-2:])
-        segmentation = torch.stack([draw_segmentation(masks, words, label) for masks in pictures])
         return io.NodeOutput(heatmaps, as_batch(soft), as_batch(argmax), as_batch(thresholded), labels,
-                             ConceptMaps(words=words, maps=soft), segmentation)
+                             ConceptMaps(words=shown, maps=soft), segmentation)

@@ -103,6 +103,9 @@ def test_one_concept_as_a_video(cogvideox, concepts):
     rock = aggregate(capture, concept="Rock")
     assert rock[1].shape == (9, 64, 48) and rock[4].splitlines() == ["rock"] * 9
     assert torch.equal(rock[1], everything[0, 1])            # per-concept normalisation does not depend on the others
+    # its argmax mask is where rock beats the other concepts, not the whole frame
+    all_masks = aggregate(capture)[2].reshape(1, 3, 9, 64, 48)
+    assert torch.equal(rock[2], all_masks[0, 1]) and 0 < rock[2].mean() < 1
     with pytest.raises(NodeInputError, match="Concept Heatmaps › concept: 'tree' is not a captured concept; .*dragon, rock, sky"):
         aggregate(capture, concept="tree")
 
