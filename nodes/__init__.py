@@ -20,8 +20,7 @@ NODES = [ConceptEncode, ConceptAttentionSampler, ConceptAttentionApply, ConceptA
 
 
 class ConceptAttentionExtension(ComfyExtension):
-    async def on_load(self) -> None:
-        install_demo_scene()
-
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        # Here rather than in on_load, which ComfyUI 0.3.75 never calls.
+        install_demo_scene()
         return NODES

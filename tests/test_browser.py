@@ -109,7 +109,9 @@ def _run_and_wait(page, server):
     page.evaluate("() => window.app.queuePrompt(0, 1)")
     deadline = time.monotonic() + TIMEOUT_MS / 1000
     while len(server.get("/history")) == before or server.get("/queue")["queue_running"]:
-        assert time.monotonic() < deadline, "the run did not finish"
+        refused = page.evaluate("() => window.app.extensionManager?.lastNodeErrors ?? window.app.lastNodeErrors")
+        assert not refused, refused
+        assert time.monotonic() < deadline, f"the run did not finish:\n{server.log_tail()}"
         time.sleep(0.5)
     time.sleep(1.5)                                   # the page draws the outputs
 
