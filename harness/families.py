@@ -49,10 +49,18 @@ def flux_model(name, guidance, config=None, expect="Flux"):
     return TinyModel(name, build)
 
 
-def stock_loaded(name, builder, config, expect):
+def stock_loaded(name, builder, config, expect, missing=lambda: None):
     def build(directory):
         return tiny_models.load_with_stock_loader(builder(directory / f"{name}.safetensors", config), expect=expect)
-    return TinyModel(name, build)
+    return TinyModel(name, build, missing)
+
+
+def family_missing(name):
+    """() -> why this ComfyUI lacks the family (hooks.UNAVAILABLE), or None."""
+    def missing():
+        from concept_attention import hooks
+        return hooks.UNAVAILABLE.get(name)
+    return missing
 
 
 def from_config(name, builder, config, expect, missing=lambda: None, harness=None):
@@ -106,6 +114,12 @@ def z_image_paper_scores(dm, inputs, concepts, layers):
                                                           concepts.embeddings, layers)
 
 
+def hunyuan_video_paper_scores(dm, inputs, concepts, layers):
+    return paper_equations.hunyuan_video_concept_attention_maps(dm, inputs["x"], inputs["timestep"], inputs["context"],
+                                                                inputs.get("y"), inputs.get("guidance"),
+                                                                concepts.embeddings, layers, inputs.get("ref_latent"))
+
+
 def cogvideox_paper_scores(dm, inputs, concepts, layers):
     return paper_equations.cogvideox_concept_attention_maps(dm, inputs["x"], inputs["timestep"], inputs["context"],
                                                             concepts.embeddings, layers)
@@ -152,6 +166,12 @@ TESTED = (
                   stock_loaded("cogvideox_i2v", tiny_models.build_cogvideox, tiny_models.COGVIDEOX_I2V_CONFIG,
                                "CogVideoX_I2V")),
                  cogvideox_paper_scores,
+                 paper_cases=((1.0, 1, (3, 8, 6)), (3.0, 2, (2, 6, 8)), (1.0, 1, (5, 4, 6)))),
+    # hunyuan_video: 1.0 text-to-video (pooled CLIP-L input, guidance); 3 double blocks, 1 single.
+    FamilyUnderTest("HunyuanVideo", sampling.HUNYUAN_VIDEO,
+                 (stock_loaded("hunyuan_video", tiny_models.build_hunyuan_video, tiny_models.HUNYUAN_VIDEO_CONFIG,
+                               "HunyuanVideo", missing=family_missing("HunyuanVideo")),),
+                 hunyuan_video_paper_scores,
                  paper_cases=((1.0, 1, (3, 8, 6)), (3.0, 2, (2, 6, 8)), (1.0, 1, (5, 4, 6)))),
 )
 BY_NAME = {tested.name: tested for tested in TESTED}

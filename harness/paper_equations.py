@@ -1,4 +1,4 @@
-"""ConceptAttention for one forward pass of Flux 1 or 2, SD3, Qwen-Image or CogVideoX, written from the paper's
+"""ConceptAttention for one forward pass of Flux 1 or 2, SD3, Qwen-Image, CogVideoX or HunyuanVideo, written from the paper's
 equations with plain torch (scaled_dot_product_attention, explicit RoPE and
 modulation) and the model's own modules for the learned layers. Independent of the
 extension's capture code: tests compare its maps with what the extension records.
@@ -111,30 +111,38 @@ def concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embedd
         block = dm.double_blocks[index]
         if index in skipped:
             continue
-        heads = block.num_heads
-        (img_mod1, img_mod2), (txt_mod1, txt_mod2), (con_mod1, con_mod2) = modulations(index, block)
-        iq, ik, iv = _heads(block.img_attn.qkv(_modulate(block.img_norm1(img), img_mod1)), heads)
-        iq, ik = block.img_attn.norm(iq, ik, iv)
-        tq, tk, tv = _heads(block.txt_attn.qkv(_modulate(block.txt_norm1(txt), txt_mod1)), heads)
-        tq, tk = block.txt_attn.norm(tq, tk, tv)
-        cq, ck, cv = _heads(block.txt_attn.qkv(_modulate(block.txt_norm1(concepts), con_mod1)), heads)
-        cq, ck = block.txt_attn.norm(cq, ck, cv)
-
-        iq_r, ik_r = _rotate(iq, pe_img), _rotate(ik, pe_img)
-        tq_r, tk_r = _rotate(tq, pe_txt), _rotate(tk, pe_txt)
-        cq_r, ck_r = _rotate(cq, pe_concepts), _rotate(ck, pe_concepts)
-        txt_out, img_out, con_out, scores = _attend((tq_r, tk_r, tv), (iq_r, ik_r, iv), (cq_r, ck_r, cv), iq, ck)
+        img, txt, concepts, scores = _double_block(block, modulations(index, block), img, txt, concepts,
+                                                   (pe_img, pe_txt, pe_concepts))
         if index in layers:
             output_space.append(scores[0])
             cross.append(scores[1])
-
-        img = img + img_mod1.gate * block.img_attn.proj(img_out)
-        img = img + img_mod2.gate * block.img_mlp(_modulate(block.img_norm2(img), img_mod2))
-        txt = txt + txt_mod1.gate * block.txt_attn.proj(txt_out)
-        txt = txt + txt_mod2.gate * block.txt_mlp(_modulate(block.txt_norm2(txt), txt_mod2))
-        concepts = concepts + con_mod1.gate * block.txt_attn.proj(con_out)
-        concepts = concepts + con_mod2.gate * block.txt_mlp(_modulate(block.txt_norm2(concepts), con_mod2))
     return torch.stack(output_space), torch.stack(cross)
+
+
+def _double_block(block, modulations, img, txt, concepts, rotations):
+    """One Flux double block (comfy.ldm.flux.layers.DoubleStreamBlock's modules) on the
+    image, the prompt and the concepts through the prompt's weights: the streams after it
+    and the paper's scores. modulations: (img, txt, concept) (mod1, mod2) pairs;
+    rotations: the RoPE of (img, txt, concepts)."""
+    heads = block.num_heads
+    (img_mod1, img_mod2), (txt_mod1, txt_mod2), (con_mod1, con_mod2) = modulations
+    pe_img, pe_txt, pe_concepts = rotations
+    iq, ik, iv = _heads(block.img_attn.qkv(_modulate(block.img_norm1(img), img_mod1)), heads)
+    iq, ik = block.img_attn.norm(iq, ik, iv)
+    tq, tk, tv = _heads(block.txt_attn.qkv(_modulate(block.txt_norm1(txt), txt_mod1)), heads)
+    tq, tk = block.txt_attn.norm(tq, tk, tv)
+    cq, ck, cv = _heads(block.txt_attn.qkv(_modulate(block.txt_norm1(concepts), con_mod1)), heads)
+    cq, ck = block.txt_attn.norm(cq, ck, cv)
+    txt_out, img_out, con_out, scores = _attend((_rotate(tq, pe_txt), _rotate(tk, pe_txt), tv),
+                                                (_rotate(iq, pe_img), _rotate(ik, pe_img), iv),
+                                                (_rotate(cq, pe_concepts), _rotate(ck, pe_concepts), cv), iq, ck)
+    img = img + img_mod1.gate * block.img_attn.proj(img_out)
+    img = img + img_mod2.gate * block.img_mlp(_modulate(block.img_norm2(img), img_mod2))
+    txt = txt + txt_mod1.gate * block.txt_attn.proj(txt_out)
+    txt = txt + txt_mod2.gate * block.txt_mlp(_modulate(block.txt_norm2(txt), txt_mod2))
+    concepts = concepts + con_mod1.gate * block.txt_attn.proj(con_out)
+    concepts = concepts + con_mod2.gate * block.txt_mlp(_modulate(block.txt_norm2(concepts), con_mod2))
+    return img, txt, concepts, scores
 
 
 class _Modulation:
@@ -481,4 +489,56 @@ def z_image_concept_attention_maps(dm, x, timesteps, context, concept_embeddings
             cross.append(torch.einsum("bhpd,bhcd->bcp", q[:, :, image_keys], ck) / q.shape[1])
         sequence = block_update(block, sequence, joint, scale_mlp, gate_msa, gate_mlp)
         concepts = block_update(block, concepts, concept_out, scale_mlp, gate_msa, gate_mlp)
+    return torch.stack(output_space), torch.stack(cross)
+
+
+# ---------------------------------------------------------------------------
+# HunyuanVideo (ComfyUI's HunyuanVideo): a token refiner before Flux's double blocks.
+
+@torch.no_grad()
+def hunyuan_video_concept_attention_maps(dm, x, timestep, context, y, guidance, concept_embeddings, layers,
+                                         ref_latent=None):
+    """Per-layer raw scores [L, B, C, P] of one HunyuanVideo call: the prompt and each
+    concept alone through the token refiner; the timestep embedded at time factor 1;
+    zero text ids on (t, h, w) axes; the concepts share the prompt's text modulation.
+    A reference latent's tokens come first in the image stream, at frame -1 and shifted
+    right by the video's width; everyone attends to them; the scores are the video's."""
+    batch = x.shape[0]
+    pt, ph, pw = dm.patch_size
+    columns = x.shape[4] // pw
+    img = dm.img_in(x)                                                          # [B, P, hidden], (t, h, w) order
+
+    def ids(latent):
+        sides = (latent.shape[2] // pt, latent.shape[3] // ph, latent.shape[4] // pw)
+        grid = torch.stack(torch.meshgrid(*(torch.arange(n, dtype=torch.float32) for n in sides), indexing="ij"), -1)
+        return grid.reshape(1, -1, 3).expand(batch, -1, -1).clone()
+
+    img_ids = ids(x)
+    patches = img.shape[1]
+    if ref_latent is not None:
+        ref_ids = ids(ref_latent)
+        ref_ids[..., 0] = -1
+        ref_ids[..., 2] += columns
+        img, img_ids = torch.cat((dm.img_in(ref_latent), img), 1), torch.cat((ref_ids, img_ids), 1)
+    txt = dm.txt_in(context, timestep, None)
+    concepts = torch.cat([dm.txt_in(concept_embeddings[c][None, None].expand(batch, -1, -1), timestep, None)
+                          for c in range(concept_embeddings.shape[0])], dim=1)
+    pe = dm.pe_embedder(torch.cat((torch.zeros(batch, txt.shape[1], 3), img_ids), dim=1))
+    pe_txt, pe_img = pe[:, :, :txt.shape[1]], pe[:, :, txt.shape[1]:]
+    pe_concepts = dm.pe_embedder(torch.zeros(batch, concepts.shape[1], 3))
+    vec = dm.time_in(_timestep_embedding(timestep, time_factor=1.0))
+    if dm.vector_in is not None:
+        vec = vec + dm.vector_in(y[:, :dm.params.vec_in_dim])
+    if dm.params.guidance_embed:
+        vec = vec + dm.guidance_in(_timestep_embedding(guidance))
+
+    output_space, cross = [], []
+    for index in range(max(layers) + 1):
+        block = dm.double_blocks[index]
+        text = block.txt_mod(vec)
+        img, txt, concepts, scores = _double_block(block, (block.img_mod(vec), text, text), img, txt, concepts,
+                                                   (pe_img, pe_txt, pe_concepts))
+        if index in layers:
+            output_space.append(scores[0][..., -patches:])
+            cross.append(scores[1][..., -patches:])
     return torch.stack(output_space), torch.stack(cross)

@@ -79,3 +79,6 @@ CHROMA_RADIANCE = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=3
                          zero_pooled=768, size_scale=8)
 # Z-Image and Lumina 2: a 16 x 12 latent is 48 patches, padded to 64 by Z-Image; 12 prompt tokens, padded to 32.
 Z_IMAGE = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(16, 12), tokens=12)
+# HunyuanVideo 1.0: a pooled CLIP-L vector (768) and embedded guidance, as its conditioning carries them.
+HUNYUAN_VIDEO = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(3, 8, 6), tokens=12,
+                       pooled_width=768, guidance=6.0)

@@ -182,6 +182,28 @@ def build_cogvideox(path, config=COGVIDEOX_CONFIG, seed=0) -> Path:
     return _save(model.state_dict(), path, torch.float32)
 
 
+# HunyuanVideo: ComfyUI's detection reads the widths from the weights, with 128-wide heads
+# and RoPE axes (16, 56, 56); 1.0 has a 768-wide pooled (CLIP-L) input and guidance.
+HUNYUAN_VIDEO_CONFIG = dict(in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=TINY_TEXT_DIM,
+                            hidden_size=256, mlp_ratio=4.0, num_heads=2, depth=3, depth_single_blocks=1,
+                            axes_dim=[16, 56, 56], theta=256, patch_size=[1, 2, 2], qkv_bias=True,
+                            guidance_embed=True, byt5=False, meanflow=False, use_cond_type_embedding=False,
+                            vision_in_dim=None, meanflow_sum=False)
+
+
+def build_hunyuan_video(path, config=HUNYUAN_VIDEO_CONFIG, seed=0) -> Path:
+    """Save a tiny HunyuanVideo transformer (ComfyUI's class) as fp32 safetensors."""
+    import comfy.ldm.hunyuan_video.model as hunyuan_video
+
+    from concept_attention.demo.model import known_arguments
+
+    torch.manual_seed(seed)
+    arguments = known_arguments(hunyuan_video.HunyuanVideoParams, config)   # 0.3.75's lacks meanflow_sum
+    model = hunyuan_video.HunyuanVideo(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
+    _init_uninitialised_(model, torch.Generator().manual_seed(seed))
+    return _save(model.state_dict(), path, torch.float32)
+
+
 # Qwen-Image: ComfyUI's detection reads only the depth and input channels (the widths
 # are the full model's), so the tiny ones are built from their config with ComfyUI's
 # own model config and classes (demo.model.build_from_config). Head dim 32 = the RoPE
@@ -368,6 +390,25 @@ def build_qwen_image_clip(seed=0):
                 num_attention_heads=2, num_key_value_heads=1)
     clip = small_text_encoder(qwen_image_text.te(dtype_llama=torch.float32), qwen_image_text.QwenImageTokenizer,
                               {"qwen25_7b": qwen})
+    vision = clip.cond_stage_model.qwen25_7b.transformer.visual
+    vision.blocks = vision.blocks[:1]
+    _fill_all_(clip.cond_stage_model, seed)
+    return clip
+
+
+def build_hunyuan_video_15_clip(seed=0):
+    """A real, tiny HunyuanVideo 1.5 text encoder: ComfyUI's class (HunyuanImage's Qwen
+    2.5-VL encoder, without the ByT5 glyph stream) at width 64 with 4 layers (it reads the
+    third from last), the real Qwen tokenizer and HunyuanVideo 1.5's chat template."""
+    import comfy.text_encoders.hunyuan_image as hunyuan_image
+    import comfy.text_encoders.hunyuan_video as hunyuan_video_text
+
+    from concept_attention.demo.model import small_text_encoder
+
+    qwen = dict(hidden_size=TINY_TEXT_DIM, intermediate_size=TINY_TEXT_DIM, num_hidden_layers=4,
+                num_attention_heads=2, num_key_value_heads=1)
+    clip = small_text_encoder(hunyuan_image.te(byt5=False, dtype_llama=torch.float32),
+                              hunyuan_video_text.HunyuanVideo15Tokenizer, {"qwen25_7b": qwen})
     vision = clip.cond_stage_model.qwen25_7b.transformer.visual
     vision.blocks = vision.blocks[:1]
     _fill_all_(clip.cond_stage_model, seed)

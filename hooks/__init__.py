@@ -6,6 +6,7 @@ core (capture.py, call.py); FAMILIES lists them. Adding one: docs/adding-a-famil
 import importlib
 
 from . import flux, flux2, sd3
+from .family import FamilyUnavailable
 from .text import matching_stream
 
 FAMILIES = (flux.FAMILY, flux2.FAMILY, sd3.FAMILY)
@@ -13,11 +14,13 @@ FAMILIES = (flux.FAMILY, flux2.FAMILY, sd3.FAMILY)
 UNAVAILABLE = {}
 # Families whose model code an older ComfyUI may lack (0.3.75 has no CogVideoX): (module, name).
 for _module, _name in (("qwen_image", "Qwen-Image"), ("chroma", "Chroma"), ("z_image", "Z-Image"),
-                       ("cogvideox", "CogVideoX")):
+                       ("cogvideox", "CogVideoX"), ("hunyuan_video", "HunyuanVideo")):
     try:
         FAMILIES += (importlib.import_module(f".{_module}", __name__).FAMILY,)
     except ModuleNotFoundError as e:
         UNAVAILABLE[_name] = f"this ComfyUI has no {_name} model code ({e.name}); update ComfyUI to 0.33 or newer"
+    except FamilyUnavailable as e:
+        UNAVAILABLE[_name] = str(e)
 
 
 class UnsupportedModelError(ValueError):

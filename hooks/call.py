@@ -139,7 +139,8 @@ class ModelCall:
                                         torch.cat((concepts.v, tokens(v_all, after_text)), dim=length_dim),
                                         concepts.heads, skip_reshape=concepts.heads_first)
         if concepts.index in self.spec.layers:
-            image = slice(text, text + self.layout.patches)
+            start = text if concepts.image_start is None else concepts.image_start
+            image = slice(start, start + self.layout.patches)
             self.record(concept_out, out[rows, image], concepts.keys,
                         lambda: concepts.image_queries(tokens(q_all, image)))
         return concept_out

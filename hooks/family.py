@@ -20,6 +20,11 @@ DIFFUSION_MODEL = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
 APPLY_MODEL = comfy.patcher_extension.WrappersMP.APPLY_MODEL
 
 
+class FamilyUnavailable(ImportError):
+    """Raised when its module is imported on a ComfyUI whose model code for the family is
+    of a form the family does not follow; the message says why."""
+
+
 @dataclass(frozen=True)
 class Family:
     name: str                                   # as users read it: "Flux 1", "SD3"
@@ -60,7 +65,9 @@ class BlockConcepts:
     its rotated ones in the block's layout. leave(concept_out [R, C, H * D]) -> the
     concept stream after the block. key_count: how many tokens after the prompt the
     concepts attend to (None: all of them, reference latents included; Z-Image: the
-    image's patches, not the pad tokens after them).
+    image's patches, not the pad tokens after them). image_start: where the image's own
+    tokens start in the joint sequence (None: right after the prompt; HunyuanVideo puts
+    reference latents between the two).
     """
     index: int
     q: object
@@ -74,3 +81,4 @@ class BlockConcepts:
     image_queries: Callable
     leave: Optional[Callable]
     key_count: Optional[int] = None
+    image_start: Optional[int] = None

@@ -40,12 +40,21 @@ class FluxCall(ModelCall):
 
     def __init__(self, family, dm, spec, rows, x, arguments):
         super().__init__(family, dm, spec, rows, x, arguments)
+        self.stream = self.concept_stream(arguments, x)                      # [R, C, hidden]
+        self.rotation = None
+
+    def concept_stream(self, arguments: dict, x: torch.Tensor) -> torch.Tensor:
+        """The concepts' text stream before the first double block [R, C, hidden]."""
         embeddings = self.embeddings(arguments["context"].dtype, x.device)
-        txt_norm = getattr(dm, "txt_norm", None)      # ComfyUI 0.3.75 has no txt_norm
+        txt_norm = getattr(self.dm, "txt_norm", None)      # ComfyUI 0.3.75 has no txt_norm
         if txt_norm is not None:
             embeddings = txt_norm(embeddings)
-        self.stream = dm.txt_in(embeddings)                                  # [R, C, hidden]
-        self.rotation = None
+        return self.dm.txt_in(embeddings)
+
+    def reference_tokens(self, args: dict) -> int:
+        """Tokens of the block's image stream before the image itself (reference latents
+        put first); Flux puts its references after the image."""
+        return 0
 
     def text_modulation(self, block, args: dict) -> tuple:
         """(mod1, mod2) of the block's text stream for the concept rows."""
@@ -72,7 +81,8 @@ class FluxCall(ModelCall):
         q, k = block.txt_attn.norm(q, k, v)                                     # [R, H, C, D]
         text_len = args["txt"].shape[1]
         q_rot, k_rot = comfy.ldm.flux.math.apply_rope(q, k, self.concept_rotation(args["pe"], text_len))
-        image = slice(text_len, text_len + self.layout.patches)
+        image_start = text_len + self.reference_tokens(args)
+        image = slice(image_start, image_start + self.layout.patches)
 
         def leave(concept_out):
             stream = self.stream + apply_mod(block.txt_attn.proj(concept_out), mod1.gate)
@@ -82,7 +92,7 @@ class FluxCall(ModelCall):
         return BlockConcepts(index, q_rot, k_rot, v, heads, heads_first=True, keys=k, text_len=text_len,
                              joint_len=text_len + args["img"].shape[1],
                              image_queries=lambda queries: self.unrotated_image_queries(queries, args["pe"], image),
-                             leave=leave)
+                             leave=leave, image_start=image_start)
 
 
 class SharedModulationCall(FluxCall):

@@ -15,6 +15,7 @@ the concepts, take the first half, as the model's own text does.
 """
 import comfy.ldm.flux.math
 import comfy.ldm.qwen_image.model
+import comfy.text_encoders.hunyuan_image
 import comfy.text_encoders.qwen_image
 
 from . import flux
@@ -34,7 +35,9 @@ def default_layers(count: int) -> tuple:
 def text_encoding(clip):
     """Qwen 2.5-VL 7B: the hidden states of the chat template's user turn (ComfyUI
     crops the system prefix); the word's own tokens sit at its start."""
-    if not isinstance(clip.cond_stage_model, comfy.text_encoders.qwen_image.QwenImageTEModel):
+    # HunyuanVideo 1.5's encoder extends this class: hooks/hunyuan_video.py knows it.
+    if not isinstance(clip.cond_stage_model, comfy.text_encoders.qwen_image.QwenImageTEModel) or \
+            isinstance(clip.cond_stage_model, comfy.text_encoders.hunyuan_image.HunyuanImageTEModel):
         return None
     return TextEncoding(family=FAMILY.name, stream="qwen25_7b",
                         description="Qwen-Image text encoder (Qwen 2.5-VL 7B): the word's own tokens")

@@ -288,9 +288,12 @@ def test_the_viewer_survives_a_tab_switch_and_keeps_its_concept_across_runs(page
     page.wait_for_selector(".ca-viewer[data-ready=true]", timeout=TIMEOUT_MS)      # back, with its maps, not run again
     assert _selected_concept(page) == second and _canvas(page) == shown
 
-    page.evaluate("() => window.app.queuePrompt(0, 1)")                             # a new run keeps the concept
-    page.wait_for_function("() => document.querySelector('.ca-viewer')?.dataset.ready === 'true'", timeout=TIMEOUT_MS)
-    time.sleep(1)
+    # A new run (another seed: new maps) keeps the concept.
+    page.evaluate("""() => { const node = window.app.graph._nodes.find(n => n.type === 'ConceptAttentionSampler');
+        node.widgets.find(w => w.name === 'seed').value += 1; }""")
+    page.evaluate("() => window.app.queuePrompt(0, 1)")
+    page.wait_for_function("shown => document.querySelector('.ca-viewer canvas')?.toDataURL() !== shown", arg=shown,
+                           timeout=TIMEOUT_MS)
     assert _selected_concept(page) == second
 
 

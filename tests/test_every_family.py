@@ -37,7 +37,7 @@ def test_no_patch_remains_after_a_run_an_error_or_an_interrupt(request, tested, 
 
 # A random tiny VAE of each family's latent (tests/conftest.py tiny_vae).
 VAE = {"Flux 1": "taef1", "Flux 2": "taef2", "SD3": "taesd3", "Qwen-Image": "taef1", "Chroma": "taef1",
-       "Z-Image": "taef1", "CogVideoX": "taehv.safetensors"}
+       "Z-Image": "taef1", "CogVideoX": "taehv.safetensors", "HunyuanVideo": "taehv.safetensors"}
 
 
 @pytest.mark.parametrize("tested, which", one_model_each())

@@ -71,9 +71,10 @@ class Viewer {
   }
 
   async show(data) {
-    if (data === this.data) return;
-    this.data = data;
     this.shownInRun = true;
+    // The same maps again (a cached run, or ComfyUI handing back the outputs it keeps): nothing to redraw.
+    if (this.data && data.maps[0] === this.data.maps[0] && data.pictures[0] === this.data.pictures[0]) return;
+    this.data = data;
     this.sheets.clear();
     this.pictures = await Promise.all(data.pictures.map(loadImage));
     // A new run keeps what the user chose where it still exists: the concept (by its word), step, layer, image.
