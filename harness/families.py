@@ -167,10 +167,14 @@ TESTED = (
                                "CogVideoX_I2V")),
                  cogvideox_paper_scores,
                  paper_cases=((1.0, 1, (3, 8, 6)), (3.0, 2, (2, 6, 8)), (1.0, 1, (5, 4, 6)))),
-    # hunyuan_video: 1.0 text-to-video (pooled CLIP-L input, guidance); 3 double blocks, 1 single.
+    # hunyuan_video: 1.0 text-to-video (pooled CLIP-L input, guidance); hunyuan_video_15: 1.5 (32-channel
+    # latent with the image latent and mask concatenated, the text type embedding); 3 double blocks, 1 single.
     FamilyUnderTest("HunyuanVideo", sampling.HUNYUAN_VIDEO,
                  (stock_loaded("hunyuan_video", tiny_models.build_hunyuan_video, tiny_models.HUNYUAN_VIDEO_CONFIG,
-                               "HunyuanVideo", missing=family_missing("HunyuanVideo")),),
+                               "HunyuanVideo", missing=family_missing("HunyuanVideo")),
+                  TinyModel("hunyuan_video_15", stock_loaded("hunyuan_video_15", tiny_models.build_hunyuan_video,
+                                                             tiny_models.HUNYUAN_VIDEO_15_CONFIG, "HunyuanVideo15").build,
+                            family_missing("HunyuanVideo"), sampling.HUNYUAN_VIDEO_15)),
                  hunyuan_video_paper_scores,
                  paper_cases=((1.0, 1, (3, 8, 6)), (3.0, 2, (2, 6, 8)), (1.0, 1, (5, 4, 6)))),
 )

@@ -500,7 +500,8 @@ def hunyuan_video_concept_attention_maps(dm, x, timestep, context, y, guidance, 
                                          ref_latent=None):
     """Per-layer raw scores [L, B, C, P] of one HunyuanVideo call: the prompt and each
     concept alone through the token refiner; the timestep embedded at time factor 1;
-    zero text ids on (t, h, w) axes; the concepts share the prompt's text modulation.
+    zero text ids on (t, h, w) axes; 1.5's text type embedding on the prompt and the
+    concepts; the concepts share the prompt's text modulation.
     A reference latent's tokens come first in the image stream, at frame -1 and shifted
     right by the video's width; everyone attends to them; the scores are the video's."""
     batch = x.shape[0]
@@ -523,6 +524,9 @@ def hunyuan_video_concept_attention_maps(dm, x, timestep, context, y, guidance, 
     txt = dm.txt_in(context, timestep, None)
     concepts = torch.cat([dm.txt_in(concept_embeddings[c][None, None].expand(batch, -1, -1), timestep, None)
                           for c in range(concept_embeddings.shape[0])], dim=1)
+    if dm.cond_type_embedding is not None:                      # 1.5: the text's type, 0, for both
+        text_type = dm.cond_type_embedding.weight[0]
+        txt, concepts = txt + text_type, concepts + text_type
     pe = dm.pe_embedder(torch.cat((torch.zeros(batch, txt.shape[1], 3), img_ids), dim=1))
     pe_txt, pe_img = pe[:, :, :txt.shape[1]], pe[:, :, txt.shape[1]:]
     pe_concepts = dm.pe_embedder(torch.zeros(batch, concepts.shape[1], 3))

@@ -82,3 +82,6 @@ Z_IMAGE = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, laten
 # HunyuanVideo 1.0: a pooled CLIP-L vector (768) and embedded guidance, as its conditioning carries them.
 HUNYUAN_VIDEO = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(3, 8, 6), tokens=12,
                        pooled_width=768, guidance=6.0)
+# HunyuanVideo 1.5: a 32-channel latent (16 pixels per latent pixel); ComfyUI reads a pooled_output it does not use.
+HUNYUAN_VIDEO_15 = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=32, latent_size=(3, 8, 6), tokens=12,
+                          zero_pooled=768)

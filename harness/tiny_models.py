@@ -191,6 +191,14 @@ HUNYUAN_VIDEO_CONFIG = dict(in_channels=16, out_channels=16, vec_in_dim=768, con
                             vision_in_dim=None, meanflow_sum=False)
 
 
+# HunyuanVideo 1.5: a 32-channel latent with the image latent and a mask concatenated (65
+# in), the text's type embedding, a vision input (what ComfyUI's config tells 1.5 by), no
+# pooled input and no guidance embedding.
+HUNYUAN_VIDEO_15_CONFIG = {**HUNYUAN_VIDEO_CONFIG, "in_channels": 65, "out_channels": 32, "vec_in_dim": None,
+                           "guidance_embed": False, "use_cond_type_embedding": True, "vision_in_dim": 1152,
+                           "meanflow_sum": True}
+
+
 def build_hunyuan_video(path, config=HUNYUAN_VIDEO_CONFIG, seed=0) -> Path:
     """Save a tiny HunyuanVideo transformer (ComfyUI's class) as fp32 safetensors."""
     import comfy.ldm.hunyuan_video.model as hunyuan_video

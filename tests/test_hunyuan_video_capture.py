@@ -10,7 +10,7 @@ from concept_attention.nodes.encode import ConceptEncode
 from harness import paper_equations
 from harness.checks import aggregate, check_words_own_tokens
 from harness.families import family_missing, recorded_inputs
-from harness.sampling import HUNYUAN_VIDEO
+from harness.sampling import HUNYUAN_VIDEO, HUNYUAN_VIDEO_15
 
 pytestmark = pytest.mark.model
 
@@ -26,6 +26,13 @@ def test_maps_per_decoded_frame_follow_the_causal_vae(hunyuan_video):
     assert capture.token_frame_of().tolist() == [0, 1, 1, 1, 1, 2, 2, 2, 2]
     per_frame = soft.reshape(3, 9, 64, 48)
     assert torch.equal(per_frame[:, 1], per_frame[:, 4]) and not torch.equal(per_frame[:, 0], per_frame[:, 1])
+
+
+def test_hunyuan_video_15_maps_have_its_vaes_size(hunyuan_video_15):
+    """1.5's VAE: 16 pixels per latent pixel and 4 frames per latent frame after the first."""
+    _, capture = HUNYUAN_VIDEO_15.run_capture(hunyuan_video_15, HUNYUAN_VIDEO_15.concepts(), size=(2, 8, 6))
+    assert capture.image_size == (128, 96) and capture.video_frames == 5
+    assert aggregate(capture)[1].shape == (3 * 5, 128, 96)
 
 
 def test_a_reference_latent_is_attended_to_and_left_out_of_the_maps(hunyuan_video):
