@@ -1,15 +1,16 @@
 """HunyuanVideo (hooks/hunyuan_video.py) beyond what every family gets
 (test_identical_latents, test_paper_equations, test_every_family, test_coexistence):
-maps per decoded frame, image-to-video's reference latent, and Concept Encode with
-HunyuanVideo 1.5's Qwen 2.5-VL text encoder."""
+maps per decoded frame, Encode Image on a video, image-to-video's reference latent,
+1.5's VAE, and Concept Encode with HunyuanVideo 1.5's Qwen 2.5-VL text encoder."""
 import pytest
 import torch
 
 from concept_attention.analysis.data import KEEP_ALL
 from concept_attention.nodes.encode import ConceptEncode
+from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 from harness import paper_equations
 from harness.checks import aggregate, check_words_own_tokens
-from harness.families import family_missing, recorded_inputs
+from harness.families import BY_NAME, expected_scores, family_missing, recorded_inputs
 from harness.sampling import HUNYUAN_VIDEO, HUNYUAN_VIDEO_15
 
 pytestmark = pytest.mark.model
@@ -26,6 +27,21 @@ def test_maps_per_decoded_frame_follow_the_causal_vae(hunyuan_video):
     assert capture.token_frame_of().tolist() == [0, 1, 1, 1, 1, 2, 2, 2, 2]
     per_frame = soft.reshape(3, 9, 64, 48)
     assert torch.equal(per_frame[:, 1], per_frame[:, 4]) and not torch.equal(per_frame[:, 0], per_frame[:, 1])
+
+
+def test_encode_a_video_equals_the_paper_equations(hunyuan_video, tiny_vae):
+    """Encode Image reads an image batch as one video's frames (9 frames: 3 latent frames)."""
+    frames = torch.rand(9, 64, 48, 3, generator=torch.Generator().manual_seed(0))
+    concepts = HUNYUAN_VIDEO.concepts()
+    with recorded_inputs(hunyuan_video) as calls:
+        capture = ConceptAttentionEncodeImage.execute(hunyuan_video, tiny_vae("taehv.safetensors"), frames, concepts,
+                                                      0.5, 1, 0, "all", KEEP_ALL,
+                                                      positive=HUNYUAN_VIDEO.conditioning(1)).args[0]
+    assert calls[0]["x"].shape == (1, 16, 3, 8, 6)
+    assert capture.video_frames == 9 and capture.grid == (3, 4, 3) and capture.image_size == (64, 48)
+    output_space, _ = expected_scores(BY_NAME["HunyuanVideo"], hunyuan_video, calls, concepts, (0, 1, 2))
+    torch.testing.assert_close(capture.scores["concept_attention"], output_space, atol=1e-4, rtol=1e-4)
+    assert aggregate(capture)[0].shape == (3 * 9, 64, 48, 3)
 
 
 def test_hunyuan_video_15_maps_have_its_vaes_size(hunyuan_video_15):
