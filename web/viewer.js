@@ -165,7 +165,9 @@ class Viewer {
     const input = element("input");
     Object.assign(input, { type: "range", min, max, step, value: this.state[key] });
     input.dataset.control = key;
-    input.oninput = () => this.set({ [key]: Number(input.value) });
+    // Drawn at every move; the workflow's change tracker told once, when the slider is let go.
+    input.oninput = () => this.set({ [key]: Number(input.value) }, false);
+    input.onchange = () => workflowChanged();
     wrapper.append(input);
     return wrapper;
   }
