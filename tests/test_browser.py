@@ -284,7 +284,8 @@ def test_the_viewer_survives_a_tab_switch_and_keeps_its_concept_across_runs(page
     page.wait_for_selector(".ca-viewer", timeout=TIMEOUT_MS)
     time.sleep(2)
     if not page.evaluate("() => Object.keys(window.app.nodeOutputs ?? {}).length"):
-        pytest.skip("this ComfyUI frontend keeps no node outputs across tabs (1.32: its own image previews go too)")
+        pytest.skip("this ComfyUI frontend kept no node outputs across the tab switch (its own image previews "
+                    "went too; frontend 1.32 does so in some runs)")
     page.wait_for_selector(".ca-viewer[data-ready=true]", timeout=TIMEOUT_MS)      # back, with its maps, not run again
     assert _selected_concept(page) == second and _canvas(page) == shown
 
