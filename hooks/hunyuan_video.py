@@ -61,8 +61,7 @@ class HunyuanVideoCall(flux.FluxCall):
         timesteps = arguments["timestep"][self.rows].repeat_interleave(count)
         stream = self.dm.txt_in(embeddings.reshape(rows * count, 1, -1), timesteps, None).reshape(rows, count, -1)
         if getattr(self.dm, "cond_type_embedding", None) is not None:           # 1.5: type 0, the text
-            text_type = torch.zeros(stream.shape[:2], device=stream.device, dtype=torch.long)
-            stream = stream + self.dm.cond_type_embedding.to(stream.device)(text_type).to(stream.dtype)
+            stream = stream + self.dm.cond_type_embedding.weight[0].to(stream)
         return stream
 
     def text_modulation(self, block, args: dict) -> tuple:

@@ -68,6 +68,15 @@ def test_a_reference_latent_is_attended_to_and_left_out_of_the_maps(hunyuan_vide
     torch.testing.assert_close(capture.scores["concept_attention"][0], want, atol=1e-4, rtol=1e-4)
 
 
+def test_image_to_video_with_a_guiding_frame_keeps_the_latent_and_gives_maps(hunyuan_video):
+    """I2V's guiding frame doubles the modulation vector ([B, 2, hidden]); the text, and so
+    the concepts, take its second half, the video's own."""
+    positive = HUNYUAN_VIDEO.conditioning(1, guiding_frame_index=0)
+    latent, capture = HUNYUAN_VIDEO.run_capture(hunyuan_video, HUNYUAN_VIDEO.concepts(), steps=2, positive=positive)
+    assert torch.equal(latent, HUNYUAN_VIDEO.run_ksampler(hunyuan_video, steps=2, positive=positive))
+    assert not capture.error and torch.isfinite(capture.maps()).all()
+
+
 def test_encode_takes_the_words_own_tokens_with_hunyuan_video_15s_encoder(hunyuan_video_15_clip):
     if why := family_missing("HunyuanVideo")():
         pytest.skip(why)

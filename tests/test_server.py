@@ -162,39 +162,36 @@ def test_flux1_heatmaps_workflow(server, model_rules):
 # (the segmentation: one labelled picture per image).
 DEMO_WORDS, IMAGE_WORDS = (len(words.split(",")) for words in (make_workflows.DEMO_CONCEPTS,
                                                                  make_workflows.DEMO_IMAGE_CONCEPTS))
+def generated(words=3) -> dict:
+    """A generate-with-maps template's outputs: the image, an overlay and a heatmap per concept, one segmentation."""
+    return {"Save Image": 1, "Save Overlays": words, "Save Heatmaps": words, "Preview Segmentation": 1}
+
+
 UI_OUTPUTS = {
-    "Try it - a picture and its maps": {"Save Image": 1, "Save Overlays": DEMO_WORDS, "Save Heatmaps": DEMO_WORDS,
-                                            "Preview Segmentation": 1},
+    "Try it - a picture and its maps": generated(DEMO_WORDS),
     "Try it - maps of your image": {"Save Overlays": IMAGE_WORDS},
-    "Flux 1 - generate with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3, "Preview Segmentation": 1},
+    "Flux 1 - generate with maps": generated(),
     "Flux 1 - maps of an image": {"Save Overlays": 4, "Save Heatmaps": 4},
     "Flux 1 - mask the sky, repaint": {"Save Original": 1, "Preview Sky Mask": 1, "Save New Sky": 1},
     "Flux 1 - maps with any sampler": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3},
-    "SD3.5 - generate with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3, "Preview Segmentation": 1},
+    "SD3.5 - generate with maps": generated(),
     "SD3.5 - maps of an image": {"Save Overlays": 4, "Save Heatmaps": 4},
-    "Flux 2 Klein - with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
-                                           "Preview Segmentation": 1},
-    "Flux 2 dev - with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
-                                         "Preview Segmentation": 1},
+    "Flux 2 Klein - with maps": generated(),
+    "Flux 2 dev - with maps": generated(),
     "Try it - answers from the maps": {"Save Image": 1, "Save Chart": 1, "Save Evolution by step": 1,
-                                                    "Save Evolution by layer": 1},
+                                       "Save Evolution by layer": 1},
     "Try it - compare two prompts": {"Save Image 1": 1, "Save Image 2": 1, "Save Comparison": 1},
-    "Qwen-Image - generate with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
-                                          "Preview Segmentation": 1},
-    "Qwen-Image-Edit - edit with maps": {"Save Image": 1, "Save Overlays": 4, "Save Heatmaps": 4,
-                                           "Preview Segmentation": 1},
+    "Qwen-Image - generate with maps": generated(),
+    "Qwen-Image-Edit - edit with maps": generated(4),
     "Qwen-Image-Edit - mask the edit": {"Save Original": 1, "Preview Dress Mask": 1, "Save Edited": 1},
-    "Z-Image Turbo - with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
-                                             "Preview Segmentation": 1},
-    "Chroma - generate with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
-                                      "Preview Segmentation": 1},
-    "Chroma Radiance - with maps": {"Save Image": 1, "Save Overlays": 3, "Save Heatmaps": 3,
-                                               "Preview Segmentation": 1},
+    "Z-Image Turbo - with maps": generated(),
+    "Chroma - generate with maps": generated(),
+    "Chroma Radiance - with maps": generated(),
     "Flux 1 vs SD3.5 - compare maps": {"Save Image 1": 1, "Save Image 2": 1, "Save Comparison": 1},
     "CogVideoX - video heatmaps": {"Save Video": 1, "Save dragon heatmaps": 1, "Save rock heatmaps": 1,
-                                         "Save sky heatmaps": 1},
+                                   "Save sky heatmaps": 1},
     "CogVideoX - video overlays": {"Save Video": 1, "Save dragon overlays": 1, "Save rock overlays": 1,
-                                         "Save sky overlays": 1},
+                                   "Save sky overlays": 1},
 }
 SHEETS = {"Save Chart", "Save Evolution by step", "Save Evolution by layer", "Save Comparison"}
 # What the PreviewAny nodes of a workflow show.
