@@ -1,5 +1,5 @@
-"""Size of CONCEPT_ATTN at each family's default layers, for both `keep` modes (images
-and CogVideoX video).
+"""Size of CONCEPT_ATTN at each family's default layers, for both `keep` modes (images,
+and CogVideoX and HunyuanVideo video).
 
 The stored size depends on the evaluations, layers, images, concepts and patches,
 not on the model's width, so this feeds the extension's own Recorder one model call
@@ -29,14 +29,19 @@ IMAGE_MODELS = [
     ("Chroma", "Chroma1 Radiance (pixels, 16-pixel patches)", 19, 16, 30),
     ("Z-Image", "Z-Image Turbo", 30, 16, 8),
 ]
-# (model, blocks, token grid (frames, height, width), what it is): CogVideoX at its own
-# resolutions, 50 steps as the reference's example. 1.0: 49 frames at 480x720 are 13 latent
-# frames of 60x90, patches of 2x2; 1.5: 81 frames at 768x1360 are 21 latent frames (22 after
-# padding to pairs) of 96x170, patches of 2x2x2.
+# (family name, model, blocks, token grid (frames, height, width), what it is), 50 steps as
+# the CogVideoX reference's example. CogVideoX at its own resolutions: 1.0: 49 frames at
+# 480x720 are 13 latent frames of 60x90, patches of 2x2; 1.5: 81 frames at 768x1360 are 21
+# latent frames (22 after padding to pairs) of 96x170, patches of 2x2x2. HunyuanVideo 1.0:
+# 129 frames at 720x1280 are 33 latent frames of 90x160, patches of 2x2, 20 double blocks;
+# 1.5: 121 frames at 480x848 are 31 latent frames of 30x53 (16 pixels per latent pixel),
+# patches of 1x1, 54 double blocks.
 VIDEO_MODELS = [
-    ("CogVideoX 2b", 30, (13, 30, 45), "49 frames, 480x720"),
-    ("CogVideoX 5b", 42, (13, 30, 45), "49 frames, 480x720"),
-    ("CogVideoX 1.5 5b", 42, (11, 48, 85), "81 frames, 768x1360"),
+    ("CogVideoX", "CogVideoX 2b", 30, (13, 30, 45), "49 frames, 480x720"),
+    ("CogVideoX", "CogVideoX 5b", 42, (13, 30, 45), "49 frames, 480x720"),
+    ("CogVideoX", "CogVideoX 1.5 5b", 42, (11, 48, 85), "81 frames, 768x1360"),
+    ("HunyuanVideo", "HunyuanVideo 1.0", 20, (33, 45, 80), "129 frames, 720x1280"),
+    ("HunyuanVideo", "HunyuanVideo 1.5", 54, (31, 30, 53), "121 frames, 480x848"),
 ]
 VIDEO_STEPS = 50
 IMAGE_BUDGET_MB, VIDEO_BUDGET_MB = 64, 256
@@ -70,15 +75,15 @@ def main():
             print(f"| {model} | {hooks.UNAVAILABLE[name]} |" + " |" * 4)
             continue
         _row(families[name], model, blocks, (1, side, side), steps or opts.steps, opts.concepts, steps_column=True)
-    if "CogVideoX" not in families:
-        print(f"\nCogVideoX: {hooks.UNAVAILABLE['CogVideoX']}")
-        return
     print(f"\nvideo, {VIDEO_STEPS} steps, {opts.concepts} concepts, batch 1, concept attention; MiB "
           f"(budget at the defaults: {VIDEO_BUDGET_MB} MB)")
     print(f"| model | video | default layers | patches (frames x h x w) | {KEEP_SUMS} | {KEEP_ALL} |")
     print("|---|---|---|---|---|---|")
-    for model, blocks, grid, video in VIDEO_MODELS:
-        _row(families["CogVideoX"], model, blocks, grid, VIDEO_STEPS, opts.concepts, video)
+    for name, model, blocks, grid, video in VIDEO_MODELS:
+        if name not in families:
+            print(f"| {model} | {video} | {hooks.UNAVAILABLE[name]} |" + " |" * 3)
+            continue
+        _row(families[name], model, blocks, grid, VIDEO_STEPS, opts.concepts, video)
 
 
 def _row(family, model, blocks, grid, steps, concepts, video=None, steps_column=False):
