@@ -21,7 +21,7 @@ again and again, so that drift in the machine's speed hits all alike):
 Shares are of one block's time: half of KSampler's (which includes the embedders and
 the final layer, about 2 % of it).
 
-    ~/comfy/venv/bin/python -m benchmarks.block_overhead [--repeats 5] [--families flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b]
+    ~/comfy/venv/bin/python -m benchmarks.block_overhead [--repeats 5] [--families flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b,hunyuan_video]
     ~/comfy/venv/bin/python -m benchmarks.block_overhead --scale 0.125 --repeats 1    # a quick check of the script
 
 Attention is PyTorch's scaled_dot_product_attention (`--attention pytorch`, what
@@ -98,6 +98,16 @@ def families(scale: float) -> dict:
                          "blocks", (1, 16, max(2, round(13 * scale)), 2 * max(2, round(30 * scale)), 2 * max(2, round(45 * scale))),
                          226, 4096, None,
                          f"CogVideoX 5b: hidden {c_heads * c_dim}, {c_heads} heads, 49 frames 480x720"),
+        # 81 frames at 480x832: 21 latent frames of 60x104, 2x2 patches (32,760 tokens at full size).
+        "hunyuan_video": (dict(image_model="hunyuan_video", in_channels=16, out_channels=16, vec_in_dim=768,
+                               context_in_dim=4096, hidden_size=f_heads * f_dim, mlp_ratio=4.0, num_heads=f_heads,
+                               depth=2, depth_single_blocks=0, axes_dim=[16, 56, 56], theta=256, patch_size=[1, 2, 2],
+                               qkv_bias=True, guidance_embed=True, byt5=False, meanflow=False,
+                               use_cond_type_embedding=False, vision_in_dim=None, meanflow_sum=False),
+                          "double_blocks",
+                          (1, 16, max(2, round(21 * scale)), 2 * max(2, round(30 * scale)), 2 * max(2, round(52 * scale))),
+                          256, 4096, 768,
+                          f"HunyuanVideo 1.0: hidden {f_heads * f_dim}, {f_heads} heads, 81 frames 480x832"),
     }
 
 
@@ -212,7 +222,7 @@ class OwnTime:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs of each, interleaved; medians count")
-    parser.add_argument("--families", default="flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b")
+    parser.add_argument("--families", default="flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b,hunyuan_video")
     parser.add_argument("--scale", type=float, default=1.0, help="width and image scale (1: the real models)")
     parser.add_argument("--attention", choices=("pytorch", "host"), default="pytorch",
                         help="pytorch: scaled_dot_product_attention; host: ComfyUI's default for this machine")
@@ -239,8 +249,9 @@ def main():
     breakdown = {}
     for name in opts.families.split(","):
         unet_config, blocks, latent_shape, tokens, text_width, pooled_width, what = table[name]
-        if name == "cogvideox_5b" and "CogVideoX" in hooks.UNAVAILABLE:
-            print(f"| {name} | {hooks.UNAVAILABLE['CogVideoX']} |" + " |" * 6)
+        family = {"cogvideox_5b": "CogVideoX", "hunyuan_video": "HunyuanVideo"}.get(name)
+        if family in hooks.UNAVAILABLE:
+            print(f"| {name} | {hooks.UNAVAILABLE[family]} |" + " |" * 6)
             continue
         model = build(unet_config, blocks)
         positive, negative, latent = sampling_inputs(tokens, text_width, pooled_width, latent_shape)
