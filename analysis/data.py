@@ -167,9 +167,7 @@ class ConceptAttention:
         if not self.steps:
             raise ValueError(NOTHING_CAPTURED)
         if method not in self.methods:
-            raise SelectionError("method", f"this capture did not record {method}: turn on cross_attention_baseline "
-                                           "on the ConceptAttention node that made it and run it again, or choose "
-                                           f"method = {maths.CONCEPT_ATTENTION}")
+            raise SelectionError("method", self._not_recorded(method))
         layer_rows = self._select(self.layers, layers, "layer")
         step_rows = self._select(self.steps, steps, "step")
         if self.keep == KEEP_ALL:
@@ -192,6 +190,19 @@ class ConceptAttention:
                             "their maps would be NaN images; choose timesteps without them, or find what made the "
                             "latent non-finite")
         return flat.reshape(*flat.shape[:2], *(self.grid if self.is_video else self.grid[1:]))
+
+    @property
+    def cross_attention_only(self) -> bool:
+        """A capture of a model without joint attention (Wan): only the baseline's maps exist."""
+        return bool(self.methods) and maths.CONCEPT_ATTENTION not in self.methods
+
+    def _not_recorded(self, method: str) -> str:
+        if self.cross_attention_only:
+            return (f"this {self.family} capture holds cross-attention maps only: {self.family} has no joint "
+                    f"attention (its blocks never update the text), so ConceptAttention's own maps do not exist for "
+                    f"it; choose method = {maths.CROSS_ATTENTION}")
+        return (f"this capture did not record {method}: turn on cross_attention_baseline on the ConceptAttention node "
+                f"that made it and run it again, or choose method = {maths.CONCEPT_ATTENTION}")
 
     @staticmethod
     def _select(available: tuple, wanted, what: str) -> list:

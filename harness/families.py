@@ -32,7 +32,9 @@ class FamilyUnderTest:
     name: str                  # hooks.family.Family.name
     harness: sampling.Family
     tiny_models: tuple         # TinyModel
-    paper_scores: Callable     # (diffusion model, inputs by name, ConceptSet, layers) -> (output space, cross) [L, B, C, P]
+    # (diffusion model, inputs by name, ConceptSet, layers) -> (output space, cross) [L, B, C, P];
+    # output space None for a cross-attention family (Wan)
+    paper_scores: Callable
     # (cfg, batch, latent size) of the paper-equation cases: odd sizes, so that rows and columns cannot swap unseen.
     paper_cases: tuple = ((1.0, 1, (16, 12)), (3.0, 2, (16, 12)))
 
@@ -120,6 +122,12 @@ def hunyuan_video_paper_scores(dm, inputs, concepts, layers):
                                                                 concepts.embeddings, layers, inputs.get("ref_latent"))
 
 
+def wan_paper_scores(dm, inputs, concepts, layers):
+    return paper_equations.wan_cross_attention_maps(dm, inputs["x"], inputs["timestep"], inputs["context"],
+                                                    inputs.get("clip_fea"), concepts.embeddings, layers,
+                                                    inputs.get("reference_latent"))
+
+
 def cogvideox_paper_scores(dm, inputs, concepts, layers):
     return paper_equations.cogvideox_concept_attention_maps(dm, inputs["x"], inputs["timestep"], inputs["context"],
                                                             concepts.embeddings, layers)
@@ -177,6 +185,16 @@ TESTED = (
                             family_missing("HunyuanVideo"), sampling.HUNYUAN_VIDEO_15)),
                  hunyuan_video_paper_scores,
                  paper_cases=((1.0, 1, (3, 8, 6)), (3.0, 2, (2, 6, 8)), (1.0, 1, (5, 4, 6)))),
+    # Cross-attention maps only. wan21: 2.1 text-to-video; wan21_i2v: image-to-video (CLIP-vision tokens, the
+    # image latent concatenated); wan22_5b: the 5B TI2V with the 2.2 VAE's 48 channels.
+    FamilyUnderTest("Wan", sampling.WAN21,
+                 (from_config("wan21", tiny_models.build_wan, tiny_models.WAN21_CONFIG, "WAN21_T2V"),
+                  from_config("wan21_i2v", tiny_models.build_wan, tiny_models.WAN21_I2V_CONFIG, "WAN21_I2V",
+                              harness=sampling.WAN21_I2V),
+                  from_config("wan22_5b", tiny_models.build_wan, tiny_models.WAN22_5B_CONFIG, "WAN22_T2V",
+                              harness=sampling.WAN22_5B)),
+                 wan_paper_scores,
+                 paper_cases=((1.0, 1, (3, 8, 6)), (3.0, 2, (3, 8, 6)), (1.0, 1, (5, 4, 6)))),
 )
 BY_NAME = {tested.name: tested for tested in TESTED}
 
@@ -263,8 +281,9 @@ def conditional_inputs(call: dict) -> dict:
 
 def expected_scores(tested: FamilyUnderTest, model, calls: list, concepts, layers) -> list:
     """The paper-equation scores [E, L, B, C, P] per method (output space, cross
-    attention) of the conditional rows of the recorded calls."""
+    attention) of the conditional rows of the recorded calls; None for a method the
+    family does not have."""
     dm = model.model.diffusion_model
     per_call = [tested.paper_scores(dm, inputs, concepts, layers)
                 for inputs in map(conditional_inputs, calls) if inputs is not None]
-    return [torch.stack(method) for method in zip(*per_call)]
+    return [None if method[0] is None else torch.stack(method) for method in zip(*per_call)]

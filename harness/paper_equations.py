@@ -1,6 +1,6 @@
-"""ConceptAttention for one forward pass of Flux 1 or 2, SD3, Qwen-Image, CogVideoX or HunyuanVideo, written from the paper's
-equations with plain torch (scaled_dot_product_attention, explicit RoPE and
-modulation) and the model's own modules for the learned layers. Independent of the
+"""ConceptAttention for one forward pass of Flux 1 or 2, SD3, Qwen-Image, CogVideoX or
+HunyuanVideo, and the cross-attention baseline of Wan, written from the paper's equations
+with plain torch (scaled_dot_product_attention, explicit RoPE and modulation) and the model's own modules for the learned layers. Independent of the
 extension's capture code: tests compare its maps with what the extension records.
 """
 import torch
@@ -546,3 +546,50 @@ def hunyuan_video_concept_attention_maps(dm, x, timestep, context, y, guidance, 
             output_space.append(scores[0][..., -patches:])
             cross.append(scores[1][..., -patches:])
     return torch.stack(output_space), torch.stack(cross)
+
+
+# ---------------------------------------------------------------------------
+# Wan: no joint attention; the cross-attention baseline only. Each block's self-attention
+# residual, then its text cross-attention's queries (norm3, q, norm_q) against the
+# concepts' keys (text_embedding, then the block's k and norm_k).
+
+def wan_cross_attention_maps(dm, x, timestep, context, clip_fea, concept_embeddings, layers, reference_latent=None):
+    """(None, per-layer cross-attention raw scores [L, B, C, P]) of one Wan call: image
+    queries . concept keys, unscaled, averaged over heads. x [B, C, T, H, W] as the model
+    receives it; a Fun model's reference latent [B, C, H, W] comes before the video's tokens."""
+    import comfy.ldm.common_dit
+    import comfy.ldm.wan.model as wan
+
+    x = comfy.ldm.common_dit.pad_to_patch_size(x, dm.patch_size)
+    batch, _, frames, height, width = x.shape
+    video = dm.patch_embedding(x.float()).flatten(2).transpose(1, 2)                   # [B, P, dim]
+    patches, tokens = video.shape[1], video
+    if reference_latent is not None and dm.ref_conv is not None:
+        tokens = torch.cat((dm.ref_conv(reference_latent).flatten(2).transpose(1, 2), video), dim=1)
+        frames += 1
+    freqs = dm.rope_encode(frames, height, width, device=x.device, dtype=x.dtype)
+    e = dm.time_embedding(wan.sinusoidal_embedding_1d(dm.freq_dim, timestep.flatten()))
+    e0 = dm.time_projection(e.reshape(batch, -1, e.shape[-1])).unflatten(2, (6, dm.dim))   # [B, 1 or T, 6, dim]
+    text = dm.text_embedding(context)
+    image_tokens = None
+    if clip_fea is not None and dm.img_emb is not None:
+        text = torch.cat((dm.img_emb(clip_fea), text), dim=1)
+        image_tokens = clip_fea.shape[-2]
+    concepts = dm.text_embedding(concept_embeddings.to(context).unsqueeze(0).expand(batch, -1, -1))
+    start = tokens.shape[1] - patches
+    cross = []
+    for index in range(max(layers) + 1):
+        block = dm.blocks[index]
+        if index in layers:
+            shift, scale, gate = (block.modulation.unsqueeze(0) + e0).unbind(2)[:3]      # [B, 1 or T, dim]
+            per_token = lambda m: m.repeat_interleave(tokens.shape[1] // m.shape[1], dim=1) if m.shape[1] > 1 else m
+            attended = block.self_attn(block.norm1(tokens) * (1 + per_token(scale)) + per_token(shift), freqs)
+            after_self = tokens + attended * per_token(gate)
+            attention = block.cross_attn
+            heads = attention.num_heads
+            q = attention.norm_q(attention.q(block.norm3(after_self)))[:, start:]
+            k = attention.norm_k(attention.k(concepts))
+            q, k = q.unflatten(-1, (heads, -1)), k.unflatten(-1, (heads, -1))              # [B, N, H, D]
+            cross.append(torch.einsum("bphd,bchd->bcp", q.float(), k.float()) / heads)
+        tokens = block(tokens, e=e0, freqs=freqs, context=text, context_img_len=image_tokens)
+    return None, torch.stack(cross)

@@ -1,7 +1,9 @@
 """One sampling harness for every family's tests: conditioning built directly (the
 full-size text encoders cannot be built here), empty latents, and the
 ConceptAttention Sampler and KSampler run with the same inputs."""
+import types
 from dataclasses import dataclass
+from typing import Callable
 
 import nodes as comfy_nodes
 import torch
@@ -23,6 +25,7 @@ class Family:
     zero_pooled: int = 0     # a zero pooled vector this wide, for models that ignore it
     guidance: float = None
     size_scale: int = 1      # latent pixels per size unit: a pixel-space model's sizes in its VAE family's units
+    image_inputs: Callable = None   # (torch.Generator) -> image-to-video's conditioning inputs, or None
 
     def conditioning(self, seed, **extra) -> list:
         gen = torch.Generator().manual_seed(seed)
@@ -35,6 +38,8 @@ class Family:
             options["pooled_output"] = torch.zeros(1, self.zero_pooled)
         if self.guidance is not None:
             options["guidance"] = self.guidance
+        if self.image_inputs is not None:
+            options.update(self.image_inputs(gen))
         return [[tokens, {**options, **extra}]]
 
     def concepts(self, words=("dragon", "rock", "sky"), seed=7) -> ConceptSet:
@@ -85,3 +90,20 @@ HUNYUAN_VIDEO = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16,
 # HunyuanVideo 1.5: a 32-channel latent (16 pixels per latent pixel); ComfyUI reads a pooled_output it does not use.
 HUNYUAN_VIDEO_15 = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=32, latent_size=(3, 8, 6), tokens=12,
                           zero_pooled=768)
+# Wan 2.1: umT5 vectors at the tiny text width; 3 latent frames of 8 x 6 (36 patches).
+WAN21 = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(3, 8, 6), tokens=12)
+
+
+def wan_image_inputs(gen) -> dict:
+    """Wan 2.1 image-to-video's inputs for a latent of any size: the mask of a first frame
+    (ComfyUI pads it over the rest; the image latent concatenated with it is then zeros)
+    and CLIP-vision tokens (257 x 1280). tests/test_wan_capture.py runs WanImageToVideo on an image."""
+    return {"concat_mask": torch.zeros(1, 1, 1, 8, 6),
+            "clip_vision_output": types.SimpleNamespace(penultimate_hidden_states=torch.randn(1, 257, 1280,
+                                                                                                generator=gen))}
+
+
+WAN21_I2V = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(3, 8, 6), tokens=12,
+                   image_inputs=wan_image_inputs)
+# Wan 2.2 5B: the 2.2 VAE's 48 channels, 16 pixels per latent pixel.
+WAN22_5B = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=48, latent_size=(3, 8, 6), tokens=12)

@@ -303,6 +303,29 @@ def build_z_image(path, config=Z_IMAGE_CONFIG, seed=0) -> Path:
     return _save(model.state_dict(), path, torch.float32)
 
 
+# Wan: ComfyUI's detection fixes the text width (4096) and a head width of 128, so the
+# tiny ones are built from their config: width 64 in 2 heads of 32 (RoPE axes 12, 10,
+# 10), 3 blocks, the tiny text width. wan21: 2.1 text-to-video; wan21_i2v: 2.1
+# image-to-video (the image latent and mask concatenated, CLIP-vision tokens through
+# img_emb); wan22_5b: the 5B TI2V (48 channels, the 2.2 VAE's 16 pixels per latent pixel).
+WAN21_CONFIG = dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), in_dim=16, out_dim=16, dim=64,
+                    ffn_dim=128, freq_dim=256, text_dim=TINY_TEXT_DIM, num_heads=2, num_layers=3, window_size=(-1, -1),
+                    qk_norm=True, cross_attn_norm=True, eps=1e-6)
+WAN21_I2V_CONFIG = {**WAN21_CONFIG, "model_type": "i2v", "in_dim": 36}
+WAN22_5B_CONFIG = {**WAN21_CONFIG, "in_dim": 48, "out_dim": 48}
+
+
+def build_wan(path, config=WAN21_CONFIG, seed=0) -> Path:
+    """Save a tiny Wan transformer (WAN21_CONFIG, WAN21_I2V_CONFIG or WAN22_5B_CONFIG) as fp32 safetensors."""
+    import comfy.ldm.wan.model as wan
+
+    torch.manual_seed(seed)
+    arguments = {k: v for k, v in config.items() if k != "image_model"}
+    model = wan.WanModel(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
+    _init_uninitialised_(model, torch.Generator().manual_seed(seed))
+    return _save(model.state_dict(), path, torch.float32)
+
+
 def build_qwen_image(path, config=QWEN_IMAGE_CONFIG, seed=0) -> Path:
     """Save a tiny Qwen-Image transformer (QWEN_IMAGE_CONFIG or QWEN_IMAGE_EDIT_CONFIG) as fp32 safetensors."""
     import comfy.ldm.qwen_image.model as qwen_image

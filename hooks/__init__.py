@@ -5,6 +5,7 @@ core (capture.py, call.py); FAMILIES lists them. Adding one: docs/adding-a-famil
 """
 import importlib
 
+from ..analysis import maths
 from . import flux, flux2, sd3
 from .family import FamilyUnavailable
 from .text import matching_stream
@@ -14,7 +15,7 @@ FAMILIES = (flux.FAMILY, flux2.FAMILY, sd3.FAMILY)
 UNAVAILABLE = {}
 # Families whose model code an older ComfyUI may lack (0.3.75 has no CogVideoX): (module, name).
 for _module, _name in (("qwen_image", "Qwen-Image"), ("chroma", "Chroma"), ("z_image", "Z-Image"),
-                       ("cogvideox", "CogVideoX"), ("hunyuan_video", "HunyuanVideo")):
+                       ("cogvideox", "CogVideoX"), ("hunyuan_video", "HunyuanVideo"), ("wan", "Wan")):
     try:
         FAMILIES += (importlib.import_module(f".{_module}", __name__).FAMILY,)
     except ModuleNotFoundError as e:
@@ -40,9 +41,12 @@ def family_of(model):
         if family.matches(diffusion_model):
             return family
     unavailable = "".join(f" ({name}: {why})" for name, why in UNAVAILABLE.items())
+    joint = [family for family in FAMILIES if maths.CONCEPT_ATTENTION in family.methods]
+    cross = [family for family in FAMILIES if family not in joint]
+    cross_text = f" or, for cross-attention maps only, {family_names(cross)}" if cross else ""
     raise UnsupportedModelError(
         f"{type(model.model).__name__} ({type(diffusion_model).__name__}) is not a supported model; "
-        f"ConceptAttention needs a joint-attention transformer: {family_names(last='or')}{unavailable}")
+        f"ConceptAttention needs a joint-attention transformer: {family_names(joint)}{cross_text}{unavailable}")
 
 
 # A loader that knows which blocks localise best for its model states them here, in the

@@ -161,6 +161,59 @@ class ModelCall:
             self.scores[maths.CROSS_ATTENTION].append(maths.cross_attention_scores(image_queries(), concept_k))
 
 
+class CrossAttentionCall(ModelCall):
+    """The concepts of a cross-attention model (Wan), whose blocks read fixed text keys
+    and never update the text: no concept stream and no concept outputs, so only the
+    paper's cross-attention baseline exists. In each chosen block the concepts' keys,
+    made by the block's own key projection (concept_keys), meet the image queries of the
+    block's text cross-attention, the `text_attention`-th attention call of the block
+    (0-based), whose keys are the prompt's `text_len` tokens. The image's tokens start at
+    image_start in the queries."""
+    text_len: int
+    image_start: int = 0
+
+    def concept_keys(self, index: int, block, args: dict) -> torch.Tensor:
+        """The concepts' keys in block `index` [R, H, C, D], as the block makes the prompt's."""
+        raise NotImplementedError
+
+    def text_attention(self, block) -> int:
+        raise NotImplementedError
+
+    def prepare(self, index: int, block, args: dict):
+        if index not in self.spec.layers:      # nothing flows between blocks: the others are only passed
+            self.pending = None
+            self.done.append(index)
+            return
+        self.pending = PendingCrossAttention(index, self.concept_keys(index, block, args), self.text_attention(block))
+
+    def on_attention(self, q_all, k_all, v_all, out):
+        """An attention call inside a chosen block: the text cross-attention's queries
+        ([B, N, H * D], no RoPE) against the concepts' keys."""
+        pending = self.pending
+        if pending is None:
+            return
+        if pending.calls_before < pending.text_attention:       # self-attention (and I2V's image attention)
+            pending.calls_before += 1
+            return
+        self.pending = None
+        if k_all.shape[1] != self.text_len:
+            raise RuntimeError(f"block {pending.index}'s text cross-attention took {k_all.shape[1]} keys, not the "
+                               f"prompt's {self.text_len}: another patch changes this model's attention")
+        keys = pending.keys
+        image = q_all[self.rows, self.image_start:self.image_start + self.layout.patches]
+        queries = image.unflatten(-1, (keys.shape[1], -1)).transpose(1, 2)
+        self.scores[maths.CROSS_ATTENTION].append(maths.cross_attention_scores(queries, keys))
+        self.done.append(pending.index)
+
+
+@dataclass
+class PendingCrossAttention:
+    index: int
+    keys: torch.Tensor          # [R, H, C, D]
+    text_attention: int         # which attention call of the block is its text cross-attention
+    calls_before: int = 0       # attention calls of the block seen so far
+
+
 def clamp_fp16(tensor: torch.Tensor) -> torch.Tensor:
     """fp16 overflow to the largest finite values, NaN to 0; other dtypes as they are."""
     if tensor.dtype == torch.float16:
@@ -169,5 +222,5 @@ def clamp_fp16(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def missing_joint_attention(index: int) -> RuntimeError:
-    return RuntimeError(f"ConceptAttention: block {index} ran without its joint attention; another patch on this "
-                        "model replaces it, which ConceptAttention cannot follow")
+    return RuntimeError(f"ConceptAttention: block {index} ran without the attention the capture reads; another patch "
+                        "on this model replaces it, which ConceptAttention cannot follow")

@@ -50,6 +50,7 @@ class CaptureSpec:
     pixels_per_latent: int = 8    # the VAE's spatial downscale factor
     keep: str = KEEP_SUMS         # what the CONCEPT_ATTN keeps (data.KEEPS)
     cross_attention: bool = False  # also record the paper's cross-attention baseline
+    family_methods: tuple = maths.METHODS     # the maps the family can give (Family.methods)
 
     @property
     def last_layer(self) -> int:
@@ -57,7 +58,10 @@ class CaptureSpec:
 
     @property
     def methods(self) -> tuple:
-        """The maths.METHODS this capture records."""
+        """The maths.METHODS this capture records: a cross-attention family's one method, else
+        ConceptAttention's and, when asked for, the baseline."""
+        if maths.CONCEPT_ATTENTION not in self.family_methods:
+            return self.family_methods
         return maths.METHODS if self.cross_attention else (maths.CONCEPT_ATTENTION,)
 
 

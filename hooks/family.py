@@ -13,6 +13,8 @@ from typing import Callable, Optional
 
 import comfy.patcher_extension
 
+from ..analysis import maths
+
 # Where a family's per-call wrapper sits. DIFFUSION_MODEL wraps the diffusion model's own
 # forward (class_obj is the diffusion model); APPLY_MODEL wraps BaseModel.apply_model,
 # for models without a DIFFUSION_MODEL executor (class_obj.diffusion_model is it).
@@ -47,6 +49,9 @@ class Family:
     max_patches: Callable = lambda dm: None     # patches a side of a fixed position table; None: any size
     frames_per_latent: int = 1                  # video: decoded frames per latent frame (the first alone)
     latents_per_token: Callable = lambda dm: 1  # video: latent frames per token frame
+    # The maps it can give: a cross-attention model (Wan: its text is never updated by
+    # the blocks, so there are no concept outputs) gives only the cross-attention baseline.
+    methods: tuple = maths.METHODS
 
     def layer_count(self, diffusion_model) -> int:
         return len(self.blocks(diffusion_model))

@@ -79,7 +79,8 @@ def attach_capture(node: str, model, concepts, layers: str, timesteps: str, step
         runs = f" (the sampler runs {step_count} steps)" if step_count else ""
         raise NodeInputError(node, "timesteps", f"{e}{runs}") from None
     spec = CaptureSpec(concepts=concepts, family=family.name, layers=chosen, steps=steps,
-                       pixels_per_latent=pixels_per_latent(model), keep=keep, cross_attention=cross_attention)
+                       pixels_per_latent=pixels_per_latent(model), keep=keep, cross_attention=cross_attention,
+                       family_methods=family.methods)
     return attach(model, family, spec)
 
 

@@ -9,7 +9,8 @@ from test_identical_latents import CASES as IDENTICAL_LATENT_CASES
 from test_paper_equations import CASES as PAPER_EQUATION_CASES
 
 from concept_attention import hooks
-from concept_attention.hooks.call import ModelCall
+from concept_attention.analysis import maths
+from concept_attention.hooks.call import CrossAttentionCall, ModelCall
 from concept_attention.hooks.family import APPLY_MODEL, DIFFUSION_MODEL, Family
 from concept_attention.hooks.text import TextEncoding
 from harness.families import BY_NAME
@@ -25,6 +26,11 @@ def family_contract_errors(family) -> list:
         return [f"{family!r} is not a hooks.family.Family"]
     if not (isinstance(family.call_type, type) and issubclass(family.call_type, ModelCall)):
         errors.append("call_type is not a ModelCall subclass")
+    elif issubclass(family.call_type, CrossAttentionCall):
+        errors += [f"{family.call_type.__name__} does not define {name}" for name in ("concept_keys", "text_attention")
+                   if getattr(family.call_type, name) is getattr(CrossAttentionCall, name)]
+        if maths.CONCEPT_ATTENTION in family.methods:
+            errors.append("a cross-attention model cannot give ConceptAttention's maps")
     elif family.call_type.block_concepts is ModelCall.block_concepts:
         errors.append(f"{family.call_type.__name__} does not define block_concepts")
     for name in ("matches", "blocks", "default_layers", "context_width", "text_encoding", "patch_size", "max_patches",

@@ -1,12 +1,15 @@
 """Every family's maps equal an independent recomputation from the paper's equations
 (harness/paper_equations.py, plain torch with the block's own modules), within 1e-4 in
-fp32: the raw scores of both methods for every step and layer, and the maps, a
+fp32: the raw scores of both methods (Wan: the cross-attention baseline) for every step and layer, and the maps, a
 softmax over the concepts per (step, layer), then the mean. Over every tiny checkpoint
 of harness.families, with and without CFG, batches of one and two, odd sizes."""
+import math
+
 import pytest
 import torch
 
 from concept_attention.analysis.data import KEEP_ALL
+from concept_attention.analysis.maths import METHODS
 from harness.families import TESTED, expected_scores, recorded_inputs
 
 pytestmark = pytest.mark.model
@@ -25,11 +28,14 @@ def test_maps_equal_the_paper_equations(request, tested, which, cfg, batch, size
                                          keep=KEEP_ALL, cross_attention=True)
     layers = tuple(range(len(capture.layers)))
     assert capture.layers == layers and len(capture.steps) == 2
-    output_space, cross = expected_scores(tested, model, calls, concepts, layers)
-    assert output_space.shape == (2, len(layers), batch, 3, capture.scores["concept_attention"].shape[-1])
-    torch.testing.assert_close(capture.scores["concept_attention"], output_space, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(capture.scores["cross_attention"], cross, atol=1e-4, rtol=1e-4)
+    expected = {method: scores for method, scores in zip(METHODS, expected_scores(tested, model, calls, concepts, layers))
+                if scores is not None}      # a cross-attention family (Wan) has the baseline only
+    assert capture.methods == tuple(expected)
+    for method, scores in expected.items():
+        assert scores.shape == (2, len(layers), batch, 3, math.prod(capture.grid))
+        torch.testing.assert_close(capture.scores[method], scores, atol=1e-4, rtol=1e-4)
     # The maps: a softmax over the concepts per (step, layer), then the mean.
-    maps = capture.maps("concept_attention")
+    method, scores = next(iter(expected.items()))
+    maps = capture.maps(method)
     assert maps.shape[:2] == (batch, 3) and maps.shape[-2:] == capture.grid[-2:]
-    torch.testing.assert_close(maps.flatten(2), output_space.softmax(dim=-2).mean(dim=(0, 1)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(maps.flatten(2), scores.softmax(dim=-2).mean(dim=(0, 1)), atol=1e-5, rtol=1e-5)
