@@ -581,10 +581,11 @@ def wan_cross_attention_maps(dm, x, timestep, context, clip_fea, concept_embeddi
     for index in range(max(layers) + 1):
         block = dm.blocks[index]
         if index in layers:
-            shift, scale, gate = (block.modulation.unsqueeze(0) + e0).unbind(2)[:3]      # [B, 1 or T, dim]
-            per_token = lambda m: m.repeat_interleave(tokens.shape[1] // m.shape[1], dim=1) if m.shape[1] > 1 else m
-            attended = block.self_attn(block.norm1(tokens) * (1 + per_token(scale)) + per_token(shift), freqs)
-            after_self = tokens + attended * per_token(gate)
+            # [B, 1, dim], or per frame [B, T, dim] (the 5B model's per-frame timesteps): per token
+            shift, scale, gate = (m.repeat_interleave(tokens.shape[1] // m.shape[1], dim=1) if m.shape[1] > 1 else m
+                                  for m in (block.modulation.unsqueeze(0) + e0).unbind(2)[:3])
+            attended = block.self_attn(block.norm1(tokens) * (1 + scale) + shift, freqs)
+            after_self = tokens + attended * gate
             attention = block.cross_attn
             heads = attention.num_heads
             q = attention.norm_q(attention.q(block.norm3(after_self)))[:, start:]
