@@ -446,6 +446,25 @@ def build_hunyuan_video_15_clip(seed=0):
     return clip
 
 
+def build_wan_clip(seed=0):
+    """A tiny Wan text encoder: ComfyUI's umT5-XXL class (what Wan's CLIPLoader type builds)
+    at the tiny T5 width. umT5's tokenizer ships only inside the checkpoint, so ComfyUI's
+    umT5 tokenizer class reads another real SentencePiece model that ships with ComfyUI,
+    Pile T5's (AuraFlow's): the words' pieces differ from umT5's, the template (the words at
+    0, the end token, padding to 512) does not. cond: (1, 512, 64)."""
+    import comfy.text_encoders.aura_t5
+    import comfy.text_encoders.wan as wan_text
+
+    from concept_attention.demo.model import small_text_encoder
+
+    spiece = Path(comfy.text_encoders.aura_t5.__file__).parent / "t5_pile_tokenizer" / "tokenizer.model"
+    clip = small_text_encoder(wan_text.te(dtype_t5=torch.float32), wan_text.WanT5Tokenizer,
+                              {"umt5xxl": {**T5_TINY, "vocab_size": 32128}},
+                              tokenizer_data={"spiece_model": spiece.read_bytes()})
+    _fill_all_(clip.cond_stage_model, seed)
+    return clip
+
+
 def build_chroma_clip(seed=0):
     """A real, tiny Chroma text encoder: ComfyUI's PixArt T5-XXL class (what Chroma's
     CLIPLoader type builds) at the tiny T5 width, the real T5 tokenizer, unpadded.

@@ -57,7 +57,7 @@ def _text_encoder_fixture(name):
 
 
 for _name in ("flux_clip", "sd3_clip", "qwen_image_clip", "chroma_clip", "z_image_clip", "lumina2_clip",
-              "hunyuan_video_15_clip"):
+              "hunyuan_video_15_clip", "wan_clip"):
     globals()[f"_fixture_{_name}"] = _text_encoder_fixture(_name)
 
 
