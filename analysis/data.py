@@ -88,6 +88,7 @@ class ConceptAttention:
     batch_size: int = 0
     steps: tuple = ()
     sigmas: tuple = ()
+    schedule: tuple = ()               # the sampling run's noise levels, first to last (the final one included)
     step_sums: dict = field(default_factory=dict)
     layer_sums: dict = field(default_factory=dict)
     scores: dict = field(default_factory=dict)

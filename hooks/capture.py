@@ -75,7 +75,8 @@ class Recorder:
         # (height, width) of the sampled latent: calls on a crop of it (area conditioning) are not recorded.
         self.image_size_latent = tuple(image_size) if image_size is not None else None
         # The schedule as Python floats (one transfer per run): steps are found per call without tensor ops.
-        self.schedule = sample_sigmas.detach().float().cpu().tolist()[:-1]
+        self.run_sigmas = tuple(sample_sigmas.detach().float().cpu().tolist())
+        self.schedule = self.run_sigmas[:-1]
         self.steps, self.sigmas = [], []
         self.raw = []            # KEEP_ALL: per evaluation [M, L, B, C, P] on the CPU
         self.step_sums = []      # KEEP_SUMS: per evaluation [M, B, C, P]
@@ -158,6 +159,7 @@ class Recorder:
         out.video_frames, out.frames_per_latent, out.latents_per_token = (layout.video_frames, layout.frames_per_latent,
                                                                           layout.latents_per_token)
         out.steps, out.sigmas, out.layers = tuple(self.steps), tuple(self.sigmas), tuple(self.layers)
+        out.schedule = self.run_sigmas
         if self.spec.keep == KEEP_ALL:
             out.scores = dict(zip(self.spec.methods, torch.stack(self.raw, dim=1).unbind()))
         else:

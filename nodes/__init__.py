@@ -9,13 +9,14 @@ from .encode import ConceptEncode
 from .encode_image import ConceptAttentionEncodeImage
 from .evolution import ConceptEvolution
 from .gate import ConceptGate
+from .join import ConceptAttentionJoin
 from .overlay import HeatmapOverlay
 from .report import ConceptReport
 from .sampler import ConceptAttentionSampler
 from .viewer import ConceptAttentionViewer
 
 NODES = [ConceptEncode, ConceptAttentionSampler, ConceptAttentionApply, ConceptAttentionEncodeImage,
-         HeatmapAggregate, HeatmapOverlay, ConceptAttentionViewer, ConceptReport, ConceptEvolution, ConceptCompare,
+         ConceptAttentionJoin, HeatmapAggregate, HeatmapOverlay, ConceptAttentionViewer, ConceptReport, ConceptEvolution, ConceptCompare,
          ConceptGate, ConceptAttentionDemoModel]
 
 
