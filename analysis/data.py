@@ -197,6 +197,16 @@ class ConceptAttention:
         """A capture of a model without joint attention (Wan): only the baseline's maps exist."""
         return bool(self.methods) and maths.CONCEPT_ATTENTION not in self.methods
 
+    @property
+    def method_note(self) -> str:
+        """What the nodes show beside the method: why a cross-attention-only capture has no other."""
+        if self.cross_attention_only:
+            return f"{self.family} has no joint attention: cross-attention maps only"
+        return ""
+
+    def method_label(self, method: str) -> str:
+        return f"{method} ({self.method_note})" if self.method_note else method
+
     def _not_recorded(self, method: str) -> str:
         if self.cross_attention_only:
             return (f"this {self.family} capture holds cross-attention maps only: {self.family} has no joint "

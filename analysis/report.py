@@ -4,7 +4,8 @@ as a dict with stable keys (the JSON output), a text table, and one value for a
 graph to branch on. No ComfyUI import.
 
 Keys (REPORT_VERSION 1):
-  version, method, layers, steps, image_size [H, W], thresholds {min_area_share,
+  version, family, method, method_note (why a capture has only cross-attention
+  maps, else ""), layers, steps, image_size [H, W], thresholds {min_area_share,
   min_peak, merge_overlap}, items: one per image (video: per token frame) with
   image (index in the batch), frame (token frame, null for an image), frames
   ([first, last] decoded frames, null for an image) and concepts: one per concept in
@@ -34,7 +35,7 @@ class Thresholds:
 def build(maps: torch.Tensor, words: tuple, image_size: tuple, thresholds: Thresholds = Thresholds(),
           frame_ranges=None, **meta) -> dict:
     """maps: [B, C, h, w], or [B, C, F, h, w] for video with frame_ranges[f] =
-    (first, last) decoded frames of token frame f; meta: method, layers, steps."""
+    (first, last) decoded frames of token frame f; meta: family, method, method_note, layers, steps."""
     video = maps.ndim == 5
     items = maths.as_items(maps)                                          # [N, C, h, w]
     joint = maths.normalize(items, "joint")
@@ -83,7 +84,8 @@ def to_table(report: dict) -> str:
     """The report as aligned text, one block per image (or token frame)."""
     meta = ", ".join(f"{key} {_span(report[key])}" for key in ("layers", "steps") if key in report)
     height, width = report["image_size"]
-    lines = [f"ConceptAttention report: {report.get('method', '')}, {meta}, {width}x{height} px; area = share of the "
+    note = f" ({report['method_note']})" if report.get("method_note") else ""
+    lines = [f"ConceptAttention report: {report.get('method', '')}{note}, {meta}, {width}x{height} px; area = share of the "
              f"image each concept wins, peak/mean on one scale per image"]
     header = f"{'rank':>4}  {'concept':<14}{'area':>7}{'peak':>6}{'mean':>6}  {'centroid x,y':<13}{'box l,t,r,b':<20}flags"
     for item in report["items"]:

@@ -78,7 +78,8 @@ def build_report(node, capture, layers, timesteps, method, thresholds=DEFAULTS) 
     layer_subset, step_subset = map_inputs.selection(node, capture, layers, timesteps)
     maps = map_inputs.maps(node, capture, method, layer_subset, step_subset)
     return report.build(maps, tuple(capture.concepts), capture.image_size, thresholds, capture.token_frame_ranges(),
-                        method=method, layers=layer_subset or capture.layers,
+                        family=capture.family, method=method, method_note=capture.method_note,
+                        layers=layer_subset or capture.layers,
                         steps=step_subset or capture.captured_steps)
 
 

@@ -78,7 +78,9 @@ def test_chart_bars_wear_the_colour_their_word_names():
 def test_report_json_keys_are_the_documented_ones():
     capture = planted(lambda s, l: two_concepts(), ("sky", "rock"))
     report = report_of(capture)[1]
-    assert set(report) == {"version", "method", "layers", "steps", "image_size", "thresholds", "items"}
+    assert set(report) == {"version", "family", "method", "method_note", "layers", "steps", "image_size", "thresholds",
+                           "items"}
+    assert report["family"] == "Flux 1" and report["method_note"] == ""
     assert report["version"] == 1 and set(report["thresholds"]) == {"min_area_share", "min_peak", "merge_overlap"}
     assert set(report["items"][0]) == {"image", "frame", "frames", "concepts"}
     assert set(report["items"][0]["concepts"][0]) == {"concept", "rank", "area_share", "peak", "mean", "centroid",

@@ -1,8 +1,9 @@
 """Wan (hooks/wan.py), the cross-attention family, beyond what every family gets
 (test_identical_latents, test_paper_equations, test_every_family): maps per decoded
 frame for the 2.1 and 2.2 VAEs, image-to-video from an image, the 5B model's image-to-
-video latent (per-frame timesteps), Concept Encode with umT5, and the map nodes saying
-plainly that Wan has cross-attention maps only."""
+video latent (per-frame timesteps), Concept Encode with umT5, and the map nodes, the
+Report and the Viewer saying plainly that Wan has cross-attention maps only."""
+import json
 import types
 
 import nodes as comfy_nodes
@@ -12,7 +13,9 @@ import torch
 from concept_attention.analysis.data import KEEP_ALL
 from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes.encode import ConceptEncode
+from concept_attention.nodes.report import ConceptReport
 from concept_attention.nodes.sampler import ConceptAttentionSampler
+from concept_attention.nodes.viewer import UI_KEY, ConceptAttentionViewer
 from harness.checks import aggregate
 from harness.families import BY_NAME, expected_scores, recorded_inputs
 from harness.sampling import SEED, WAN21, WAN21_I2V, WAN22_5B
@@ -116,3 +119,14 @@ def test_asking_a_wan_capture_for_conceptattention_maps_says_why_not(wan21):
     message = str(error.value)
     assert "Concept Heatmaps" in message and "method" in message
     assert "Wan has no joint attention" in message and "choose method = cross_attention" in message
+
+
+def test_the_report_and_the_viewer_say_the_maps_are_cross_attention_only(wan21):
+    _, capture = WAN21.run_capture(wan21, WAN21.concepts(), steps=2)
+    note = "Wan has no joint attention: cross-attention maps only"
+    table, text = ConceptReport.execute(capture, method=CROSS).args[:2]
+    assert table.splitlines()[0].startswith(f"ConceptAttention report: cross_attention ({note}), ")
+    assert json.loads(text)["method"] == CROSS and json.loads(text)["method_note"] == note
+    frames = torch.rand(9, 64, 48, 3)
+    shown = ConceptAttentionViewer.execute(capture, frames, method=CROSS).ui[UI_KEY][0]
+    assert shown["method"] == f"cross_attention ({note})" and shown["frames"] == 9
