@@ -153,7 +153,7 @@ class ConceptAttention:
         """Take over another capture's content (a re-run replaces the maps)."""
         self.__dict__.update(other.__dict__)
 
-    def maps(self, method: str = "concept_attention", layers=None, steps=None, softmax: bool = True) -> torch.Tensor:
+    def maps(self, method: str = maths.AUTO, layers=None, steps=None, softmax: bool = True) -> torch.Tensor:
         """Per-concept maps [B, C, h, w] (or [B, C, f, h, w] for video): softmax over
         concepts for every (evaluation, layer), then the mean over the chosen ones.
 
@@ -161,6 +161,7 @@ class ConceptAttention:
         steps: sampler step indices to use (None: all captured);
         softmax=False (the paper's ablation) needs keep=KEEP_ALL.
         """
+        method = self.resolve_method(method)
         if method not in maths.METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(maths.METHODS)}")
         if self.error:
@@ -196,6 +197,12 @@ class ConceptAttention:
     def cross_attention_only(self) -> bool:
         """A capture of a model without joint attention (Wan): only the baseline's maps exist."""
         return bool(self.methods) and maths.CONCEPT_ATTENTION not in self.methods
+
+    def resolve_method(self, method: str) -> str:
+        """maths.AUTO: ConceptAttention's maps, or those of a cross-attention-only capture."""
+        if method != maths.AUTO:
+            return method
+        return maths.CROSS_ATTENTION if self.cross_attention_only else maths.CONCEPT_ATTENTION
 
     @property
     def method_note(self) -> str:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 CONCEPT_ATTENTION, CROSS_ATTENTION = "concept_attention", "cross_attention"
 METHODS = (CONCEPT_ATTENTION, CROSS_ATTENTION)
+AUTO = "auto"     # the map nodes' default: ConceptAttention's maps, or a cross-attention model's only ones
 
 
 # On a CPU, the fp32 copy of a half-precision operand is made in pieces of about this

@@ -34,7 +34,7 @@ def payload(capture, pictures: torch.Tensor, method: str) -> dict:
     side = FRAME_SIDE if capture.is_video else IMAGE_SIDE
     return {
         "concepts": list(capture.concepts),
-        "method": capture.method_label(method),
+        "method": capture.method_label(capture.resolve_method(method)),
         "batch": capture.batch_size,
         "frames": frames,
         "token_frames": grid_frames if capture.is_video else 1,

@@ -9,7 +9,7 @@ from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes.aggregate import HeatmapAggregate
 
 
-def aggregate(capture, layers="all", timesteps="all", method="concept_attention", normalization="per_concept",
+def aggregate(capture, layers="all", timesteps="all", method="auto", normalization="per_concept",
               size="image", **masks):
     """(heatmaps, soft_masks, argmax_masks, threshold_masks, labels, maps): the outputs
     that hold maps (the segmentation picture is tested on its own)."""

@@ -62,7 +62,7 @@ class ConceptCompare(io.ComfyNode):
 
     @classmethod
     def execute(cls, run_1, run_2, name_1="run 1", name_2="run 2", run_3=None, name_3="run 3", run_4=None,
-                name_4="run 4", method="concept_attention", normalization="shared", colormap="plasma",
+                name_4="run 4", method=maths.AUTO, normalization="shared", colormap="plasma",
                 cell_size=128, image_1=None, image_2=None, image_3=None, image_4=None) -> io.NodeOutput:
         given = [(k, run, name, images) for k, (run, name, images) in
                  enumerate([(run_1, name_1, image_1), (run_2, name_2, image_2), (run_3, name_3, image_3),

@@ -58,7 +58,7 @@ class ConceptEvolution(io.ComfyNode):
         return checks.refusal(TITLE, layers=layers, timesteps=timesteps)
 
     @classmethod
-    def execute(cls, concept_attn, layers="all", timesteps="all", method="concept_attention",
+    def execute(cls, concept_attn, layers="all", timesteps="all", method=maths.AUTO,
                 normalization="per_concept", colormap="plasma", cell_size=96, after=None, images=None) -> io.NodeOutput:
         capture = concept_attn
         layer_subset, step_subset = map_inputs.selection(TITLE, capture, layers, timesteps)

@@ -2,7 +2,7 @@
 measured value, so that a graph can branch, or stop the run."""
 from comfy_api.latest import io
 
-from ..analysis import report
+from ..analysis import maths, report
 from ..analysis.errors import NodeInputError, require_finite
 from . import checks, map_inputs
 from .report import build_report
@@ -53,7 +53,7 @@ class ConceptGate(io.ComfyNode):
 
     @classmethod
     def execute(cls, concept_attn, concept, measure="area_share", threshold=0.05, stop_when="never",
-                layers="all", timesteps="all", method="concept_attention", after=None) -> io.NodeOutput:
+                layers="all", timesteps="all", method=maths.AUTO, after=None) -> io.NodeOutput:
         require_finite(TITLE, threshold=threshold)
         words = tuple(concept_attn.concepts)
         if not concept.strip():

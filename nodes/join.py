@@ -8,7 +8,7 @@ from . import map_inputs
 from .types import CAPTURE, ConceptAttn, schema
 
 NODE = "ConceptAttentionJoin"
-TITLE = "Join Captures (high + low noise)"   # what the user sees, and what errors name
+TITLE = "Concept Join (high + low noise)"   # what the user sees, and what errors name
 INPUTS = {"first": "concept_attn_a", "second": "concept_attn_b"}
 
 

@@ -26,11 +26,13 @@ def timesteps_input(what="average"):
 
 
 def method_input():
-    return io.Combo.Input("method", options=maths.METHODS, default="concept_attention",
-                          tooltip="Which maps to draw. concept_attention: ConceptAttention's own, the sharper ones (the "
-                                  "paper's output-space maps). cross_attention: the older cross-attention maps, to "
-                                  "compare (recorded when the capture's cross_attention_baseline is on): image "
-                                  "queries . concept keys before RoPE, averaged over heads.")
+    return io.Combo.Input("method", options=(maths.AUTO, *maths.METHODS), default=maths.AUTO,
+                          tooltip="Which maps to draw. auto (the usual choice): ConceptAttention's own, or on Wan, which "
+                                  "has no joint attention, its cross-attention maps. concept_attention: "
+                                  "ConceptAttention's own, the sharper ones (the paper's output-space maps). "
+                                  "cross_attention: the older cross-attention maps, to compare (recorded when the "
+                                  "capture's cross_attention_baseline is on, and always on Wan): image queries . "
+                                  "concept keys before RoPE, averaged over heads.")
 
 
 def colormap_input():

@@ -3,7 +3,7 @@ which look ignored or merged), as text, JSON, two numbers and a chart."""
 import torch
 from comfy_api.latest import io
 
-from ..analysis import report
+from ..analysis import maths, report
 from ..analysis.errors import require_finite
 from ..analysis.render import concept_colours, draw_bar_chart
 from . import checks, map_inputs
@@ -60,7 +60,7 @@ class ConceptReport(io.ComfyNode):
         return checks.refusal(TITLE, layers=layers, timesteps=timesteps)
 
     @classmethod
-    def execute(cls, concept_attn, layers="all", timesteps="all", method="concept_attention",
+    def execute(cls, concept_attn, layers="all", timesteps="all", method=maths.AUTO,
                 min_area_share=DEFAULTS.min_area_share, min_peak=DEFAULTS.min_peak,
                 merge_overlap=DEFAULTS.merge_overlap, concept="", after=None) -> io.NodeOutput:
         require_finite(TITLE, min_area_share=min_area_share, min_peak=min_peak, merge_overlap=merge_overlap)
@@ -78,7 +78,7 @@ def build_report(node, capture, layers, timesteps, method, thresholds=DEFAULTS) 
     layer_subset, step_subset = map_inputs.selection(node, capture, layers, timesteps)
     maps = map_inputs.maps(node, capture, method, layer_subset, step_subset)
     return report.build(maps, tuple(capture.concepts), capture.image_size, thresholds, capture.token_frame_ranges(),
-                        family=capture.family, method=method, method_note=capture.method_note,
+                        family=capture.family, method=capture.resolve_method(method), method_note=capture.method_note,
                         layers=layer_subset or capture.layers,
                         steps=step_subset or capture.captured_steps)
 

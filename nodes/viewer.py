@@ -1,6 +1,7 @@
 """ConceptAttentionViewer: an interactive view of the maps in the node itself (web/viewer.js)."""
 from comfy_api.latest import io
 
+from ..analysis import maths
 from ..analysis.data import MapsError, SelectionError
 from ..analysis.errors import NodeInputError
 from ..analysis.viewer_data import payload
@@ -34,7 +35,7 @@ class ConceptAttentionViewer(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, concept_attn, images, method="concept_attention") -> io.NodeOutput:
+    def execute(cls, concept_attn, images, method=maths.AUTO) -> io.NodeOutput:
         capture = concept_attn
         if capture.error:
             map_inputs.check_captured(TITLE, capture)

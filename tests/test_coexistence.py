@@ -5,9 +5,10 @@ whichever came first."""
 import pytest
 import torch
 
+from concept_attention import hooks
 from concept_attention.analysis.data import KEEP_ALL
 from concept_attention.analysis.errors import NodeInputError
-from concept_attention.hooks.call import ModelCall
+from concept_attention.hooks.call import CrossAttentionCall
 from concept_attention.nodes.apply import ConceptAttentionApply
 from concept_attention.nodes.report import ConceptReport
 from concept_attention.nodes.sampler import ConceptAttentionSampler
@@ -63,16 +64,16 @@ def test_block_patches_before_and_after_ours_keep_running(request, tested, which
     # Set after ours, overwriting our entries as many extensions do: both still run.
     after, capture_after = apply_then_sample(family, model, concepts, lambda patched: with_block_patches(patched, calls))
     assert torch.equal(after, expected) and len(calls) == 3 * alone
-    assert torch.allclose(capture_after.scores["concept_attention"], capture_before.scores["concept_attention"])
+    assert torch.allclose(capture_after.scores[capture_after.methods[0]], capture_before.scores[capture_before.methods[0]])
 
     # A careful extension that calls the entry it replaced (ours): ours still runs once per block.
     careful, capture_careful = apply_then_sample(family, model, concepts,
                                                  lambda patched: with_block_patches(patched, calls, wrap_previous=True))
     assert torch.equal(careful, expected) and len(calls) == 4 * alone
-    assert torch.allclose(capture_careful.scores["concept_attention"], capture_before.scores["concept_attention"])
+    assert torch.allclose(capture_careful.scores[capture_careful.methods[0]], capture_before.scores[capture_before.methods[0]])
     # and our maps are those of the patched image: not the maps without the other extension
     plain = family.run_capture(model, concepts, layers="all", keep=KEEP_ALL)[1]
-    assert not torch.allclose(plain.scores["concept_attention"], capture_before.scores["concept_attention"])
+    assert not torch.allclose(plain.scores[plain.methods[0]], capture_before.scores[capture_before.methods[0]])
 
 
 def scaling_override(calls):
@@ -102,7 +103,7 @@ def test_attention_overrides_before_and_after_ours_keep_running(request, tested,
         return clone
     after, capture_after = apply_then_sample(family, model, concepts, add_after)
     assert torch.equal(after, expected) and len(calls) == 3 * alone
-    assert torch.allclose(capture_after.scores["concept_attention"], capture_before.scores["concept_attention"])
+    assert torch.allclose(capture_after.scores[capture_after.methods[0]], capture_before.scores[capture_before.methods[0]])
 
 
 # A failure of the capture never breaks sampling
@@ -113,11 +114,17 @@ def plain_latents(request):
     return once_per_model(request, lambda harness, model: harness.run_ksampler(model, cfg=3.0, steps=2))
 
 
+# Where an error is planted: the method of the family's ModelCall, for a joint-attention family and
+# for a cross-attention one (Wan: no stream; its block step makes the concepts' keys).
 PLANTED = {
-    "making the call": ("__init__", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("planted"))),
-    "recording scores": ("record", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("planted"))),
-    "advancing the stream": ("advance", lambda self, *a, **k: (_ for _ in ()).throw(RuntimeError("planted"))),
+    "making the call": ("__init__", "__init__"),
+    "recording scores": ("record", "on_attention"),
+    "a block's step": ("advance", "concept_keys"),
 }
+
+
+def planted_failure(self, *args, **kwargs):
+    raise RuntimeError("planted")
 
 
 @pytest.mark.parametrize("where", list(PLANTED))
@@ -126,8 +133,9 @@ def test_a_failing_capture_still_gives_the_image_and_a_clear_error(request, monk
                                                                    where):
     family, model = tested.harness_of(which), request.getfixturevalue(which)
     expected = plain_latents(which)
-    name, failing = PLANTED[where]
-    monkeypatch.setattr(ModelCall, name, failing)
+    call_type = hooks.family_of(model).call_type
+    name = PLANTED[where][issubclass(call_type, CrossAttentionCall)]
+    monkeypatch.setattr(call_type, name, planted_failure)
     latent, capture = family.run_capture(model, family.concepts(), cfg=3.0, steps=2)
     assert torch.equal(latent, expected)
     assert capture.error == "RuntimeError: planted" and not capture.steps

@@ -1,4 +1,4 @@
-"""Join Captures: a generation sampled in two parts (Wan 2.2 14B's high- and low-noise
+"""Concept Join: a generation sampled in two parts (Wan 2.2 14B's high- and low-noise
 models, each in a KSamplerAdvanced with ConceptAttention Apply) joined into one capture,
 which equals one capture of every step; parts that overlap, leave steps out, or belong
 to other latents or concepts are refused, naming the node and its inputs."""
@@ -69,7 +69,7 @@ def test_parts_of_other_generations_are_refused(wan21, parts, a, b, inputs, says
     captures = {**parts, "unsampled": unsampled}
     with pytest.raises(NodeInputError) as error:
         join(captures[a], captures[b])
-    assert str(error.value).startswith(f"Join Captures (high + low noise) › {inputs}: ") and says in str(error.value)
+    assert str(error.value).startswith(f"Concept Join (high + low noise) › {inputs}: ") and says in str(error.value)
 
 
 def test_a_gap_between_the_parts_is_refused(wan21):
