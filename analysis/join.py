@@ -20,6 +20,9 @@ class JoinError(ValueError):
 def join_parts(first: ConceptAttention, second: ConceptAttention) -> ConceptAttention:
     """The capture of both parts of one sampling run, in the order of their noise levels
     (either may be given first): the later part must start where the earlier one ended."""
+    if first is second:
+        raise JoinError(None, "both inputs are the same capture. Give each part its own ConceptAttention Apply "
+                              "and its own sampler: a capture holds the maps of the last sampler run that filled it")
     for which, capture in (("first", first), ("second", second)):
         if capture.error or not capture.steps:
             raise JoinError(which, f"the {which} capture holds no maps: "

@@ -107,3 +107,6 @@ WAN21_I2V = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, lat
                    image_inputs=wan_image_inputs)
 # Wan 2.2 5B: the 2.2 VAE's 48 channels, 16 pixels per latent pixel.
 WAN22_5B = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=48, latent_size=(3, 8, 6), tokens=12)
+# Wan 2.2 14B image-to-video: the image latent and mask concatenated (a first-frame mask: the image latent is zeros).
+WAN22_14B_I2V = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(3, 8, 6), tokens=12,
+                       image_inputs=lambda gen: {"concat_mask": torch.zeros(1, 1, 1, 8, 6)})

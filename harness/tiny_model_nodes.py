@@ -1,4 +1,4 @@
-"""Test-only ComfyUI nodes: the tiny Qwen-Image, Chroma and Z-Image models and their
+"""Test-only ComfyUI nodes: the tiny Qwen-Image, Chroma, Z-Image, Wan and HunyuanVideo 1.5 models and their
 tiny text encoders (harness/tiny_models.py), for the server tests.
 
 ComfyUI's UNETLoader and CLIPLoader build these families only at their full width
@@ -12,7 +12,9 @@ from pathlib import Path
 
 from harness import host, tiny_models
 
-MODELS = ("qwen_image", "qwen_image_edit", "chroma", "chroma_radiance", "z_image")   # harness/families.py tiny model names
+# harness/families.py tiny model names
+MODELS = ("qwen_image", "qwen_image_edit", "chroma", "chroma_radiance", "z_image", "wan22_5b", "wan22_14b_i2v",
+          "hunyuan_video_15")
 
 
 @functools.cache
@@ -26,7 +28,9 @@ def _model(name):
 def _clip(name):
     return {"qwen_image": tiny_models.build_qwen_image_clip, "qwen_image_edit": tiny_models.build_qwen_image_clip,
             "chroma": tiny_models.build_chroma_clip, "chroma_radiance": tiny_models.build_chroma_clip,
-            "z_image": tiny_models.build_z_image_clip}[name]()
+            "z_image": tiny_models.build_z_image_clip, "wan22_5b": tiny_models.build_wan_clip,
+            "wan22_14b_i2v": tiny_models.build_wan_clip,
+            "hunyuan_video_15": tiny_models.build_hunyuan_video_15_clip}[name]()
 
 
 def _loader_node(output_type: str, build):

@@ -307,12 +307,16 @@ def build_z_image(path, config=Z_IMAGE_CONFIG, seed=0) -> Path:
 # tiny ones are built from their config: width 64 in 2 heads of 32 (RoPE axes 12, 10,
 # 10), 3 blocks, the tiny text width. wan21: 2.1 text-to-video; wan21_i2v: 2.1
 # image-to-video (the image latent and mask concatenated, CLIP-vision tokens through
-# img_emb); wan22_5b: the 5B TI2V (48 channels, the 2.2 VAE's 16 pixels per latent pixel).
+# img_emb); wan22_5b: the 5B TI2V (48 channels, the 2.2 VAE's 16 pixels per latent pixel);
+# wan22_14b_i2v: Wan 2.2 14B image-to-video.
 WAN21_CONFIG = dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), in_dim=16, out_dim=16, dim=64,
                     ffn_dim=128, freq_dim=256, text_dim=TINY_TEXT_DIM, num_heads=2, num_layers=3, window_size=(-1, -1),
                     qk_norm=True, cross_attn_norm=True, eps=1e-6)
 WAN21_I2V_CONFIG = {**WAN21_CONFIG, "model_type": "i2v", "in_dim": 36}
 WAN22_5B_CONFIG = {**WAN21_CONFIG, "in_dim": 48, "out_dim": 48}
+# Wan 2.2 14B image-to-video (each model of the pair): 2.1's layout with the image latent and mask
+# concatenated (36 channels) and no CLIP-vision tokens, which ComfyUI runs as a 2.1 text-to-video model.
+WAN22_14B_I2V_CONFIG = {**WAN21_CONFIG, "in_dim": 36}
 
 
 def build_wan(path, config=WAN21_CONFIG, seed=0) -> Path:
@@ -570,14 +574,16 @@ def build_flux1_for_clip_l(path, seed=0):
 def build_server_models(root, flux_name, sd3_name, flux2_name, cogvideox_name, clip_name):
     """The tiny models a server's stock loaders take, in the folders under `root`:
     diffusion_models/ a Flux 1 dev, a Flux 2 and a CogVideoX for CLIP-L, and an SD3;
-    text_encoders/ a CLIP-L; vae_approx/ taef1, taesd3, taef2 and taehv (video)."""
+    text_encoders/ a CLIP-L; vae_approx/ taef1, taesd3, taef2 and video TAEs (taehv, lighttaew2_2, lighttaehy1_5)."""
     root = Path(root)
     build_flux1_for_clip_l(root / "diffusion_models" / flux_name)
     build_flux(root / "diffusion_models" / flux2_name, guidance=True, config=FLUX2_CLIP_L_CONFIG)
     build_sd3(root / "diffusion_models" / sd3_name)
     if _has_cogvideox():
         build_cogvideox(root / "diffusion_models" / cogvideox_name, {**COGVIDEOX_CONFIG, "text_embed_dim": CLIP_L_DIM})
-    build_taehv(root / "vae_approx" / "taehv.safetensors")        # CogVideoX's VAE, and Qwen-Image's
+    build_taehv(root / "vae_approx" / "taehv.safetensors")        # CogVideoX's VAE, and Qwen-Image's and Wan 2.1's
+    build_taehv(root / "vae_approx" / "lighttaew2_2.safetensors", latent_channels=48)           # Wan 2.2's (16 px)
+    build_taehv(root / "vae_approx" / "lighttaehy1_5.safetensors", latent_channels=32)     # HunyuanVideo 1.5's
     build_clip_l(root / "text_encoders" / clip_name)
     build_taesd(root / "vae_approx")
     build_taesd(root / "vae_approx", vae_name="taesd3")
@@ -589,13 +595,14 @@ def _has_cogvideox() -> bool:
     return importlib.util.find_spec("comfy.ldm.cogvideo") is not None
 
 
-def build_taehv(path, seed=0):
-    """Save a random taehv (ComfyUI's TAEHV, 16 latent channels: a video TAE with the
-    4x temporal, 8x spatial compression of CogVideoX's VAE) in fp32, so that the stock
-    VAELoader applies no HunyuanVideo scaling."""
+def build_taehv(path, seed=0, latent_channels=16):
+    """Save a random taehv (ComfyUI's TAEHV) in fp32, so that the stock VAELoader applies
+    no HunyuanVideo scaling: 16 latent channels, a video TAE with the 4x temporal, 8x
+    spatial compression of CogVideoX's and Wan 2.1's VAEs; 48 (Wan 2.2) and 32
+    (HunyuanVideo 1.5): 4x temporal, 16x spatial."""
     import comfy.taesd.taehv
 
-    model = comfy.taesd.taehv.TAEHV(latent_channels=16)
+    model = comfy.taesd.taehv.TAEHV(latent_channels=latent_channels)
     _fill_all_(model, seed)
     return _save(model.state_dict(), path, torch.float32)
 

@@ -220,9 +220,12 @@ def substitute(prompt: dict, rules: dict) -> dict:
     """A copy of an API-format prompt with inputs set and nodes swapped, e.g. to run an
     example workflow on other models.
 
-    `rules` maps a class_type (or "*" for every node) to
+    `rules` maps a class_type, or "title:<a node's title>" (before its class_type's rule),
+    or "*" for every node to
       {"inputs": {name: value}}: set these inputs (for "*": only where the node has
         the input as a value, not a link);
+      {"bypass": {"0": "model"}}: remove the node; links to its output 0 take what fed
+        its input "model" (with "class_type": replace it, and bypass these outputs);
       {"class_type": "New", "inputs": {...}, "output_map": {"0": 1}}: replace the node
         by a "New" node with exactly these value inputs (its links are kept only where
         "New" takes an input of the same name, listed in "keep_links"), and re-point
@@ -236,11 +239,15 @@ def substitute(prompt: dict, rules: dict) -> dict:
     prompt = copy.deepcopy(prompt)
     relink = {}   # node id -> {old slot: [new node id, new slot]}
     for node_id, node in list(prompt.items()):
-        rule = rules.get(node["class_type"])
+        title = node["_meta"].get("title", "")
+        rule = rules.get(f"title:{title}", rules.get(node["class_type"]))
         if rule is None:
             continue
-        title = node["_meta"].get("title", "")
-        if "split" in rule:
+        bypassed = {int(slot): node["inputs"][name] for slot, name in rule.get("bypass", {}).items()}
+        if "bypass" in rule and "class_type" not in rule:
+            del prompt[node_id]
+            relink[node_id] = bypassed
+        elif "split" in rule:
             del prompt[node_id]
             relink[node_id] = {}
             for slot, part in rule["split"].items():
@@ -253,13 +260,21 @@ def substitute(prompt: dict, rules: dict) -> dict:
             node["class_type"] = rule["class_type"]
             node["inputs"] = {**kept, **copy.deepcopy(rule.get("inputs", {}))}
             node["_meta"] = {"title": f"{title} -> {rule['class_type']}"}
-            relink[node_id] = {int(k): [node_id, v] for k, v in rule.get("output_map", {}).items()}
+            relink[node_id] = {**{int(k): [node_id, v] for k, v in rule.get("output_map", {}).items()}, **bypassed}
         else:
             node["inputs"].update(copy.deepcopy(rule.get("inputs", {})))
+    def resolved(link):
+        # A bypass may point at a node that was itself swapped or bypassed; a swapped node's own outputs are final.
+        while isinstance(link, list) and len(link) == 2 and link[0] in relink and link[1] in relink[link[0]]:
+            target = relink[link[0]][link[1]]
+            if target[0] == link[0]:
+                return target
+            link = target
+        return link
+
     for node in prompt.values():
         for name, value in node["inputs"].items():
-            if isinstance(value, list) and len(value) == 2 and value[0] in relink:
-                node["inputs"][name] = relink[value[0]].get(value[1], value)
+            node["inputs"][name] = resolved(value)
         for name, value in rules.get("*", {}).get("inputs", {}).items():
             if name in node["inputs"] and not isinstance(node["inputs"][name], list):
                 node["inputs"][name] = copy.deepcopy(value)

@@ -26,6 +26,9 @@ class ConceptAttentionApply(io.ComfyNode):
             display_name=TITLE,
             category=CAPTURE,
             search_aliases=["concept attention", "attention map for any sampler", "heatmap patch"],
+            # Each Apply node fills its own maps: two with the same model and settings (the two parts of a
+            # split generation) must not be merged into one by ComfyUI's cache.
+            not_idempotent=True,
             description="Patches a model so that whichever sampler runs it (KSampler, KSamplerAdvanced, "
                         "SamplerCustomAdvanced, ...) records ConceptAttention maps. Connect that sampler's LATENT "
                         "to Concept Heatmaps's `after` input so the maps are read after they are made.",

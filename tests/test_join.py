@@ -72,6 +72,11 @@ def test_parts_of_other_generations_are_refused(wan21, parts, a, b, inputs, says
     assert str(error.value).startswith(f"Concept Join (high + low noise) › {inputs}: ") and says in str(error.value)
 
 
+def test_one_capture_given_twice_is_refused(parts):
+    with pytest.raises(NodeInputError, match="both inputs are the same capture. Give each part its own ConceptAttention Apply"):
+        join(parts["high"], parts["high"])
+
+
 def test_a_gap_between_the_parts_is_refused(wan21):
     concepts = WAN21.concepts()
     middle, high = sample_part(wan21, concepts, WAN21.latent(), 0, 1, last=False)

@@ -167,6 +167,11 @@ def generated(words=3) -> dict:
     return {"Save Image": 1, "Save Overlays": words, "Save Heatmaps": words, "Preview Segmentation": 1}
 
 
+def videos(*kinds) -> dict:
+    """A video template's outputs: the video, and a video of each kind per concept."""
+    return {"Save Video": 1, **{f"Save {word} {kind}": 1 for word in ("dragon", "rock", "sky") for kind in kinds}}
+
+
 UI_OUTPUTS = {
     "Try it - a picture and its maps": generated(DEMO_WORDS),
     "Try it - maps of your image": {"Save Overlays": IMAGE_WORDS},
@@ -192,6 +197,9 @@ UI_OUTPUTS = {
                                    "Save sky heatmaps": 1},
     "CogVideoX - video overlays": {"Save Video": 1, "Save dragon overlays": 1, "Save rock overlays": 1,
                                    "Save sky overlays": 1},
+    "Wan 2.2 5B - video heatmaps and overlays": videos("heatmaps", "overlays"),
+    "Wan 2.2 14B - image to video, both models joined": videos("heatmaps", "overlays"),
+    "HunyuanVideo 1.5 - video heatmaps": videos("heatmaps"),
 }
 SHEETS = {"Save Chart", "Save Evolution by step", "Save Evolution by layer", "Save Comparison"}
 # What the PreviewAny nodes of a workflow show.
@@ -261,8 +269,9 @@ def test_ui_workflow(server, model_rules, name):
     outputs = {n["_meta"]["title"]: node_id for node_id, n in prompt.items()
                if n["class_type"] in ("SaveImage", "PreviewImage", "SaveAnimatedWEBP")}
     assert set(outputs) == set(UI_OUTPUTS[name]), outputs
-    # Maps and overlays take the size of the image they read; an edit's input is scaled to the size rules' size.
-    scaled = workflow_format.nodes_of(prompt, "ImageScale")
+    # Maps and overlays take the size of the image they read; an edit's input, and image-to-video's start
+    # image, are scaled to the size rules' size.
+    scaled = {**workflow_format.nodes_of(prompt, "ImageScale"), **workflow_format.nodes_of(prompt, "WanImageToVideo")}
     size = INPUT_SIZE if loads and not scaled else (UI_WIDTH, UI_HEIGHT)
     for title, node_id in outputs.items():
         images = entry["outputs"].get(node_id, {}).get("images", [])
@@ -414,6 +423,27 @@ def test_substitute_splits_a_node_by_output():
     assert "1" not in out and out["1.0"]["class_type"] == "Loader" and out["1.0"]["inputs"] == {"name": "tiny"}
     assert out["1.2"] == {"class_type": "VaeLoader", "inputs": {"vae": "small"}, "_meta": {"title": "C -> VaeLoader"}}
     assert out["2"]["inputs"]["model"] == ["1.0", 0] and out["3"]["inputs"] == {"vae": ["1.2", 0], "samples": ["2", 0]}
+
+
+def test_substitute_bypasses_nodes_and_picks_nodes_by_title():
+    prompt = {
+        "1": {"class_type": "Loader", "inputs": {"name": "a"}, "_meta": {"title": "L"}},
+        "2": {"class_type": "Shift", "inputs": {"model": ["1", 0], "shift": 8}, "_meta": {"title": "M"}},
+        "3": {"class_type": "Text", "inputs": {"text": "x"}, "_meta": {"title": "T"}},
+        "4": {"class_type": "ImageToVideo", "inputs": {"positive": ["3", 0], "width": 640}, "_meta": {"title": "V"}},
+        "5": {"class_type": "Sampler", "inputs": {"model": ["2", 0], "positive": ["4", 0], "latent": ["4", 2],
+                                                  "end": 10}, "_meta": {"title": "High"}},
+        "6": {"class_type": "Sampler", "inputs": {"model": ["2", 0], "start": 10}, "_meta": {"title": "Low"}},
+    }
+    out = workflow_format.substitute(prompt, {
+        "Loader": {"class_type": "Other", "inputs": {}, "output_map": {"0": 1}},
+        "Shift": {"bypass": {"0": "model"}},
+        "ImageToVideo": {"class_type": "EmptyLatent", "inputs": {"width": 64}, "output_map": {"2": 0},
+                         "bypass": {"0": "positive"}},
+        "title:High": {"inputs": {"end": 1}}, "Sampler": {"inputs": {"start": 1}}})
+    assert "2" not in out and out["5"]["inputs"] == {"model": ["1", 1], "positive": ["3", 0], "latent": ["4", 0],
+                                                     "end": 1}
+    assert out["4"]["class_type"] == "EmptyLatent" and out["6"]["inputs"] == {"model": ["1", 1], "start": 1}
 
 
 def test_workflow_templates_are_served(server):

@@ -25,6 +25,8 @@ from harness.workflow_format import socket_inputs, widget_layout
 OUT = REPO / "workflows"
 DEMO_SCENE = "demo_scene.png"   # demo/scene.png, which the extension copies into ComfyUI's input folder under this name
 
+WAN22 = "https://huggingface.co/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files"
+HUNYUAN15 = "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files"
 # Download links the frontend offers when a model is missing (those of ComfyUI's own Flux templates).
 MODELS = {
     "flux1-dev.safetensors":
@@ -80,6 +82,22 @@ MODELS = {
          "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp8_e4m3fn_scaled.safetensors"),
     "cogvideox_vae.safetensors":
         ("vae", "https://huggingface.co/Comfy-Org/void-model/resolve/main/vae/cogvideox_vae.safetensors"),
+    # Wan 2.2 and HunyuanVideo 1.5: the files of ComfyUI's own templates for them.
+    "wan2.2_ti2v_5B_fp16.safetensors":
+        ("diffusion_models", f"{WAN22}/diffusion_models/wan2.2_ti2v_5B_fp16.safetensors"),
+    "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors":
+        ("diffusion_models", f"{WAN22}/diffusion_models/wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors"),
+    "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors":
+        ("diffusion_models", f"{WAN22}/diffusion_models/wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors"),
+    "wan2.2_vae.safetensors": ("vae", f"{WAN22}/vae/wan2.2_vae.safetensors"),
+    "wan_2.1_vae.safetensors": ("vae", f"{WAN22}/vae/wan_2.1_vae.safetensors"),
+    "umt5_xxl_fp8_e4m3fn_scaled.safetensors":
+        ("text_encoders", "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/"
+                          "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors"),
+    "hunyuanvideo1.5_720p_t2v_fp16.safetensors":
+        ("diffusion_models", f"{HUNYUAN15}/diffusion_models/hunyuanvideo1.5_720p_t2v_fp16.safetensors"),
+    "byt5_small_glyphxl_fp16.safetensors": ("text_encoders", f"{HUNYUAN15}/text_encoders/byt5_small_glyphxl_fp16.safetensors"),
+    "hunyuanvideo15_vae_fp16.safetensors": ("vae", f"{HUNYUAN15}/vae/hunyuanvideo15_vae_fp16.safetensors"),
 }
 COGVIDEOX_NOTE = (
     "CogVideoX: put a CogVideoX transformer in ComfyUI's own layout (its keys start blocks.0.norm1...; ComfyUI does "
@@ -751,36 +769,183 @@ def _cogvideox_generate(g):
     return decode, sampler
 
 
-def _video_per_concept(g, sampler, group, kind, frames_of):
-    """For each concept: a HeatmapAggregate of it alone and an animated WEBP of the
-    frames that frames_of(word, aggregate) gives: (nodes it added, an IMAGE output)."""
+def _video_per_concept(g, maps, group, kinds, prefix, fps=VIDEO_FPS, aggregate_title="Maps of {word}"):
+    """For each concept: a HeatmapAggregate of it alone (of the CONCEPT_ATTN `maps`) and
+    an animated WEBP per kind of the frames that kinds[kind](word, aggregate) gives:
+    (nodes it added, an IMAGE output)."""
     nodes = []
     for word in (w.strip() for w in CONCEPTS.split(",")):
-        aggregate = g.add("HeatmapAggregate", 3, title=f"Maps of {word}", concept_attn=sampler["concept_attn"],
+        aggregate = g.add("HeatmapAggregate", 3, title=aggregate_title.format(word=word), concept_attn=maps,
                           concept=word)
-        added, frames = frames_of(word, aggregate)
-        save = g.add("SaveAnimatedWEBP", 4, title=f"Save {word} {kind}", images=frames,
-                     filename_prefix=f"ConceptAttention/cogvideox_{word}_{kind}", fps=VIDEO_FPS, lossless=False,
-                     quality=85, method="default")
-        nodes += [aggregate, *added, save]
+        nodes.append(aggregate)
+        for kind, frames_of in kinds.items():
+            added, frames = frames_of(word, aggregate)
+            save = g.add("SaveAnimatedWEBP", 4, title=f"Save {word} {kind}", images=frames,
+                         filename_prefix=f"ConceptAttention/{prefix}_{word}_{kind}", fps=fps, lossless=False,
+                         quality=85, method="default")
+            nodes += [*added, save]
     g.group(group, nodes, GROUP_COLORS["maps"])
 
 
-def cogvideox_text_to_video_heatmaps(g):
-    _, sampler = _cogvideox_generate(g)
-    _video_per_concept(g, sampler, "One heatmap video per concept", "heatmaps",
-                       lambda word, aggregate: ([], aggregate["heatmaps"]))
+def _heatmaps(word, aggregate):
+    return [], aggregate["heatmaps"]
 
 
-def cogvideox_text_to_video_overlays(g):
-    decode, sampler = _cogvideox_generate(g)
-
+def _overlays(g, decode):
     def overlay(word, aggregate):
         node = g.add("HeatmapOverlay", 3, title=f"Overlay {word}", image=decode["IMAGE"], heatmaps=aggregate["maps"],
                      opacity=0.5, colormap="plasma", label=True)
         return [node], node["overlays"]
+    return overlay
 
-    _video_per_concept(g, sampler, "One overlay video per concept", "overlays", overlay)
+
+def cogvideox_text_to_video_heatmaps(g):
+    _, sampler = _cogvideox_generate(g)
+    _video_per_concept(g, sampler["concept_attn"], "One heatmap video per concept", {"heatmaps": _heatmaps}, "cogvideox")
+
+
+def cogvideox_text_to_video_overlays(g):
+    decode, sampler = _cogvideox_generate(g)
+    _video_per_concept(g, sampler["concept_attn"], "One overlay video per concept", {"overlays": _overlays(g, decode)},
+                       "cogvideox")
+
+
+WAN_CROSS_ATTENTION = (
+    "Wan has no joint attention (its blocks never update the text), so ConceptAttention's own maps do not exist for "
+    "it: these are the paper's cross-attention maps (video queries . concept keys, every block), which method "
+    "\"auto\" picks."
+)
+WAN22_5B_NOTE = (
+    "Wan 2.2 5B: put wan2.2_ti2v_5B_fp16.safetensors in models/diffusion_models, wan2.2_vae.safetensors in "
+    "models/vae (Comfy-Org/Wan_2.2_ComfyUI_Repackaged) and umt5_xxl_fp8_e4m3fn_scaled.safetensors in "
+    "models/text_encoders (Comfy-Org/Wan_2.1_ComfyUI_repackaged). The loaders, shift 8, 1280x704, 121 frames, "
+    "20 steps, cfg 5, uni_pc and 24 fps are those of ComfyUI's own Wan 2.2 5B template (here text to video: no "
+    "start image), with the ConceptAttention Sampler in place of KSampler. " + WAN_CROSS_ATTENTION +
+    " One map per decoded frame: frame 0 from latent frame 0, then 4 frames per latent frame."
+)
+WAN_FPS_5B, WAN_FPS_14B, HUNYUAN15_FPS = 24.0, 16.0, 24.0   # the frame rates of ComfyUI's own templates
+
+
+def _wan_prompt(g, clip, column=1):
+    positive = g.add("CLIPTextEncode", column, title="Prompt", box_width=400, clip=clip, text=VIDEO_PROMPT)
+    negative = g.add("CLIPTextEncode", column, title="Negative prompt", box_width=400, clip=clip,
+                     text="blurry, low quality, static, subtitles, watermark")
+    concepts = g.add("ConceptEncode", column, box_width=400, clip=clip, concepts=CONCEPTS, pooling="first_token")
+    return positive, negative, concepts
+
+
+def _save_video(g, decode, column, prefix, fps):
+    return g.add("SaveAnimatedWEBP", column, title="Save Video", images=decode["IMAGE"],
+                 filename_prefix=f"ConceptAttention/{prefix}_video", fps=fps, lossless=False, quality=85,
+                 method="default")
+
+
+def wan22_5b_text_to_video(g):
+    unet = g.add("UNETLoader", 0, unet_name="wan2.2_ti2v_5B_fp16.safetensors", weight_dtype="default")
+    clip = g.add("CLIPLoader", 0, clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan", device="default")
+    vae = g.add("VAELoader", 0, vae_name="wan2.2_vae.safetensors")
+    shift = g.add("ModelSamplingSD3", 0, model=unet["MODEL"], shift=8.0)
+    note = g.note(0, WAN22_5B_NOTE, title="Models for Wan 2.2 5B")
+    g.group("Wan 2.2 5B", [unet, clip, vae, shift, note], GROUP_COLORS["models"])
+    positive, negative, concepts = _wan_prompt(g, clip["CLIP"])
+    latent = g.add("Wan22ImageToVideoLatent", 1, title="Empty video latent (121 frames)", vae=vae["VAE"], width=1280,
+                   height=704, length=121, batch_size=1)
+    g.group("Prompt and concepts", [positive, negative, concepts, latent], GROUP_COLORS["prompt"])
+    sampler = g.add("ConceptAttentionSampler", 2, model=shift["MODEL"], seed=42, steps=20, cfg=5.0,
+                    sampler_name="uni_pc", scheduler="simple", positive=positive["CONDITIONING"],
+                    negative=negative["CONDITIONING"], latent_image=latent["LATENT"], denoise=1.0,
+                    concepts=concepts["concepts"], layers="default", timesteps="all")
+    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae["VAE"])
+    save = _save_video(g, decode, 2, "wan22_5b", WAN_FPS_5B)
+    g.group("Sample", [sampler, decode, save], GROUP_COLORS["sample"])
+    _video_per_concept(g, sampler["concept_attn"], "Per concept: a heatmap video and an overlay video",
+                       {"heatmaps": _heatmaps, "overlays": _overlays(g, decode)}, "wan22_5b", WAN_FPS_5B,
+                       "Cross-attention maps of {word}")
+
+
+WAN22_14B_NOTE = (
+    "Wan 2.2 14B image to video: put wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors and "
+    "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors in models/diffusion_models, wan_2.1_vae.safetensors in "
+    "models/vae (Comfy-Org/Wan_2.2_ComfyUI_Repackaged) and umt5_xxl_fp8_e4m3fn_scaled.safetensors in "
+    "models/text_encoders (Comfy-Org/Wan_2.1_ComfyUI_repackaged); load your start image. The loaders, shift 8, "
+    "640x640, 81 frames, 20 steps split at step 10 between the high-noise and the low-noise model, cfg 3.5, euler and "
+    "16 fps are those of ComfyUI's own Wan 2.2 14B image-to-video template. Each model gets a ConceptAttention "
+    "Apply; Concept Join makes one capture of all 20 steps from the two (keep the two samplers' steps, scheduler and "
+    "the split step as they are: the join refuses parts that overlap or leave steps out). " + WAN_CROSS_ATTENTION
+)
+
+
+def wan22_14b_image_to_video(g):
+    high = g.add("UNETLoader", 0, title="High-noise model", unet_name="wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+                 weight_dtype="default")
+    low = g.add("UNETLoader", 0, title="Low-noise model", unet_name="wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors",
+                weight_dtype="default")
+    clip = g.add("CLIPLoader", 0, clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan", device="default")
+    vae = g.add("VAELoader", 0, vae_name="wan_2.1_vae.safetensors")
+    note = g.note(0, WAN22_14B_NOTE, title="Models for Wan 2.2 14B")
+    g.group("Wan 2.2 14B (two models)", [high, low, clip, vae, note], GROUP_COLORS["models"])
+    positive, negative, concepts = _wan_prompt(g, clip["CLIP"])
+    image = g.add("LoadImage", 1, title="Start image", image=DEMO_SCENE)
+    start = g.add("WanImageToVideo", 1, positive=positive["CONDITIONING"], negative=negative["CONDITIONING"],
+                  vae=vae["VAE"], width=640, height=640, length=81, batch_size=1, start_image=image["IMAGE"])
+    g.group("Prompt, concepts and start image", [positive, negative, concepts, image, start], GROUP_COLORS["prompt"])
+    parts = []
+    for title, model, (add_noise, first, last, leftover), latent in (
+            ("High-noise sampler (steps 0-9)", high, ("enable", 0, 10, "enable"), start["latent"]),
+            ("Low-noise sampler (steps 10-19)", low, ("disable", 10, 10000, "disable"), None)):
+        shift = g.add("ModelSamplingSD3", 2, model=model["MODEL"], shift=8.0)
+        apply = g.add("ConceptAttentionApply", 2, model=shift["MODEL"], concepts=concepts["concepts"], layers="default",
+                      timesteps="all")
+        sampler = g.add("KSamplerAdvanced", 2, title=title, model=apply["MODEL"], add_noise=add_noise, noise_seed=42,
+                        steps=20, cfg=3.5, sampler_name="euler", scheduler="simple",
+                        positive=start["positive"], negative=start["negative"],
+                        latent_image=latent or parts[-1][2]["LATENT"], start_at_step=first, end_at_step=last,
+                        return_with_leftover_noise=leftover)
+        parts.append((shift, apply, sampler))
+    join = g.add("ConceptAttentionJoin", 3, concept_attn_a=parts[0][1]["concept_attn"],
+                 concept_attn_b=parts[1][1]["concept_attn"], after=parts[1][2]["LATENT"])
+    decode = g.add("VAEDecode", 3, samples=parts[1][2]["LATENT"], vae=vae["VAE"])
+    save = _save_video(g, decode, 3, "wan22_14b", WAN_FPS_14B)
+    g.group("Sample with both models, join their maps",
+            [node for part in parts for node in part] + [join, decode, save], GROUP_COLORS["sample"])
+    _video_per_concept(g, join["concept_attn"], "Per concept: a heatmap video and an overlay video",
+                       {"heatmaps": _heatmaps, "overlays": _overlays(g, decode)}, "wan22_14b", WAN_FPS_14B,
+                       "Cross-attention maps of {word}")
+
+
+HUNYUAN15_NOTE = (
+    "HunyuanVideo 1.5 (720p text to video): put hunyuanvideo1.5_720p_t2v_fp16.safetensors in "
+    "models/diffusion_models, qwen_2.5_vl_7b_fp8_scaled.safetensors and byt5_small_glyphxl_fp16.safetensors in "
+    "models/text_encoders and hunyuanvideo15_vae_fp16.safetensors in models/vae "
+    "(Comfy-Org/HunyuanVideo_1.5_repackaged). The loaders, files and latent are those of ComfyUI's own HunyuanVideo "
+    "1.5 template; 1280x720, 121 frames at 24 fps, 20 steps at cfg 6 with the model's own shift (7), with the "
+    "ConceptAttention Sampler in place of KSampler. Layers \"default\" reads the last fifth of the double blocks. "
+    "One map per decoded frame: frame 0 from latent frame 0, then 4 frames per latent frame."
+)
+
+
+def hunyuan_video_15_text_to_video(g):
+    unet = g.add("UNETLoader", 0, unet_name="hunyuanvideo1.5_720p_t2v_fp16.safetensors", weight_dtype="default")
+    clip = g.add("DualCLIPLoader", 0, clip_name1="qwen_2.5_vl_7b_fp8_scaled.safetensors",
+                 clip_name2="byt5_small_glyphxl_fp16.safetensors", type="hunyuan_video_15", device="default")
+    vae = g.add("VAELoader", 0, vae_name="hunyuanvideo15_vae_fp16.safetensors")
+    note = g.note(0, HUNYUAN15_NOTE, title="Models for HunyuanVideo 1.5")
+    g.group("HunyuanVideo 1.5", [unet, clip, vae, note], GROUP_COLORS["models"])
+    positive = g.add("CLIPTextEncode", 1, title="Prompt", box_width=400, clip=clip["CLIP"], text=VIDEO_PROMPT)
+    negative = g.add("CLIPTextEncode", 1, title="Negative prompt", box_width=400, clip=clip["CLIP"], text="")
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
+    latent = g.add("EmptyHunyuanVideo15Latent", 1, title="Empty video latent (121 frames)", width=1280, height=720,
+                   length=121, batch_size=1)
+    g.group("Prompt and concepts", [positive, negative, concepts, latent], GROUP_COLORS["prompt"])
+    sampler = g.add("ConceptAttentionSampler", 2, model=unet["MODEL"], seed=42, steps=20, cfg=6.0,
+                    sampler_name="euler", scheduler="simple", positive=positive["CONDITIONING"],
+                    negative=negative["CONDITIONING"], latent_image=latent["LATENT"], denoise=1.0,
+                    concepts=concepts["concepts"], layers="default", timesteps="all")
+    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae["VAE"])
+    save = _save_video(g, decode, 2, "hunyuan_video_15", HUNYUAN15_FPS)
+    g.group("Sample", [sampler, decode, save], GROUP_COLORS["sample"])
+    _video_per_concept(g, sampler["concept_attn"], "One heatmap video per concept", {"heatmaps": _heatmaps},
+                       "hunyuan_video_15", HUNYUAN15_FPS)
 
 
 # The demo prompt, concepts and seed of the no-download templates and of `make demo` (the
@@ -945,7 +1110,8 @@ class Workflow(NamedTuple):
     build: Callable          # build(graph) adds the nodes
     thumbnail: list          # titles of the output nodes whose images make the thumbnail, in order
     family: str              # the models it loads: demo (ships with the extension), flux1, flux2, sd35, flux1_sd35
-                             # (both), qwen_image, qwen_image_edit, z_image, chroma, chroma_radiance, cogvideox
+                             # (both), qwen_image, qwen_image_edit, z_image, chroma, chroma_radiance, cogvideox,
+                             # wan22_5b, wan22_14b_i2v, hunyuan_video_15
 
 
 WORKFLOWS = {
@@ -985,6 +1151,16 @@ WORKFLOWS = {
     "CogVideoX - video overlays": Workflow(cogvideox_text_to_video_overlays,
                                                  ["Save dragon overlays", "Save rock overlays", "Save sky overlays"],
                                                  "cogvideox"),
+    # (On the demo model's two words, "rock" would repeat "sky": the thumbnails leave it out.)
+    "Wan 2.2 5B - video heatmaps and overlays": Workflow(wan22_5b_text_to_video,
+                                                         ["Save Video", "Save dragon overlays", "Save sky overlays"],
+                                                         "wan22_5b"),
+    "Wan 2.2 14B - image to video, both models joined": Workflow(wan22_14b_image_to_video,
+                                                                 ["Save Video", "Save dragon overlays",
+                                                                  "Save sky overlays"], "wan22_14b_i2v"),
+    "HunyuanVideo 1.5 - video heatmaps": Workflow(hunyuan_video_15_text_to_video,
+                                                  ["Save Video", "Save dragon heatmaps", "Save sky heatmaps"],
+                                                  "hunyuan_video_15"),
 }
 
 

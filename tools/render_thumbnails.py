@@ -59,7 +59,9 @@ def size_rules(width=None, height=None, steps=None) -> dict:
         for sizer in ("EmptySD3LatentImage", "EmptyLatentImage", "EmptyFlux2LatentImage", "Flux2Scheduler",
                       "EmptyChromaRadianceLatentImage"):
             rules[sizer] = {"inputs": {"width": width, "height": height}}
-        rules["EmptyHunyuanLatentVideo"] = {"inputs": {"width": width, "height": height, "length": VIDEO_FRAMES}}
+        for video in ("EmptyHunyuanLatentVideo", "EmptyHunyuanVideo15Latent", "Wan22ImageToVideoLatent",
+                      "WanImageToVideo"):
+            rules[video] = {"inputs": {"width": width, "height": height, "length": VIDEO_FRAMES}}
         rules["FluxKontextImageScale"] = {"class_type": "ImageScale", "keep_links": ["image"], "inputs": {
             "upscale_method": "area", "width": width, "height": height, "crop": "center"}}
     if steps:
@@ -110,15 +112,22 @@ def _cogvideox_substitutions(clip_name):
             "VAELoader": {"inputs": {"vae_name": "taehv.safetensors"}}}
 
 
-def _built_from_config_substitutions(model, vae_name):
+def _built_from_config_substitutions(model, vae_name, **more):
     """Families whose tiny models ComfyUI's loaders cannot build (their widths are fixed
     by its detection): the test nodes of harness/tiny_model_nodes.py give the tiny model
-    and its tiny text encoder; the VAE is a random tiny one of the same latent."""
+    and its tiny text encoder; the VAE is a random tiny one of the same latent. `more`:
+    further rules."""
     def rules(clip_name):
-        return {"UNETLoader": {"class_type": "TinyTestModel", "inputs": {"model": model}},
-                "CLIPLoader": {"class_type": "TinyTestCLIP", "inputs": {"model": model}},
-                "VAELoader": {"inputs": {"vae_name": vae_name}}}
+        clip = {"class_type": "TinyTestCLIP", "inputs": {"model": model}}
+        return {"UNETLoader": {"class_type": "TinyTestModel", "inputs": {"model": model}}, "CLIPLoader": clip,
+                "DualCLIPLoader": clip, "VAELoader": {"inputs": {"vae_name": vae_name}}, **more}
     return rules
+
+
+# Wan 2.2 14B: both loaders give the one tiny model (so the two Apply nodes are told apart by their
+# place in the graph alone); the split at step 10 of 20 moved to 1 of the tests' few steps.
+WAN22_14B_PAIR = {"title:High-noise sampler (steps 0-9)": {"inputs": {"end_at_step": 1}},
+                  "title:Low-noise sampler (steps 10-19)": {"inputs": {"start_at_step": 1}}}
 
 
 TINY_MODELS = {"demo": lambda clip_name: {}, "flux1": _flux1_substitutions, "flux2": _flux2_substitutions, "sd35": sd3_substitutions,
@@ -129,7 +138,11 @@ TINY_MODELS = {"demo": lambda clip_name: {}, "flux1": _flux1_substitutions, "flu
                "qwen_image_edit": _built_from_config_substitutions("qwen_image_edit", "taehv.safetensors"),
                "z_image": _built_from_config_substitutions("z_image", "taef1"),
                "chroma": _built_from_config_substitutions("chroma", "taef1"),
-               "chroma_radiance": _built_from_config_substitutions("chroma_radiance", "pixel_space")}
+               "chroma_radiance": _built_from_config_substitutions("chroma_radiance", "pixel_space"),
+               "wan22_5b": _built_from_config_substitutions("wan22_5b", "lighttaew2_2.safetensors"),
+               "wan22_14b_i2v": _built_from_config_substitutions("wan22_14b_i2v", "taehv.safetensors",
+                                                                 **WAN22_14B_PAIR),
+               "hunyuan_video_15": _built_from_config_substitutions("hunyuan_video_15", "lighttaehy1_5.safetensors")}
 
 
 DEMO = {"class_type": "ConceptAttentionDemoModel", "inputs": {}}   # outputs MODEL, CLIP, VAE
@@ -151,7 +164,12 @@ def demo_substitutions(width=128, height=128, steps=None) -> dict:
         # Flux 2, CogVideoX and Chroma Radiance latents: the demo model's 16-channel image latent instead
         "EmptyFlux2LatentImage": image_latent,
         "EmptyHunyuanLatentVideo": image_latent,
+        "EmptyHunyuanVideo15Latent": image_latent,
+        "Wan22ImageToVideoLatent": image_latent,
         "EmptyChromaRadianceLatentImage": image_latent,
+        # Image to video: the prompts pass, the latent is the demo model's image latent.
+        "WanImageToVideo": {**image_latent, "output_map": {"2": 0}, "bypass": {"0": "positive", "1": "negative"}},
+        "ModelSamplingSD3": {"bypass": {"0": "model"}},      # the demo model keeps its own schedule
     }
 
 
@@ -196,7 +214,8 @@ def contact_sheet(images, width=SHEET_WIDTH, caption=None):
 # What the caption of a thumbnail made on the demo model says the template is for.
 FAMILY_NAMES = {"flux1": "Flux 1", "flux2": "Flux 2", "sd35": "SD3.5", "flux1_sd35": "Flux 1 and SD3.5",
                 "qwen_image": "Qwen-Image", "qwen_image_edit": "Qwen-Image-Edit", "z_image": "Z-Image",
-                "chroma": "Chroma", "chroma_radiance": "Chroma Radiance", "cogvideox": "CogVideoX"}
+                "chroma": "Chroma", "chroma_radiance": "Chroma Radiance", "cogvideox": "CogVideoX",
+                "wan22_5b": "Wan 2.2 5B", "wan22_14b_i2v": "Wan 2.2 14B", "hunyuan_video_15": "HunyuanVideo 1.5"}
 
 
 def demo_caption(name) -> str | None:
