@@ -21,7 +21,8 @@ again and again, so that drift in the machine's speed hits all alike):
 Shares are of one block's time: half of KSampler's (which includes the embedders and
 the final layer, about 2 % of it).
 
-    ~/comfy/venv/bin/python -m benchmarks.block_overhead [--repeats 5] [--families flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b,hunyuan_video]
+    ~/comfy/venv/bin/python -m benchmarks.block_overhead [--repeats 5] [--families flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b,hunyuan_video,wan_14b]
+    ~/comfy/venv/bin/python -m benchmarks.block_overhead --families wan_14b --latent-frames 1 --repeats 1   # full width, one latent frame
     ~/comfy/venv/bin/python -m benchmarks.block_overhead --scale 0.125 --repeats 1    # a quick check of the script
 
 Attention is PyTorch's scaled_dot_product_attention (`--attention pytorch`, what
@@ -39,12 +40,17 @@ from harness import host
 CONCEPT_COUNTS = (1, 5, 20)
 
 
-def families(scale: float) -> dict:
+def families(scale: float, latent_frames: int = None) -> dict:
     """name -> (unet_config with two blocks (MMDiT: its full depth, which sets its width), block list attribute, latent shape, text tokens,
     text width, pooled width or None, what it stands for). `scale` shrinks the width
     (and the image) for a quick run."""
     def width(heads, head_dim):
         return max(1, round(heads * scale)), head_dim
+
+    def video(frames, height, width):
+        """A video latent of `frames` latent frames (--latent-frames overrides) of height x width, scaled."""
+        frames = latent_frames or max(2, round(frames * scale))
+        return 1, 16, frames, 2 * max(2, round(height * scale)), 2 * max(2, round(width * scale))
 
     side = max(8, round(128 * scale))                       # 1024 px -> 128 latent pixels
     f_heads, f_dim = width(24, 128)
@@ -52,6 +58,8 @@ def families(scale: float) -> dict:
     x_heads, x_dim = width(48, 128)
     c_heads, c_dim = width(48, 64)
     z_heads, z_dim = width(30, 128)
+    w_heads, w_dim = width(40, 128)
+    frames_text = f"{latent_frames * 4 - 3} frames" if latent_frames else "81 frames"
     return {
         "flux1": (dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=4096,
                        hidden_size=f_heads * f_dim, mlp_ratio=4.0, num_heads=f_heads, depth=2, depth_single_blocks=0,
@@ -95,19 +103,24 @@ def families(scale: float) -> dict:
                               in_channels=16, out_channels=16, time_embed_dim=512, text_embed_dim=4096, num_layers=2,
                               patch_size=2, use_rotary_positional_embeddings=True,
                               use_learned_positional_embeddings=False),
-                         "blocks", (1, 16, max(2, round(13 * scale)), 2 * max(2, round(30 * scale)), 2 * max(2, round(45 * scale))),
-                         226, 4096, None,
-                         f"CogVideoX 5b: hidden {c_heads * c_dim}, {c_heads} heads, 49 frames 480x720"),
+                         "blocks", video(13, 30, 45), 226, 4096, None,
+                         f"CogVideoX 5b: hidden {c_heads * c_dim}, {c_heads} heads, "
+                         f"{frames_text if latent_frames else '49 frames'} 480x720"),
         # 81 frames at 480x832: 21 latent frames of 60x104, 2x2 patches (32,760 tokens at full size).
         "hunyuan_video": (dict(image_model="hunyuan_video", in_channels=16, out_channels=16, vec_in_dim=768,
                                context_in_dim=4096, hidden_size=f_heads * f_dim, mlp_ratio=4.0, num_heads=f_heads,
                                depth=2, depth_single_blocks=0, axes_dim=[16, 56, 56], theta=256, patch_size=[1, 2, 2],
                                qkv_bias=True, guidance_embed=True, byt5=False, meanflow=False,
                                use_cond_type_embedding=False, vision_in_dim=None, meanflow_sum=False),
-                          "double_blocks",
-                          (1, 16, max(2, round(21 * scale)), 2 * max(2, round(30 * scale)), 2 * max(2, round(52 * scale))),
-                          256, 4096, 768,
-                          f"HunyuanVideo 1.0: hidden {f_heads * f_dim}, {f_heads} heads, 81 frames 480x832"),
+                          "double_blocks", video(21, 30, 52), 256, 4096, 768,
+                          f"HunyuanVideo 1.0: hidden {f_heads * f_dim}, {f_heads} heads, {frames_text} 480x832"),
+        # Wan 14B (2.1, and each model of 2.2's pair), the same video; umT5 text padded to 512.
+        "wan_14b": (dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), in_dim=16, out_dim=16,
+                         dim=w_heads * w_dim, ffn_dim=max(1, round(13824 * scale)), freq_dim=256, text_dim=4096,
+                         num_heads=w_heads, num_layers=2, window_size=(-1, -1), qk_norm=True, cross_attn_norm=True,
+                         eps=1e-6),
+                    "blocks", video(21, 30, 52), 512, 4096, None,
+                    f"Wan 14B (cross-attention): hidden {w_heads * w_dim}, {w_heads} heads, {frames_text} 480x832"),
     }
 
 
@@ -185,7 +198,10 @@ class OwnTime:
         self.patches = [(capture.ConceptBlockPatch, "__call__", self._timed(capture.ConceptBlockPatch.__call__, 1)),
                         (capture.ConceptBlockPatch, "_run_block", self._timed(capture.ConceptBlockPatch._run_block, -1)),
                         (call.ModelCall, "on_attention", self._timed(call.ModelCall.on_attention, 1)),
-                        (call.ModelCall, "prepare", self._timed_prepare(call.ModelCall.prepare))]
+                        (call.ModelCall, "prepare", self._timed_prepare(call.ModelCall.prepare)),
+                        # A cross-attention family's (Wan's) own steps
+                        (call.CrossAttentionCall, "on_attention", self._timed(call.CrossAttentionCall.on_attention, 1)),
+                        (call.CrossAttentionCall, "prepare", self._timed_prepare(call.CrossAttentionCall.prepare))]
         for where, name, _ in PARTS:
             module = maths if where == "maths" else call
             self.patches.append((module, name, self._timed(getattr(module, name), 0, name)))
@@ -222,8 +238,12 @@ class OwnTime:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs of each, interleaved; medians count")
-    parser.add_argument("--families", default="flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b,hunyuan_video")
+    parser.add_argument("--families",
+                        default="flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b,hunyuan_video,wan_14b")
     parser.add_argument("--scale", type=float, default=1.0, help="width and image scale (1: the real models)")
+    parser.add_argument("--latent-frames", type=int,
+                        help="video families: this many latent frames instead of the video's (fewer tokens, to fit "
+                             "a small machine's time; the capture's share is then larger than at the full length)")
     parser.add_argument("--attention", choices=("pytorch", "host"), default="pytorch",
                         help="pytorch: scaled_dot_product_attention; host: ComfyUI's default for this machine")
     opts = parser.parse_args()
@@ -245,11 +265,11 @@ def main():
     print("| family | model | block s | concepts | captured block: own time | captured, with the cross-attention "
           "baseline | carrying block: own time | end to end, carry + capture |")
     print("|---|---|---|---|---|---|---|---|")
-    table = families(opts.scale)
+    table = families(opts.scale, opts.latent_frames)
     breakdown = {}
     for name in opts.families.split(","):
         unet_config, blocks, latent_shape, tokens, text_width, pooled_width, what = table[name]
-        family = {"cogvideox_5b": "CogVideoX", "hunyuan_video": "HunyuanVideo"}.get(name)
+        family = {"cogvideox_5b": "CogVideoX", "hunyuan_video": "HunyuanVideo", "wan_14b": "Wan"}.get(name)
         if family in hooks.UNAVAILABLE:
             print(f"| {name} | {hooks.UNAVAILABLE[family]} |" + " |" * 6)
             continue

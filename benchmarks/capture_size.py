@@ -1,5 +1,5 @@
 """Size of CONCEPT_ATTN at each family's default layers, for both `keep` modes (images,
-and CogVideoX and HunyuanVideo video).
+and CogVideoX, HunyuanVideo and Wan video).
 
 The stored size depends on the evaluations, layers, images, concepts and patches,
 not on the model's width, so this feeds the extension's own Recorder one model call
@@ -35,13 +35,19 @@ IMAGE_MODELS = [
 # latent frames (22 after padding to pairs) of 96x170, patches of 2x2x2. HunyuanVideo 1.0:
 # 129 frames at 720x1280 are 33 latent frames of 90x160, patches of 2x2, 20 double blocks;
 # 1.5: 121 frames at 480x848 are 31 latent frames of 30x53 (16 pixels per latent pixel),
-# patches of 1x1, 54 double blocks.
+# patches of 1x1, 54 double blocks. Wan (its one method, cross-attention, every block by
+# default): 81 frames at 480x832 are 21 latent frames of 60x104, patches of 2x2; the 2.2 5B's
+# 121 frames at 704x1280 are 31 latent frames of 44x80 (16 pixels per latent pixel). Wan's
+# templates sample 20 steps; 50 here is an upper bound.
 VIDEO_MODELS = [
     ("CogVideoX", "CogVideoX 2b", 30, (13, 30, 45), "49 frames, 480x720"),
     ("CogVideoX", "CogVideoX 5b", 42, (13, 30, 45), "49 frames, 480x720"),
     ("CogVideoX", "CogVideoX 1.5 5b", 42, (11, 48, 85), "81 frames, 768x1360"),
     ("HunyuanVideo", "HunyuanVideo 1.0", 20, (33, 45, 80), "129 frames, 720x1280"),
     ("HunyuanVideo", "HunyuanVideo 1.5", 54, (31, 30, 53), "121 frames, 480x848"),
+    ("Wan", "Wan 2.1 1.3B (cross-attention)", 30, (21, 30, 52), "81 frames, 480x832"),
+    ("Wan", "Wan 2.1 / 2.2 14B (cross-attention)", 40, (21, 30, 52), "81 frames, 480x832"),
+    ("Wan", "Wan 2.2 5B (cross-attention)", 30, (31, 22, 40), "121 frames, 704x1280"),
 ]
 VIDEO_STEPS = 50
 IMAGE_BUDGET_MB, VIDEO_BUDGET_MB = 64, 256

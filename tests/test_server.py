@@ -197,9 +197,9 @@ UI_OUTPUTS = {
                                    "Save sky heatmaps": 1},
     "CogVideoX - video overlays": {"Save Video": 1, "Save dragon overlays": 1, "Save rock overlays": 1,
                                    "Save sky overlays": 1},
-    "Wan 2.2 5B - video heatmaps and overlays": videos("heatmaps", "overlays"),
-    "Wan 2.2 14B - image to video, both models joined": videos("heatmaps", "overlays"),
-    "HunyuanVideo 1.5 - video heatmaps": videos("heatmaps"),
+    "Wan 2.2 5B - video with maps": videos("heatmaps", "overlays"),
+    "Wan 2.2 14B - image to video": videos("heatmaps", "overlays"),
+    "HunyuanVideo 1.5 - video maps": videos("heatmaps"),
 }
 SHEETS = {"Save Chart", "Save Evolution by step", "Save Evolution by layer", "Save Comparison"}
 # What the PreviewAny nodes of a workflow show.

@@ -1152,13 +1152,13 @@ WORKFLOWS = {
                                                  ["Save dragon overlays", "Save rock overlays", "Save sky overlays"],
                                                  "cogvideox"),
     # (On the demo model's two words, "rock" would repeat "sky": the thumbnails leave it out.)
-    "Wan 2.2 5B - video heatmaps and overlays": Workflow(wan22_5b_text_to_video,
+    "Wan 2.2 5B - video with maps": Workflow(wan22_5b_text_to_video,
                                                          ["Save Video", "Save dragon overlays", "Save sky overlays"],
                                                          "wan22_5b"),
-    "Wan 2.2 14B - image to video, both models joined": Workflow(wan22_14b_image_to_video,
+    "Wan 2.2 14B - image to video": Workflow(wan22_14b_image_to_video,
                                                                  ["Save Video", "Save dragon overlays",
                                                                   "Save sky overlays"], "wan22_14b_i2v"),
-    "HunyuanVideo 1.5 - video heatmaps": Workflow(hunyuan_video_15_text_to_video,
+    "HunyuanVideo 1.5 - video maps": Workflow(hunyuan_video_15_text_to_video,
                                                   ["Save Video", "Save dragon heatmaps", "Save sky heatmaps"],
                                                   "hunyuan_video_15"),
 }
