@@ -59,7 +59,8 @@ def families(scale: float, latent_frames: int = None) -> dict:
     c_heads, c_dim = width(48, 64)
     z_heads, z_dim = width(30, 128)
     w_heads, w_dim = width(40, 128)
-    frames_text = f"{latent_frames * 4 - 3} frames" if latent_frames else "81 frames"
+    frames_text = (f"{latent_frames * 4 - 3} frame{'s' if latent_frames > 1 else ''}" if latent_frames
+                   else "81 frames")
     return {
         "flux1": (dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=4096,
                        hidden_size=f_heads * f_dim, mlp_ratio=4.0, num_heads=f_heads, depth=2, depth_single_blocks=0,
@@ -122,6 +123,10 @@ def families(scale: float, latent_frames: int = None) -> dict:
                     "blocks", video(21, 30, 52), 512, 4096, None,
                     f"Wan 14B (cross-attention): hidden {w_heads * w_dim}, {w_heads} heads, {frames_text} 480x832"),
     }
+
+
+# The families() entries of families an older ComfyUI may lack (hooks.UNAVAILABLE's names).
+FAMILY_OF = {"cogvideox_5b": "CogVideoX", "hunyuan_video": "HunyuanVideo", "wan_14b": "Wan"}
 
 
 def with_blocks(unet_config: dict, count: int) -> dict:
@@ -269,7 +274,7 @@ def main():
     breakdown = {}
     for name in opts.families.split(","):
         unet_config, blocks, latent_shape, tokens, text_width, pooled_width, what = table[name]
-        family = {"cogvideox_5b": "CogVideoX", "hunyuan_video": "HunyuanVideo", "wan_14b": "Wan"}.get(name)
+        family = FAMILY_OF.get(name)
         if family in hooks.UNAVAILABLE:
             print(f"| {name} | {hooks.UNAVAILABLE[family]} |" + " |" * 6)
             continue

@@ -46,7 +46,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="4,8", help="two step counts: what grows between them is per call")
     parser.add_argument("--cfg", type=float, default=4.0)
-    parser.add_argument("--families", default="flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b")
+    parser.add_argument("--families",
+                        default="flux1,sd35_large,flux2,qwen_image,chroma,z_image,cogvideox_5b,hunyuan_video,wan_14b")
     opts = parser.parse_args()
     host.prepare()
 
@@ -66,7 +67,9 @@ def main():
     table = block_overhead.families(0.05)
     for name in opts.families.split(","):
         unet_config, blocks, latent_shape, tokens, text_width, pooled_width, _ = table[name]
-        if name == "cogvideox_5b" and "CogVideoX" in hooks.UNAVAILABLE:
+        family = block_overhead.FAMILY_OF.get(name)
+        if family in hooks.UNAVAILABLE:
+            print(f"| {name} | {hooks.UNAVAILABLE[family]} | | | |")
             continue
         for kept in (2, 4):
             model = block_overhead.build(block_overhead.with_blocks(unet_config, kept), blocks, kept)
