@@ -86,7 +86,7 @@ FAMILY = Family(
     default_layers_text="the last fifth of the double blocks (1.0: 16-19 of 20)",
     context_width=lambda dm: dm.txt_in.input_embedder.in_features,
     text_encoding=text_encoding,
-    text_encoder="LLaVA-Llama-3 (1.0) or Qwen 2.5-VL (1.5, HunyuanImage 2.1)",
+    text_encoder="Qwen 2.5-VL (1.5, HunyuanImage 2.1; 1.0's LLaVA-Llama-3 not yet)",
     patch_size=lambda dm: dm.patch_size[-1],
     # 1.0's VAE: 8 pixels per latent pixel; 1.5's 16, HunyuanImage 2.1's 32 (their latent formats say so on 0.33)
     latent_downscale=lambda dm: 8,

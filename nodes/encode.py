@@ -62,8 +62,10 @@ class ConceptEncode(io.ComfyNode):
         first_tokens, first_cond = encoded[0]
         encoding = hooks.text_encoding(clip, first_tokens, first_cond.shape[1])
         if encoding is None:
-            raise NodeInputError(TITLE, "clip", "this text encoder's output does not line up with its tokens, "
-                                               "so concept tokens cannot be found in it")
+            known = "; ".join(f"{family.name}: {family.text_encoder}" for family in hooks.FAMILIES)
+            raise NodeInputError(TITLE, "clip", f"this text encoder ({type(clip.cond_stage_model).__name__}) is not "
+                                               f"one Concept Encode knows, and its output does not line up with its "
+                                               f"tokens, so the words cannot be found in it. It knows: {known}")
         try:
             found = template(clip, encoding.stream).in_conditioning(first_tokens, encoding.stream, first_cond.shape[1])
         except ValueError as e:

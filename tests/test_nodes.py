@@ -8,6 +8,7 @@ import comfy.supported_models
 import pytest
 import torch
 
+from concept_attention import hooks
 from concept_attention.analysis import viewer_data
 from concept_attention.analysis.errors import NodeInputError
 from concept_attention.analysis.render import concept_colours
@@ -251,8 +252,19 @@ def tiny_sdxl():
 
 
 def test_unsupported_model_lists_the_supported_families(tiny_sdxl, concepts):
-    with pytest.raises(NodeInputError, match=r"ConceptAttention Sampler › model: SDXL \(UNetModel\) is not a supported model; .*Flux 1"):
+    with pytest.raises(NodeInputError, match=r"ConceptAttention Sampler › model: SDXL \(UNetModel\) is not a supported "
+                                             r"model; .*joint-attention transformer: Flux 1.* or, for cross-attention "
+                                             r"maps only, Wan"):
         sample(tiny_sdxl, concepts)
+
+
+def test_encode_names_an_encoder_it_cannot_read_and_those_it_can(flux_clip, monkeypatch):
+    """An encoder no family knows, whose output does not line up with any of its token streams
+    (HunyuanVideo 1.0's LLaVA, which crops its template, is one)."""
+    monkeypatch.setattr(hooks, "text_encoding", lambda clip, tokens, length: None)
+    with pytest.raises(NodeInputError, match=r"Concept Encode › clip: this text encoder \(FluxClipModel_?\w*\) is not "
+                                             r"one Concept Encode knows.*It knows: Flux 1: the CLIP-L \+ T5 pair.*HunyuanVideo: Qwen 2.5-VL .*Wan: umT5-XXL"):
+        ConceptEncode.execute(flux_clip, "sky")
 
 
 @pytest.mark.parametrize("kwargs, message", [
