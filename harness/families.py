@@ -187,7 +187,8 @@ TESTED = (
                  paper_cases=((1.0, 1, (3, 8, 6)), (3.0, 2, (2, 6, 8)), (1.0, 1, (5, 4, 6)))),
     # Cross-attention maps only. wan21: 2.1 text-to-video; wan21_i2v: image-to-video (CLIP-vision tokens, the
     # image latent concatenated); wan22_5b: the 5B TI2V with the 2.2 VAE's 48 channels; wan22_14b_i2v: 2.2 14B
-    # image-to-video (the image latent concatenated, no CLIP-vision tokens).
+    # image-to-video (the image latent concatenated, no CLIP-vision tokens); wan21_fun_reference: a reference
+    # image's tokens before the video's.
     FamilyUnderTest("Wan", sampling.WAN21,
                  (from_config("wan21", tiny_models.build_wan, tiny_models.WAN21_CONFIG, "WAN21_T2V"),
                   from_config("wan21_i2v", tiny_models.build_wan, tiny_models.WAN21_I2V_CONFIG, "WAN21_I2V",
@@ -195,7 +196,9 @@ TESTED = (
                   from_config("wan22_5b", tiny_models.build_wan, tiny_models.WAN22_5B_CONFIG, "WAN22_T2V",
                               harness=sampling.WAN22_5B),
                   from_config("wan22_14b_i2v", tiny_models.build_wan, tiny_models.WAN22_14B_I2V_CONFIG, "WAN21_T2V",
-                              harness=sampling.WAN22_14B_I2V)),
+                              harness=sampling.WAN22_14B_I2V),
+                  from_config("wan21_fun_reference", tiny_models.build_wan, tiny_models.WAN21_FUN_REFERENCE_CONFIG,
+                              "WAN21_T2V", harness=sampling.WAN21_FUN_REFERENCE)),
                  wan_paper_scores,
                  paper_cases=((1.0, 1, (3, 8, 6)), (3.0, 2, (3, 8, 6)), (1.0, 1, (5, 4, 6)))),
 )

@@ -25,9 +25,10 @@ class Family:
     zero_pooled: int = 0     # a zero pooled vector this wide, for models that ignore it
     guidance: float = None
     size_scale: int = 1      # latent pixels per size unit: a pixel-space model's sizes in its VAE family's units
-    image_inputs: Callable = None   # (torch.Generator) -> image-to-video's conditioning inputs, or None
+    # (torch.Generator, latent size) -> image-to-video's conditioning inputs for a latent of that size, or None
+    image_inputs: Callable = None
 
-    def conditioning(self, seed, **extra) -> list:
+    def conditioning(self, seed, size=None, **extra) -> list:
         gen = torch.Generator().manual_seed(seed)
         options = {}
         tokens = torch.randn(1, self.tokens, self.text_width, generator=gen)
@@ -39,7 +40,7 @@ class Family:
         if self.guidance is not None:
             options["guidance"] = self.guidance
         if self.image_inputs is not None:
-            options.update(self.image_inputs(gen))
+            options.update(self.image_inputs(gen, size or self.latent_size))
         return [[tokens, {**options, **extra}]]
 
     def concepts(self, words=("dragon", "rock", "sky"), seed=7) -> ConceptSet:
@@ -56,15 +57,17 @@ class Family:
                     timesteps="all", size=None, keep=KEEP_SUMS, positive=None, cross_attention=False):
         """(sampled latent, CONCEPT_ATTN) of the ConceptAttention Sampler; cross_attention
         records the baseline too."""
-        out = ConceptAttentionSampler.execute(model, SEED, steps, cfg, sampler, "simple", positive or self.conditioning(1),
-                                              self.conditioning(2), self.latent(batch, *(size or ())), 1.0, concepts,
+        out = ConceptAttentionSampler.execute(model, SEED, steps, cfg, sampler, "simple",
+                                              positive or self.conditioning(1, size), self.conditioning(2, size),
+                                              self.latent(batch, *(size or ())), 1.0, concepts,
                                               layers, timesteps, keep, cross_attention)
         return out.args[0]["samples"], out.args[1]
 
     def run_ksampler(self, model, cfg=1.0, batch=1, sampler="euler", steps=4, size=None, positive=None):
         """KSampler's latent with the same inputs."""
-        return comfy_nodes.common_ksampler(model, SEED, steps, cfg, sampler, "simple", positive or self.conditioning(1),
-                                           self.conditioning(2), self.latent(batch, *(size or ())))[0]["samples"]
+        return comfy_nodes.common_ksampler(model, SEED, steps, cfg, sampler, "simple",
+                                           positive or self.conditioning(1, size), self.conditioning(2, size),
+                                           self.latent(batch, *(size or ())))[0]["samples"]
 
 
 FLUX1 = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(16, 16), tokens=16,
@@ -94,7 +97,7 @@ HUNYUAN_VIDEO_15 = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=
 WAN21 = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(3, 8, 6), tokens=12)
 
 
-def wan_image_inputs(gen) -> dict:
+def wan_image_inputs(gen, size) -> dict:
     """Wan 2.1 image-to-video's inputs for a latent of any size: the mask of a first frame
     (ComfyUI pads it over the rest; the image latent concatenated with it is then zeros)
     and CLIP-vision tokens (257 x 1280). tests/test_wan_capture.py runs WanImageToVideo on an image."""
@@ -109,4 +112,8 @@ WAN21_I2V = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, lat
 WAN22_5B = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=48, latent_size=(3, 8, 6), tokens=12)
 # Wan 2.2 14B image-to-video: the image latent and mask concatenated (a first-frame mask: the image latent is zeros).
 WAN22_14B_I2V = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(3, 8, 6), tokens=12,
-                       image_inputs=lambda gen: {"concat_mask": torch.zeros(1, 1, 1, 8, 6)})
+                       image_inputs=lambda gen, size: {"concat_mask": torch.zeros(1, 1, 1, 8, 6)})
+# Wan Fun with a reference image: its latent (one frame of the video's size) in the conditioning, as reference_latents.
+WAN21_FUN_REFERENCE = Family(text_width=tiny_models.TINY_TEXT_DIM, latent_channels=16, latent_size=(3, 8, 6), tokens=12,
+                             image_inputs=lambda gen, size: {"reference_latents": [torch.randn(1, 16, 1, *size[1:],
+                                                                                               generator=gen)]})

@@ -308,7 +308,7 @@ def build_z_image(path, config=Z_IMAGE_CONFIG, seed=0) -> Path:
 # 10), 3 blocks, the tiny text width. wan21: 2.1 text-to-video; wan21_i2v: 2.1
 # image-to-video (the image latent and mask concatenated, CLIP-vision tokens through
 # img_emb); wan22_5b: the 5B TI2V (48 channels, the 2.2 VAE's 16 pixels per latent pixel);
-# wan22_14b_i2v: Wan 2.2 14B image-to-video.
+# wan22_14b_i2v: Wan 2.2 14B image-to-video; wan21_fun_reference: a reference image's tokens before the video's.
 WAN21_CONFIG = dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), in_dim=16, out_dim=16, dim=64,
                     ffn_dim=128, freq_dim=256, text_dim=TINY_TEXT_DIM, num_heads=2, num_layers=3, window_size=(-1, -1),
                     qk_norm=True, cross_attn_norm=True, eps=1e-6)
@@ -317,6 +317,8 @@ WAN22_5B_CONFIG = {**WAN21_CONFIG, "in_dim": 48, "out_dim": 48}
 # Wan 2.2 14B image-to-video (each model of the pair): 2.1's layout with the image latent and mask
 # concatenated (36 channels) and no CLIP-vision tokens, which ComfyUI runs as a 2.1 text-to-video model.
 WAN22_14B_I2V_CONFIG = {**WAN21_CONFIG, "in_dim": 36}
+# A Fun model with a reference image: its latent through ref_conv, before the video's tokens.
+WAN21_FUN_REFERENCE_CONFIG = {**WAN21_CONFIG, "in_dim_ref_conv": 16}
 
 
 def build_wan(path, config=WAN21_CONFIG, seed=0) -> Path:

@@ -1,5 +1,5 @@
 """Wan 2.1 and 2.2 (text-to-video, image-to-video, the 5B TI2V, each 14B model of the
-high/low-noise pair, Fun and VACE variants): ComfyUI's comfy.ldm.wan.model.WanModel.
+high/low-noise pair, Fun's reference latent): ComfyUI's comfy.ldm.wan.model.WanModel.
 
 Wan has no joint attention. Each block runs self-attention over the video tokens, then
 cross-attention from the video queries to the umT5 prompt's keys, which the blocks never
@@ -52,7 +52,9 @@ class WanCall(CrossAttentionCall):
 
 FAMILY = Family(
     name="Wan",
-    matches=lambda dm: isinstance(dm, wan.WanModel),
+    # WanModel itself (text- and image-to-video, 2.2 5B and 14B, Fun's reference latent); its subclasses (VACE,
+    # camera, speech, animate) run their own forward, which is not tested here.
+    matches=lambda dm: type(dm) is wan.WanModel,
     call_type=WanCall,
     blocks=lambda dm: dm.blocks,
     # Every block, as cross-attention maps are usually read (DAAM sums every layer): no
