@@ -97,7 +97,7 @@ def main():
     opts = parser.parse_args()
     host.prepare()
     host.load_extension()
-    from benchmarks.localization import load_demo_model
+    from evaluation.models import load_demo_model
 
     model, clip, vae = load_demo_model(opts.model)
     candidates = [(opts.prompt, opts.concepts)] if opts.prompt else CANDIDATES

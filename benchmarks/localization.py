@@ -1,154 +1,86 @@
-"""Localization benchmark on the demo model: the paper's Tables 1-3 on our scenes.
+"""Localization benchmark on the demo model: the paper's Tables 1-3 on our scenes, through
+the segmentation evaluation's runner (evaluation/, the same code path as ImageNet-
+Segmentation and PASCAL VOC; the demo scenes are one more dataset reader).
 
-Held-out procedural scenes (demo/scenes.py EVAL_SEEDS) are read through
-ConceptAttentionEncodeImage (noised to a level, one forward pass with the concepts)
-and the maps are scored against the exact masks:
-- binary segmentation per object (as ImageNet-Seg): the map of the object's word,
-  cut at its mean, against the object's mask: pixel accuracy, mIoU (object and
-  rest), mAP (average precision of the soft map); the same for the background word
-  against the background;
-- multi-class segmentation (as PascalVOC multi-class): argmax over all concept
-  words against the scene's label map: pixel accuracy and mIoU.
-Each scene is read once with every colour word plus the three background words,
-and once with every shape word plus the background words, so distractors are
-always present. The main table uses the nodes' defaults (noise 0.5, the family's
-default layers); the others vary one of them.
+Held-out procedural scenes (demo/scenes.py EVAL_SEEDS) with exact masks are read with
+ConceptAttention Encode Image (noised to a level, one forward pass with the concepts) and
+scored with the paper's metrics (docs/evaluation.md: sums over the dataset):
+- binary segmentation (as ImageNet-Segmentation): each object's colour word, each
+  object's shape word, and the scene's background word, the map above its mean against
+  the word's mask: pixel accuracy, mIoU (the word and the rest), mAP;
+- multi-class segmentation (as PASCAL VOC multi-class): the argmax over the concepts
+  against the label map, the background words meaning the background: accuracy, mIoU.
+Every colour (or shape) word and every background word is a concept of every reading, so
+distractors are always present. One reading per scene and task serves every method and
+layer ablation; each noise level reads the scenes again.
 
-    ~/comfy/venv/bin/python -m benchmarks.localization [--scenes 200] [--noise 0.5] [--model DIR]
+    ~/comfy/venv/bin/python -m benchmarks.localization [--scenes 200] [--noise 0.5] [--model DIR] [--out DIR]
 """
 import argparse
+import tempfile
 import time
-
-import torch
+from dataclasses import replace
+from pathlib import Path
 
 from harness import host
 
 NOISE_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)
-BATCH = 25
+TASKS = {"colour": "both", "shape": "both", "background": "binary"}
 
 
-def binary_metrics(soft: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """[pixel accuracy, mIoU, mAP] per map: soft [N, H, W], target bool [N, H, W] -> [N, 3].
-    The prediction is the map above its own mean (the paper's protocol)."""
-    predicted = soft > soft.mean(dim=(1, 2), keepdim=True)
-    accuracy = (predicted == target).float().mean(dim=(1, 2))
+def demo_layers(model_directory=None) -> tuple:
+    """(the demo model's default layers, its double-block count), from its config."""
+    from concept_attention.demo.model import load_config
 
-    def iou(a, b):
-        return (a & b).sum(dim=(1, 2)) / (a | b).sum(dim=(1, 2)).clamp_min(1)
-
-    miou = (iou(predicted, target) + iou(~predicted, ~target)) / 2
-    order = soft.flatten(1).argsort(dim=1, descending=True)
-    hits = target.flatten(1).gather(1, order).float()
-    precision = hits.cumsum(dim=1) / torch.arange(1, hits.shape[1] + 1)
-    average_precision = (precision * hits).sum(dim=1) / hits.sum(dim=1).clamp_min(1)
-    return torch.stack([accuracy, miou, average_precision], dim=1)
+    config = load_config(model_directory)
+    return tuple(config["default_layers"]), config["dit"]["depth"]
 
 
-def multiclass_metrics(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """[pixel accuracy, mIoU over the classes present] per image: label maps [N, H, W] -> [N, 2]."""
-    rows = []
-    for p, t in zip(predicted, target):
-        classes = t.unique()
-        ious = [((p == c) & (t == c)).sum() / ((p == c) | (t == c)).sum() for c in classes]
-        rows.append(torch.stack([(p == t).float().mean(), torch.stack(ious).float().mean()]))
-    return torch.stack(rows)
+def method_variants(default_layers, layer_count) -> list:
+    from evaluation.protocol import RANDOM, Variant
+
+    return [Variant("concept_attention", default_layers, name="ConceptAttention (output space, softmax)"),
+            Variant("concept_attention", None, name="ConceptAttention, all layers"),
+            Variant("cross_attention", default_layers, name="Cross-attention baseline (softmax)"),
+            Variant("concept_attention", default_layers, softmax=False, name="Output space, no softmax"),
+            Variant("cross_attention", default_layers, softmax=False, name="Cross-attention, no softmax"),
+            Variant(RANDOM, name="Random maps")]
 
 
-def load_demo_model(directory=None):
-    """(model, clip, vae) of a demo model as its node gives them: layers "default" are
-    those its config states."""
-    from concept_attention import hooks
-    from concept_attention.demo.model import load_config, load_demo
+def layer_variants(method, layer_count) -> list:
+    from evaluation.protocol import Variant
 
-    model, clip, vae = load_demo(directory)
-    return hooks.state_default_layers(model, load_config(directory).get("default_layers")), clip, vae
+    chosen = [(layer,) for layer in range(layer_count)] + [tuple(range(layer_count))[-2:]]
+    return [Variant(method, layers, name=f"{method} {','.join(map(str, layers))}") for layers in chosen]
 
 
-class Benchmark:
-    """Reads scenes with the demo model and scores maps; every method and ablation
-    comes from the same captures (all layers are captured once per reading)."""
+def measure(task: str, noise: float, variants: list, scenes: int, model_directory, out: Path) -> dict:
+    """The summary tables of one reading of the scenes for the demo dataset `task`."""
+    import torch
 
-    def __init__(self, scene_count: int, model_directory=None):
-        from concept_attention import hooks
-        from concept_attention.analysis.data import ConceptSet
-        from concept_attention.demo import scenes
-        from concept_attention.nodes.encode import ConceptEncode
+    from concept_attention.demo import scenes as demo_scenes
+    from evaluation.protocol import DEMO_BACKGROUNDS, PROTOCOLS
+    from evaluation.runner import Job, run
 
-        self.model, clip, self.vae = load_demo_model(model_directory)
-        self.scenes = [scenes.make_scene(seed) for seed in scenes.EVAL_SEEDS[:scene_count]]
-        self.tasks = {}
-        for task, words in (("colour", tuple(scenes.COLOURS)), ("shape", scenes.SHAPES)):
-            words = tuple(words) + scenes.BACKGROUNDS
-            encoded = ConceptEncode.execute(clip, ", ".join(words)).args[0]
-            self.tasks[task] = ConceptSet(words=words, embeddings=encoded.embeddings, empty_prompt=encoded.empty_prompt)
-        self.layer_count = len(self.model.model.diffusion_model.double_blocks)
-        self.default_layers = list(hooks.default_layers(self.model))
-        self._captures = {}
-
-    def captures(self, task: str, noise: float) -> list:
-        """One CONCEPT_ATTN per batch of scenes, with every layer and the raw scores
-        (the no-softmax ablation needs them)."""
-        from concept_attention.analysis.data import KEEP_ALL
-        from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
-
-        key = (task, noise)
-        if key not in self._captures:
-            out = []
-            for start in range(0, len(self.scenes), BATCH):
-                images = torch.stack([torch.from_numpy(s.image) for s in self.scenes[start:start + BATCH]])
-                out.append(ConceptAttentionEncodeImage.execute(self.model, self.vae, images, self.tasks[task], noise, 1,
-                                                               start, "all", KEEP_ALL,
-                                                               cross_attention_baseline=True).args[0])
-            self._captures[key] = out
-        return self._captures[key]
-
-    def maps(self, task, noise, method="concept_attention", layers=None, softmax=True, random=False) -> torch.Tensor:
-        """[scenes, concepts, H, W] maps at image size."""
-        from concept_attention.analysis import maths
-
-        out = []
-        for capture in self.captures(task, noise):
-            maps = capture.maps(method, layers=self.default_layers if layers is None else layers, softmax=softmax)
-            if random:
-                maps = torch.rand(maps.shape, generator=torch.Generator().manual_seed(len(out)))
-            out.append(maths.resize(maps, capture.image_size))
-        return torch.cat(out)
-
-    def targets(self, task):
-        """(scene index, concept index, mask) per object and per background, and label
-        maps in concept indices."""
-        words = self.tasks[task].words
-        objects, backgrounds, label_maps = [], [], []
-        for i, scene in enumerate(self.scenes):
-            label = torch.full(scene.label_map.shape, words.index(scene.background.name))
-            backgrounds.append((i, words.index(scene.background.name), torch.from_numpy(scene.background.mask)))
-            for obj in scene.objects:
-                index = words.index(obj.colour if task == "colour" else obj.shape)
-                mask = torch.from_numpy(obj.mask)
-                objects.append((i, index, mask))
-                label[mask] = index
-            label_maps.append(label)
-        return objects, backgrounds, torch.stack(label_maps)
-
-    def score(self, task, maps) -> dict:
-        objects, backgrounds, label_maps = self.targets(task)
-
-        def binary(items):
-            soft = torch.stack([maps[i, c] for i, c, _ in items])
-            return binary_metrics(soft, torch.stack([m for _, _, m in items])).mean(dim=0).tolist()
-
-        multi = multiclass_metrics(maps.argmax(dim=1), label_maps).mean(dim=0)
-        return {"object": binary(objects), "background": binary(backgrounds),
-                "multi_acc": multi[0].item(), "multi_miou": multi[1].item()}
+    words = {"colour": tuple(demo_scenes.COLOURS), "shape": demo_scenes.SHAPES, "background": ()}[task]
+    protocol = replace(PROTOCOLS[f"demo-{task}"], task=TASKS[task], background_concepts=(*words, *DEMO_BACKGROUNDS),
+                       noise_level=noise, layers="all", variants=tuple(variants))
+    job = Job({"name": f"demo-{task}", "demo_count": scenes}, {"demo": True, "demo_folder": model_directory},
+              protocol, scenes, shard_size=50, threads=torch.get_num_threads())
+    return run(job, out / f"{task}-t{noise:g}-{len(variants)}-variants", progress=False)["tables"]
 
 
-def row(name, colour, shape):
-    def triple(values):
-        return " / ".join(f"{100 * v:.1f}" for v in values)
+def row(name, tables: dict) -> str:
+    """One row: binary colour, shape and background words, multi-class colour and shape."""
+    def triple(s):
+        return f"{100 * s['accuracy']:.1f} / {100 * s['miou']:.1f} / {100 * s['map']:.1f}"
 
-    return (f"| {name} | {triple(colour['object'])} | {triple(shape['object'])} | {triple(colour['background'])} "
-            f"| {100 * colour['multi_acc']:.1f} / {100 * colour['multi_miou']:.1f} "
-            f"| {100 * shape['multi_acc']:.1f} / {100 * shape['multi_miou']:.1f} |")
+    def pair(s):
+        return f"{100 * s['accuracy']:.1f} / {100 * s['miou']:.1f}"
+
+    return (f"| {name} | {triple(tables['colour']['binary'][name])} | {triple(tables['shape']['binary'][name])} "
+            f"| {triple(tables['background']['binary'][name])} | {pair(tables['colour']['multiclass'][name])} "
+            f"| {pair(tables['shape']['multiclass'][name])} |")
 
 
 HEADER = ("| {} | colour words: acc / mIoU / mAP | shape words: acc / mIoU / mAP "
@@ -159,40 +91,35 @@ HEADER = ("| {} | colour words: acc / mIoU / mAP | shape words: acc / mIoU / mAP
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=200, help="held-out scenes to read")
-    parser.add_argument("--noise", type=float, default=0.5, help="noise level of the main table")
+    parser.add_argument("--noise", type=float, default=0.5, help="noise level of the method and layer tables")
     parser.add_argument("--model", help="a demo model's folder (default: the shipped one, demo/weights)")
+    parser.add_argument("--out", type=Path, help="keep the rows here (a rerun resumes); default: a temporary folder")
     opts = parser.parse_args()
     host.prepare()
     started = time.monotonic()
-    bench = Benchmark(opts.scenes, opts.model)
-    objects = sum(len(s.objects) for s in bench.scenes)
-    print(f"{opts.scenes} held-out scenes ({objects} objects), demo model with {bench.layer_count} double blocks, "
-          f"default layers {bench.default_layers} averaged unless stated; percentages\n")
-
-    def both(noise=opts.noise, **kwargs):
-        return [bench.score(task, bench.maps(task, noise, **kwargs)) for task in ("colour", "shape")]
-
+    out = opts.out or Path(tempfile.mkdtemp(prefix="localization_"))
+    default_layers, layer_count = demo_layers(opts.model)
+    variants = [*method_variants(default_layers, layer_count), *layer_variants("concept_attention", layer_count),
+                *layer_variants("cross_attention", layer_count)]
+    tables = {task: measure(task, opts.noise, variants, opts.scenes, opts.model, out) for task in TASKS}
+    print(f"{opts.scenes} held-out scenes, demo model with {layer_count} double blocks, default layers "
+          f"{list(default_layers)}; the paper's metrics (docs/evaluation.md), percentages; rows in {out}\n")
     print(f"Methods (noise level t = {opts.noise}):\n")
     print(HEADER.format("method"))
-    all_layers = list(range(bench.layer_count))
-    for name, kwargs in (("ConceptAttention (output space, softmax)", {}),
-                         ("ConceptAttention, all layers", {"layers": all_layers}),
-                         ("Cross-attention baseline (softmax)", {"method": "cross_attention"}),
-                         ("Output space, no softmax", {"softmax": False}),
-                         ("Cross-attention, no softmax", {"method": "cross_attention", "softmax": False}),
-                         ("Random maps", {"random": True})):
-        print(row(name, *both(**kwargs)), flush=True)
-
+    for variant in method_variants(default_layers, layer_count):
+        print(row(variant.name, tables))
     for name, method in (("ConceptAttention", "concept_attention"), ("Cross-attention baseline", "cross_attention")):
         print(f"\n{name} by layer (t = {opts.noise}):\n")
         print(HEADER.format("double blocks"))
-        for layers in [[layer] for layer in range(bench.layer_count)] + [all_layers[-2:]]:
-            print(row(",".join(map(str, layers)), *both(layers=layers, method=method)), flush=True)
-
+        for variant in layer_variants(method, layer_count):
+            print(row(variant.name, tables))
     print("\nConceptAttention by noise level (default layers):\n")
     print(HEADER.format("t"))
+    default = method_variants(default_layers, layer_count)[:1]
     for noise in NOISE_LEVELS:
-        print(row(f"{noise:.1f}", *both(noise=noise)), flush=True)
+        by_noise = tables if noise == opts.noise else {task: measure(task, noise, default, opts.scenes, opts.model, out)
+                                                       for task in TASKS}
+        print(row(default[0].name, by_noise).replace(f"| {default[0].name} |", f"| {noise:.1f} |", 1), flush=True)
     print(f"\n({time.monotonic() - started:.0f} s)")
 
 

@@ -35,7 +35,9 @@ CLONE_TIMEOUT_S = 120
 # requirements.txt omits it, and its server (app/frontend_management.py) imports it;
 # playwright drives the system Chromium in the browser tests (its own browser download
 # is not used); hypothesis generates the property tests' cases; ruff is `make lint`.
-EXTRA_PACKAGES = ["pytest", "requests", "playwright", "hypothesis", "ruff>=0.17.6,<0.18"]
+# ray, h5py and scikit-learn: the segmentation evaluation (`python -m evaluation`), never the nodes.
+EXTRA_PACKAGES = ["pytest", "requests", "playwright", "hypothesis", "ruff>=0.17.6,<0.18", "ray", "h5py",
+                  "scikit-learn"]
 CHROMIUM = "/usr/bin/chromium"
 HOST_PY = Path(__file__).resolve().with_name("host.py")
 

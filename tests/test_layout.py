@@ -66,6 +66,10 @@ def test_the_extension_never_imports_the_test_and_tool_harness():
     assert offenders(EXTENSION, HARNESS) == {}
 
 
+def test_the_extension_never_imports_the_evaluation_or_its_packages():
+    assert offenders(EXTENSION, {"evaluation", "ray", "h5py", "sklearn"}) == {}
+
+
 def edits_sys_path(path: Path) -> bool:
     """Whether `path` calls sys.path.insert, append or extend."""
     return any(isinstance(node, ast.Attribute) and node.attr in {"insert", "append", "extend"}

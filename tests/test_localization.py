@@ -1,63 +1,46 @@
-"""The localization benchmark: its metrics on synthetic maps, and a fast subset on
-the demo model whose floor fails if localization breaks."""
+"""The localization benchmark (benchmarks/localization.py, on the segmentation evaluation's
+runner): a fast subset on the demo model whose floors fail if localization breaks. The
+metrics themselves are tested in tests/test_evaluation.py."""
 import pytest
-import torch
 
 from benchmarks import localization
 
-
-@pytest.mark.unit
-def test_binary_metrics_of_a_perfect_and_an_inverted_map():
-    target = torch.zeros(1, 4, 4, dtype=torch.bool)
-    target[0, :2] = True
-    perfect = localization.binary_metrics(target.float(), target)
-    assert torch.allclose(perfect, torch.ones(1, 3))
-    accuracy, miou, average_precision = localization.binary_metrics((~target).float(), target)[0]
-    assert accuracy == 0 and miou == 0
-    # the 8 object pixels rank 9th to 16th
-    assert average_precision.item() == pytest.approx(sum(k / (8 + k) for k in range(1, 9)) / 8)
-
-
-@pytest.mark.unit
-def test_average_precision_ranks_pixels():
-    target = torch.tensor([[[True, False, True, False]]])
-    soft = torch.tensor([[[0.9, 0.8, 0.7, 0.1]]])
-    # ranks: hit (1/1), miss, hit (2/3), miss -> AP = (1 + 2/3) / 2
-    assert localization.binary_metrics(soft, target)[0, 2].item() == pytest.approx((1 + 2 / 3) / 2)
-
-
-@pytest.mark.unit
-def test_multiclass_metrics():
-    target = torch.tensor([[[0, 0, 1, 1]]])
-    predicted = torch.tensor([[[0, 1, 1, 1]]])
-    accuracy, miou = localization.multiclass_metrics(predicted, target)[0]
-    assert accuracy.item() == pytest.approx(0.75)
-    assert miou.item() == pytest.approx((1 / 2 + 2 / 3) / 2)
+CONCEPT_ATTENTION, RANDOM = "ConceptAttention (output space, softmax)", "Random maps"
+# Measured on these 20 scenes at the nodes' defaults (the demo model's default layers,
+# t = 0.5; the paper's dataset-summed metrics): binary mIoU colour 0.657, shape 0.361,
+# background 0.363; colour multi-class accuracy 0.508, mIoU 0.330; random maps 0.283, 0.280,
+# 0.327, 0.261, 0.054. Floors a few points below.
+FLOORS = {"colour": 0.60, "shape": 0.33, "background": 0.33, "multi_acc": 0.45, "multi_miou": 0.28}
 
 
 @pytest.fixture(scope="module")
-def bench():
-    return localization.Benchmark(scene_count=20)
+def tables(tmp_path_factory):
+    default_layers, layer_count = localization.demo_layers()
+    variants = localization.method_variants(default_layers, layer_count)
+    out = tmp_path_factory.mktemp("localization")
+    return {task: localization.measure(task, 0.5, variants, 20, None, out) for task in localization.TASKS}
 
 
-# Measured on these 20 scenes at the nodes' defaults (the demo model's default layers, its
-# last two double blocks; benchmarks/localization.py --scenes 20): binary mIoU colour 0.604,
-# shape 0.357, background 0.380; colour multi-class accuracy 0.297, mIoU 0.366; random maps
-# 0.288, 0.274, 0.310, 0.104, 0.075. Floors a few points below.
-FLOORS = {"colour": 0.56, "shape": 0.32, "background": 0.34, "multi_acc": 0.26, "multi_miou": 0.32}
+def measured(tables, name) -> dict:
+    return {"colour": tables["colour"]["binary"][name]["miou"], "shape": tables["shape"]["binary"][name]["miou"],
+            "background": tables["background"]["binary"][name]["miou"],
+            "multi_acc": tables["colour"]["multiclass"][name]["accuracy"],
+            "multi_miou": tables["colour"]["multiclass"][name]["miou"]}
 
 
 @pytest.mark.model
-def test_concept_attention_localizes_on_held_out_scenes(bench):
-    colour = bench.score("colour", bench.maps("colour", 0.5))
-    shape = bench.score("shape", bench.maps("shape", 0.5))
-    random_colour = bench.score("colour", bench.maps("colour", 0.5, random=True))
-    random_shape = bench.score("shape", bench.maps("shape", 0.5, random=True))
-    measured = {"colour": colour["object"][1], "shape": shape["object"][1], "background": colour["background"][1],
-                "multi_acc": colour["multi_acc"], "multi_miou": colour["multi_miou"]}
-    low = {name: round(value, 3) for name, value in measured.items() if value < FLOORS[name]}
+def test_concept_attention_localizes_on_held_out_scenes(tables):
+    ours, random = measured(tables, CONCEPT_ATTENTION), measured(tables, RANDOM)
+    low = {name: round(value, 3) for name, value in ours.items() if value < FLOORS[name]}
     assert not low, f"below the floors {FLOORS}: {low}"
-    assert measured["colour"] > random_colour["object"][1] + 0.15
-    assert measured["shape"] > random_shape["object"][1] + 0.03
-    assert measured["background"] > random_colour["background"][1] + 0.04
-    assert measured["multi_acc"] > random_colour["multi_acc"] + 0.15
+    assert ours["colour"] > random["colour"] + 0.3 and ours["shape"] > random["shape"] + 0.05
+    assert ours["background"] > random["background"] + 0.02 and ours["multi_acc"] > random["multi_acc"] + 0.2
+
+
+@pytest.mark.model
+def test_every_method_row_is_measured_on_every_task(tables):
+    names = [variant.name for variant in localization.method_variants(*localization.demo_layers())]
+    for task, kinds in tables.items():
+        for kind, table in kinds.items():
+            assert list(table) == names, (task, kind)
+            assert all(0 <= s["accuracy"] <= 1 for s in table.values())
