@@ -263,7 +263,7 @@ def test_encode_names_an_encoder_it_cannot_read_and_those_it_can(flux_clip, monk
     (HunyuanVideo 1.0's LLaVA, which crops its template, is one)."""
     monkeypatch.setattr(hooks, "text_encoding", lambda clip, tokens, length: None)
     with pytest.raises(NodeInputError, match=r"Concept Encode › clip: this text encoder \(FluxClipModel_?\w*\) is not "
-                                             r"one Concept Encode knows.*It knows: Flux 1: the CLIP-L \+ T5 pair.*HunyuanVideo: Qwen 2.5-VL .*Wan: umT5-XXL"):
+                                             r"one Concept Encode knows.*It knows: Flux 1: the CLIP-L \+ T5 pair.*Wan: umT5-XXL"):
         ConceptEncode.execute(flux_clip, "sky")
 
 
