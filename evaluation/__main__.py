@@ -61,6 +61,8 @@ def parser() -> argparse.ArgumentParser:
                          help="torch threads per worker (results are identical across runs with the same value)")
     running.add_argument("--shard-size", type=int, default=16)
     running.add_argument("--retries", type=int, default=2)
+    running.add_argument("--save-maps", action="store_true",
+                         help="also keep each image's maps at the model's grid (maps/shard-NNNNNNN.npz)")
     running.add_argument("--no-progress", action="store_true")
     return p
 
@@ -96,7 +98,7 @@ def main(argv=None) -> int:
         check_files(**models)
         count = len(open_dataset(**dataset))
         job = Job(dataset, models, protocol_of(opts), min(count, opts.limit or count), opts.shard_size, opts.threads,
-                  cpu=gpus == 0)
+                  cpu=gpus == 0, save_maps=opts.save_maps)
         summary = run(job, opts.out, opts.workers, opts.address, gpus, opts.retries, not opts.no_progress)
     except (DatasetError, ModelError, RunError) as e:
         print(f"evaluation: {e}", file=sys.stderr)

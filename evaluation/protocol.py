@@ -71,8 +71,10 @@ PROTOCOLS = {
 
 @dataclass
 class Reading:
-    """What one image gave: its rows, or why it was skipped."""
+    """What one image gave: its rows and its maps at the grid ({variant: [C, h, w]}, the
+    concepts in the order of its rows' `concepts`), or why it was skipped."""
     rows: list = field(default_factory=list)
+    maps: dict = field(default_factory=dict)
     skipped: str = ""
 
 
@@ -110,7 +112,7 @@ def read(models, dataset, index: int, protocol: Protocol) -> Reading:
     except NodeInputError as e:
         return Reading(skipped=f"{sample.id}: {e}")
     seconds = time.perf_counter() - started
-    rows = []
+    rows, maps = [], {}
     # A concept that names one of the dataset's classes predicts it; the background concepts predict 0.
     class_of = {name: index for index, name in dataset.class_names.items()}
     concept_class = [class_of.get(word, 0) for word in words]
@@ -120,7 +122,8 @@ def read(models, dataset, index: int, protocol: Protocol) -> Reading:
             continue
         if protocol.blur:
             grid = maths.blur(grid, protocol.blur)
-        common = {**base, "variant": variant.label, "seconds": round(seconds, 4)}
+        maps[variant.label] = grid
+        common = {**base, "variant": variant.label, "concepts": words, "seconds": round(seconds, 4)}
         if protocol.task in ("binary", "both"):
             for class_index, name in zip(sample.classes, names):
                 counts = _binary(grid, words.index(name), sample.label, class_index, protocol)
@@ -128,7 +131,7 @@ def read(models, dataset, index: int, protocol: Protocol) -> Reading:
         if protocol.task in ("multiclass", "both"):
             counts = _multiclass(grid, concept_class, sample.label, max(dataset.class_names) + 1, protocol)
             rows.append({**common, "task": "multiclass", "classes": names, **counts})
-    return Reading(rows=rows)
+    return Reading(rows=rows, maps=maps)
 
 
 def _maps(capture, variant: Variant, index: int):

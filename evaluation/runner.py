@@ -6,7 +6,7 @@ image order, so it is the same, number for number, whatever the number of worker
 Output folder:
   run.json            the settings (a rerun with other settings into the folder is refused)
   rows/shard-NNNNN.jsonl   one line per (image, class, variant), or a skipped image
-  maps/shard-NNNNN.npz     the maps at the label size, with --save-maps
+  maps/shard-NNNNN.npz     with --save-maps: each image's maps at the model's grid ("<index>/<method>": [concepts, h, w])
   summary.json, summary.md
 """
 import json
@@ -28,6 +28,7 @@ class Job:
     shard_size: int
     threads: int             # torch threads per worker: results are bit-identical for the same value
     cpu: bool = True         # ComfyUI's CPU mode (no GPU per worker)
+    save_maps: bool = False  # also write each image's maps (maps/shard-NNNNNNN.npz)
 
     def shards(self) -> list:
         return [(start, min(start + self.shard_size, self.count)) for start in range(0, self.count, self.shard_size)]
@@ -51,14 +52,18 @@ class ShardWorker:
         self.dataset = datasets.open_dataset(**job.dataset)
         self.models = models.load(**job.models)
 
-    def run(self, shard: tuple) -> list:
+    def run(self, shard: tuple) -> tuple:
+        """(the shard's rows, {"<image index>/<variant>": its maps at the grid, fp16} when
+        the job saves maps, else None)."""
         from .protocol import read
 
-        rows = []
+        rows, maps = [], {} if self.job.save_maps else None
         for index in range(*shard):
             reading = read(self.models, self.dataset, index, self.job.protocol)
             rows += reading.rows or [{"index": index, "skipped": reading.skipped}]
-        return rows
+            if maps is not None:
+                maps.update({f"{index}/{variant}": grid.half().numpy() for variant, grid in reading.maps.items()})
+        return rows, maps
 
 
 class RunError(RuntimeError):
@@ -85,9 +90,18 @@ def prepare_folder(out: Path, job: Job):
         recorded.write_text(json.dumps(settings, indent=2))
 
 
-def write_shard(out: Path, shard: tuple, rows: list):
-    """Written whole or not at all: a shard file exists only once its shard is done."""
+def write_shard(out: Path, shard: tuple, result: tuple):
+    """Written whole or not at all: a shard's rows file exists only once its shard is done
+    (and its maps, when kept, are written before it)."""
+    rows, maps = result
     path = shard_path(out, shard)
+    if maps is not None:
+        import numpy as np
+        (out / "maps").mkdir(exist_ok=True)
+        maps_path = out / "maps" / f"{path.stem}.npz"
+        with open(maps_path.with_suffix(".partial"), "wb") as f:
+            np.savez_compressed(f, **maps)
+        os.replace(maps_path.with_suffix(".partial"), maps_path)
     partial = path.with_suffix(".partial")
     partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
     os.replace(partial, path)

@@ -109,7 +109,7 @@ def test_the_command_on_the_demo_model_end_to_end(tmp_path, demo_samples, datase
     out = tmp_path / "run"
     code = evaluate(["--dataset", dataset, "--data", str(data), "--class-names", str(class_names), "--demo",
                      "--image-size", "128", "--label-size", "128", "--noise-samples", "1", "--shard-size", "4",
-                     "--out", str(out), "--no-progress"])
+                     "--out", str(out), "--no-progress", "--save-maps"])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     rows = [json.loads(line) for path in sorted((out / "rows").glob("*.jsonl")) for line in path.read_text().splitlines()]
@@ -124,6 +124,11 @@ def test_the_command_on_the_demo_model_end_to_end(tmp_path, demo_samples, datase
     assert {row["class"] for row in scored} <= set(names.values())
     for variant in summary["tables"]["binary"].values():
         assert 0 < variant["accuracy"] <= 1 and 0 < variant["map"] <= 1
+    # The maps kept beside the rows: each image's maps at the demo model's 8x8 patch grid, its concepts in order.
+    maps = {key: value for path in sorted((out / "maps").glob("*.npz")) for key, value in np.load(path).items()}
+    assert set(maps) == {f"{row['index']}/{row['variant']}" for row in scored}
+    first = scored[0]
+    assert maps[f"{first['index']}/{first['variant']}"].shape == (len(first["concepts"]), 8, 8)
     printed = capsys.readouterr().out
     assert "| concept_attention |" in printed and "mIoU as the reference computes it" in printed
 
