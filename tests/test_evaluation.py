@@ -187,3 +187,23 @@ def test_a_failing_shard_is_retried_then_reported(tmp_path, monkeypatch, capsys)
     assert summary["images"] == 4 and calls.count(2) == 2 and calls.count(5) == 2      # retried once each
     assert "- images 4-7: RuntimeError: planted failure at image 5" in (tmp_path / "summary.md").read_text()
     assert "shard 4-7 failed (attempt 2 of 2)" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_runs_of_two_settings_compare_in_one_table(tmp_path, capsys):
+    from evaluation.compare import main as compare
+
+    for name, layers in (("all-layers", "all"), ("block-3", "3")):
+        assert evaluate(["--dataset", "demo-colour", "--demo", "--limit", "3", "--noise-samples", "1", "--layers",
+                         layers, "--methods", "concept_attention", "--out", str(tmp_path / name),
+                         "--no-progress"]) == 0
+    capsys.readouterr()
+    assert compare([str(tmp_path / "all-layers"), str(tmp_path / "block-3")]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("| run | model | dataset | layers | method | images | pixel accuracy | mIoU |")
+    assert [row.split(" | ")[:5] for row in rows[2:]] == [["| all-layers", "demo model", "demo-colour", "all",
+                                                           "concept_attention"],
+                                                          ["| block-3", "demo model", "demo-colour", "3",
+                                                           "concept_attention"]]
+    with pytest.raises(SystemExit, match="is not a finished evaluation run"):
+        compare([str(tmp_path)])
