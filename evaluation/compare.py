@@ -26,7 +26,8 @@ def table(folders) -> str:
             settings = json.loads((folder / "run.json").read_text())
             summary = json.loads((folder / "summary.json").read_text())
         except FileNotFoundError as e:
-            raise SystemExit(f"evaluation.compare: {folder} is not a finished evaluation run ({e.filename} missing)")
+            raise SystemExit(f"evaluation.compare: {folder} is not a finished evaluation run ({e.filename} "
+                             "missing)") from None
         first = (f"| {folder.name} | {model_name(settings['models'])} | {settings['dataset']['name']} | "
                  f"{settings['protocol']['layers']} |")
         for task, rows in summary["tables"].items():
