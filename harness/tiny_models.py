@@ -626,6 +626,20 @@ def build_clip_l(path, seed=0):
     return _save(sd, path, torch.float16)
 
 
+def build_taesd_file(path, seed=0) -> Path:
+    """A random taef1 in one file, as ComfyUI's VAE class reads one (its encoder and decoder
+    under taesd_encoder. and taesd_decoder., Flux 1's latent scale and shift): a VAE file
+    for the commands that take one (python -m evaluation --vae)."""
+    import comfy.utils
+
+    directory = Path(path).parent / "taesd_parts"
+    encoder, decoder = build_taesd(directory, seed)
+    sd = {**{f"taesd_encoder.{k}": v for k, v in comfy.utils.load_torch_file(str(encoder)).items()},
+          **{f"taesd_decoder.{k}": v for k, v in comfy.utils.load_torch_file(str(decoder)).items()},
+          "vae_scale": torch.tensor(0.3611), "vae_shift": torch.tensor(0.1159)}
+    return _save(sd, path, torch.float32)
+
+
 def build_taesd(directory, seed=0, vae_name="taef1", latent_channels=16):
     """Save a random TAESD as {vae_name}_{encoder,decoder}.safetensors: "taef1" for
     Flux 1 and "taesd3" for SD3 (16 latent channels), "taef2" for Flux 2 (128).

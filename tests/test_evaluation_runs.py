@@ -66,3 +66,25 @@ def test_another_run_into_the_same_folder_is_refused(tmp_path, capsys):
     assert evaluate([*COMMAND, "--out", str(tmp_path)]) == 0
     assert evaluate([*COMMAND, "--noise-level", "0.3", "--out", str(tmp_path)]) == 2
     assert "holds a run with other settings (different protocol); give another --out" in capsys.readouterr().err
+
+
+def test_model_files_through_comfyuis_loaders(tmp_path):
+    """--unet, --clip and --vae: a tiny Flux 1 for CLIP-L text, a CLIP-L and a one-file taef1,
+    loaded by ComfyUI's own loaders in the worker (random weights: the rows, not the numbers)."""
+    import comfy.utils
+
+    from concept_attention.demo.model import stock_loader_builds
+    from harness import tiny_models
+
+    unet = tiny_models.build_flux1_for_clip_l(tmp_path / "tiny_flux.safetensors")
+    if not stock_loader_builds(comfy.utils.load_torch_file(str(unet)), tiny_models.FLUX1_CLIP_L_CONFIG):
+        pytest.skip("this ComfyUI's UNETLoader builds Flux only at full size (24 heads), not the tiny test model")
+    clip = tiny_models.build_clip_l(tmp_path / "clip_l.safetensors")
+    vae = tiny_models.build_taesd_file(tmp_path / "taef1.safetensors")
+    out = tmp_path / "run"
+    assert evaluate(["--dataset", "demo-shape", "--limit", "2", "--noise-samples", "1", "--unet", str(unet), "--clip",
+                     str(clip), "--clip-type", "stable_diffusion", "--vae", str(vae), "--out", str(out),
+                     "--no-progress"]) == 0
+    rows, summary = rows_and_summary(out)
+    assert summary["read"] == 2 and summary["failed_shards"] == {}
+    assert {row["variant"] for row in rows} == {"concept_attention", "cross_attention"}
