@@ -88,3 +88,25 @@ def test_model_files_through_comfyuis_loaders(tmp_path):
     rows, summary = rows_and_summary(out)
     assert summary["read"] == 2 and summary["failed_shards"] == {}
     assert {row["variant"] for row in rows} == {"concept_attention", "cross_attention"}
+
+
+def test_a_ray_worker_that_dies_is_replaced_and_its_shard_redone(tmp_path, one_worker):
+    """A worker process killed mid-run (a crashed or pre-empted GPU): its shard is retried on
+    a fresh actor and the run ends with every image, as one worker gives them."""
+    pytest.importorskip("ray", reason="Ray is not installed (make test's set-up installs it)")
+    import threading
+
+    import psutil
+
+    result = {}
+    run = threading.Thread(target=lambda: result.setdefault(
+        "code", evaluate([*COMMAND, "--workers", "2", "--out", str(tmp_path)])))
+    run.start()
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "rows").glob("*.jsonl")) and run.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = [p for p in psutil.process_iter(["cmdline"]) if "ray::ShardWorker" in " ".join(p.info["cmdline"] or [])]
+    assert workers, "no Ray worker process found"
+    workers[0].kill()
+    run.join(timeout=600)
+    assert result.get("code") == 0 and rows_and_summary(tmp_path) == one_worker
