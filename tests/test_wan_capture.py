@@ -13,6 +13,7 @@ import torch
 from concept_attention.analysis.data import KEEP_ALL
 from concept_attention.analysis.errors import NodeInputError
 from concept_attention.nodes.encode import ConceptEncode
+from concept_attention.nodes.encode_image import ConceptAttentionEncodeImage
 from concept_attention.nodes.report import ConceptReport
 from concept_attention.nodes.sampler import ConceptAttentionSampler
 from concept_attention.nodes.viewer import UI_KEY, ConceptAttentionViewer
@@ -130,3 +131,17 @@ def test_the_report_and_the_viewer_say_the_maps_are_cross_attention_only(wan21):
     frames = torch.rand(9, 64, 48, 3)
     shown = ConceptAttentionViewer.execute(capture, frames, method=CROSS).ui[UI_KEY][0]
     assert shown["method"] == f"cross_attention ({note})" and shown["frames"] == 9
+
+
+def test_encode_a_video_equals_the_recomputation(wan21, tiny_vae):
+    """Encode Image reads an image batch as one video's frames (9 frames: 3 latent frames)."""
+    frames = torch.rand(9, 64, 48, 3, generator=torch.Generator().manual_seed(0))
+    concepts = WAN21.concepts()
+    with recorded_inputs(wan21) as calls:
+        capture = ConceptAttentionEncodeImage.execute(wan21, tiny_vae("taehv.safetensors"), frames, concepts, 0.5, 1,
+                                                      0, "all", KEEP_ALL, positive=WAN21.conditioning(1)).args[0]
+    assert calls[0]["x"].shape == (1, 16, 3, 8, 6)
+    assert capture.video_frames == 9 and capture.grid == (3, 4, 3) and capture.image_size == (64, 48)
+    _, cross = expected_scores(BY_NAME["Wan"], wan21, calls, concepts, (0, 1, 2))
+    torch.testing.assert_close(capture.scores[CROSS], cross, atol=1e-4, rtol=1e-4)
+    assert aggregate(capture)[0].shape == (3 * 9, 64, 48, 3)
