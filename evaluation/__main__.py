@@ -90,6 +90,10 @@ def main(argv=None) -> int:
     if opts.data is None and not opts.dataset.startswith("demo-"):
         print(f"evaluation: --dataset {opts.dataset} needs --data", file=sys.stderr)
         return 2
+    if opts.dataset == "imagenet-seg" and opts.task not in (None, "binary"):
+        print("evaluation: ImageNet-Segmentation labels one class per image (foreground and background): --task "
+              "binary only", file=sys.stderr)
+        return 2
     dataset = {"name": opts.dataset, "path": opts.data, "class_names": opts.class_names}
     models = {"demo": opts.demo, "checkpoint": opts.checkpoint, "unet": opts.unet, "clip": tuple(opts.clip),
               "clip_type": opts.clip_type, "vae": opts.vae, "weight_dtype": opts.weight_dtype}

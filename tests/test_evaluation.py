@@ -162,6 +162,9 @@ def test_malformed_inputs_are_named(tmp_path, demo_samples, capsys):
     assert evaluate(["--dataset", "imagenet-seg", "--data", str(tmp_path / "missing.mat"), "--class-names",
                      str(tmp_path / "class_names.json"), "--demo", "--out", str(tmp_path / "x")]) == 2
     assert "missing.mat: no such file" in capsys.readouterr().err
+    assert evaluate(["--dataset", "imagenet-seg", "--data", str(mat), "--task", "multiclass", "--demo", "--out",
+                     str(tmp_path / "y")]) == 2
+    assert "--task binary only" in capsys.readouterr().err
 
 
 @pytest.mark.model
