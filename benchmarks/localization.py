@@ -36,7 +36,7 @@ def demo_layers(model_directory=None) -> tuple:
     return tuple(config["default_layers"]), config["dit"]["depth"]
 
 
-def method_variants(default_layers, layer_count) -> list:
+def method_variants(default_layers) -> list:
     from evaluation.protocol import RANDOM, Variant
 
     return [Variant("concept_attention", default_layers, name="ConceptAttention (output space, softmax)"),
@@ -99,14 +99,14 @@ def main():
     started = time.monotonic()
     out = opts.out or Path(tempfile.mkdtemp(prefix="localization_"))
     default_layers, layer_count = demo_layers(opts.model)
-    variants = [*method_variants(default_layers, layer_count), *layer_variants("concept_attention", layer_count),
+    variants = [*method_variants(default_layers), *layer_variants("concept_attention", layer_count),
                 *layer_variants("cross_attention", layer_count)]
     tables = {task: measure(task, opts.noise, variants, opts.scenes, opts.model, out) for task in TASKS}
     print(f"{opts.scenes} held-out scenes, demo model with {layer_count} double blocks, default layers "
           f"{list(default_layers)}; the paper's metrics (docs/evaluation.md), percentages; rows in {out}\n")
     print(f"Methods (noise level t = {opts.noise}):\n")
     print(HEADER.format("method"))
-    for variant in method_variants(default_layers, layer_count):
+    for variant in method_variants(default_layers):
         print(row(variant.name, tables))
     for name, method in (("ConceptAttention", "concept_attention"), ("Cross-attention baseline", "cross_attention")):
         print(f"\n{name} by layer (t = {opts.noise}):\n")
@@ -115,7 +115,7 @@ def main():
             print(row(variant.name, tables))
     print("\nConceptAttention by noise level (default layers):\n")
     print(HEADER.format("t"))
-    default = method_variants(default_layers, layer_count)[:1]
+    default = method_variants(default_layers)[:1]
     for noise in NOISE_LEVELS:
         by_noise = tables if noise == opts.noise else {task: measure(task, noise, default, opts.scenes, opts.model, out)
                                                        for task in TASKS}

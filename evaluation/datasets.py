@@ -59,7 +59,6 @@ class ImageNetSegmentation:
             raise DatasetError(f"{self.path}: /value/img, gt, id and target hold different counts: {counts}")
         self.count = counts["img"]
         self.class_names = dict(class_names)
-        self.names = {}
 
     def __len__(self):
         return self.count

@@ -114,8 +114,11 @@ def read(models, dataset, index: int, protocol: Protocol) -> Reading:
     seconds = time.perf_counter() - started
     rows, maps = [], {}
     # A concept that names one of the dataset's classes predicts it; the background concepts predict 0.
-    class_of = {name: index for index, name in dataset.class_names.items()}
+    class_of = {name: label_index for label_index, name in dataset.class_names.items()}
     concept_class = [class_of.get(word, 0) for word in words]
+    # Scored at the label size, else at the map's grid; the label resized once for every variant.
+    size = (protocol.label_size,) * 2 if protocol.label_size else tuple(capture.grid[-2:])
+    label = _label_at(sample.label, size)
     for variant in protocol.variants:
         grid = _maps(capture, variant, index)
         if grid is None:
@@ -126,10 +129,10 @@ def read(models, dataset, index: int, protocol: Protocol) -> Reading:
         common = {**base, "variant": variant.label, "concepts": words, "seconds": round(seconds, 4)}
         if protocol.task in ("binary", "both"):
             for class_index, name in zip(sample.classes, names):
-                counts = _binary(grid, words.index(name), sample.label, class_index, protocol)
+                counts = _binary(grid, words.index(name), label, class_index, size, protocol.mask)
                 rows.append({**common, "task": "binary", "class": name, **counts})
         if protocol.task in ("multiclass", "both"):
-            counts = _multiclass(grid, concept_class, sample.label, max(dataset.class_names) + 1, protocol)
+            counts = _multiclass(grid, concept_class, label, max(dataset.class_names) + 1, size)
             rows.append({**common, "task": "multiclass", "classes": names, **counts})
     return Reading(rows=rows, maps=maps)
 
@@ -176,22 +179,20 @@ def _upsample(grid: torch.Tensor, size: tuple) -> np.ndarray:
     return F.interpolate(grid[None, None].float(), size=size, mode="nearest")[0, 0].numpy()
 
 
-def _binary(grid, concept: int, label, class_index, protocol) -> dict:
+def _binary(grid, concept: int, label, class_index, size, mask_rule) -> dict:
+    """One class's counts: the map of `concept` against `label` (at `size`) == class_index."""
     class_map = grid[concept]
-    if protocol.mask == "mean":
+    if mask_rule == "mean":
         mask = class_map > class_map.mean()
     else:
         mask = grid.argmax(dim=0) == concept
     low, high = class_map.min(), class_map.max()
     soft = (class_map - low) / (high - low).clamp_min(1e-12)
-    size = (protocol.label_size,) * 2 if protocol.label_size else tuple(grid.shape[-2:])
-    target = _label_at(label, size)
-    target = np.where(target == metrics.VOID, metrics.VOID, (target == class_index).astype(np.uint8))
+    target = np.where(label == metrics.VOID, metrics.VOID, (label == class_index).astype(np.uint8))
     return metrics.binary_counts(_upsample(mask, size) > 0.5, _upsample(soft, size), target)
 
 
-def _multiclass(grid, concept_class: list, label, classes: int, protocol) -> dict:
+def _multiclass(grid, concept_class: list, label, classes: int, size) -> dict:
     predicted = torch.tensor(concept_class)[grid.argmax(dim=0)]
-    size = (protocol.label_size,) * 2 if protocol.label_size else tuple(grid.shape[-2:])
-    return metrics.multiclass_counts(_upsample(predicted, size).astype(np.int64), _label_at(label, size), classes)
+    return metrics.multiclass_counts(_upsample(predicted, size).astype(np.int64), label, classes)
 

@@ -79,6 +79,18 @@ def _init_uninitialised_(module: torch.nn.Module, gen: torch.Generator) -> None:
             _fill_(p, p_name, gen)
 
 
+def _tiny(model_class, config: dict, seed: int) -> tuple:
+    """(ComfyUI's `model_class` built from `config`, its constructor arguments ("image_model"
+    left out), with plain torch layers, fp32 on the CPU, every parameter filled from `seed`;
+    the generator that filled them, for what the model leaves as torch.empty)."""
+    torch.manual_seed(seed)
+    arguments = {k: v for k, v in config.items() if k != "image_model"}
+    model = model_class(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
+    gen = torch.Generator().manual_seed(seed)
+    _init_uninitialised_(model, gen)
+    return model, gen
+
+
 def build_flux(path, guidance=True, seed=0, config=None) -> Path:
     """Save a tiny Flux checkpoint as fp32 safetensors: with a guidance embedding if
     `guidance` (Flux 1 dev, Flux 2 dev), else without (schnell, Klein).
@@ -90,10 +102,7 @@ def build_flux(path, guidance=True, seed=0, config=None) -> Path:
 
     from concept_attention.demo.model import flux_arguments
 
-    config = flux_arguments(flux_config(guidance, config))
-    torch.manual_seed(seed)
-    model = comfy.ldm.flux.model.Flux(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **config)
-    _init_uninitialised_(model, torch.Generator().manual_seed(seed))
+    model, _ = _tiny(comfy.ldm.flux.model.Flux, flux_arguments(flux_config(guidance, config)), seed)
     return _save(model.state_dict(), path, torch.float32)
 
 
@@ -152,10 +161,7 @@ def build_sd3(path, config=SD3_CONFIG, seed=0) -> Path:
     """Save a tiny SD3 MMDiT (SD3_CONFIG, or SD35_MEDIUM_CONFIG) as fp32 safetensors."""
     import comfy.ldm.modules.diffusionmodules.mmdit as mmdit
 
-    torch.manual_seed(seed)
-    model = mmdit.MMDiT(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **config)
-    gen = torch.Generator().manual_seed(seed)
-    _init_uninitialised_(model, gen)
+    model, gen = _tiny(mmdit.MMDiT, config, seed)
     with torch.no_grad():  # a torch.empty buffer
         model.pos_embed.copy_(torch.randn(model.pos_embed.shape, generator=gen) * 0.02)
     return _save(model.state_dict(), path, torch.float32)
@@ -176,9 +182,7 @@ def build_cogvideox(path, config=COGVIDEOX_CONFIG, seed=0) -> Path:
     """Save a tiny CogVideoX transformer (one of the COGVIDEOX_*CONFIG) as fp32 safetensors."""
     import comfy.ldm.cogvideo.model as cogvideo
 
-    torch.manual_seed(seed)
-    model = cogvideo.CogVideoXTransformer3DModel(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **config)
-    _init_uninitialised_(model, torch.Generator().manual_seed(seed))
+    model, _ = _tiny(cogvideo.CogVideoXTransformer3DModel, config, seed)
     return _save(model.state_dict(), path, torch.float32)
 
 
@@ -205,11 +209,10 @@ def build_hunyuan_video(path, config=HUNYUAN_VIDEO_CONFIG, seed=0) -> Path:
 
     from concept_attention.demo.model import known_arguments
 
-    torch.manual_seed(seed)
-    arguments = known_arguments(hunyuan_video.HunyuanVideoParams, config)   # 0.3.75's lacks meanflow_sum
-    model = hunyuan_video.HunyuanVideo(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
-    _init_uninitialised_(model, torch.Generator().manual_seed(seed))
+    # 0.3.75's parameters lack meanflow_sum
+    model, _ = _tiny(hunyuan_video.HunyuanVideo, known_arguments(hunyuan_video.HunyuanVideoParams, config), seed)
     return _save(model.state_dict(), path, torch.float32)
+
 
 
 # Qwen-Image: ComfyUI's detection reads only the depth and input channels (the widths
@@ -264,12 +267,8 @@ def chroma_radiance_config() -> dict:
 
 def build_chroma(path, config=None, seed=0) -> Path:
     """Save a tiny Chroma or Chroma Radiance (chroma_config(...)) as fp32 safetensors."""
-    torch.manual_seed(seed)
     config = config or chroma_config()
-    model_class, _ = _chroma_classes()[config["image_model"]]
-    arguments = {k: v for k, v in config.items() if k != "image_model"}
-    model = model_class(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
-    _init_uninitialised_(model, torch.Generator().manual_seed(seed))
+    model, _ = _tiny(_chroma_classes()[config["image_model"]][0], config, seed)
     return _save(model.state_dict(), path, torch.float32)
 
 
@@ -291,11 +290,7 @@ def build_z_image(path, config=Z_IMAGE_CONFIG, seed=0) -> Path:
     """Save a tiny NextDiT (Z_IMAGE_CONFIG or LUMINA2_CONFIG) as fp32 safetensors."""
     import comfy.ldm.lumina.model as lumina
 
-    torch.manual_seed(seed)
-    arguments = {k: v for k, v in config.items() if k != "image_model"}
-    model = lumina.NextDiT(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
-    gen = torch.Generator().manual_seed(seed)
-    _init_uninitialised_(model, gen)
+    model, gen = _tiny(lumina.NextDiT, config, seed)
     with torch.no_grad():      # the learned pad tokens: torch.empty
         for name in ("cap_pad_token", "x_pad_token"):
             if hasattr(model, name):
@@ -325,22 +320,14 @@ def build_wan(path, config=WAN21_CONFIG, seed=0) -> Path:
     """Save a tiny Wan transformer (WAN21_CONFIG, WAN21_I2V_CONFIG or WAN22_5B_CONFIG) as fp32 safetensors."""
     import comfy.ldm.wan.model as wan
 
-    torch.manual_seed(seed)
-    arguments = {k: v for k, v in config.items() if k != "image_model"}
-    model = wan.WanModel(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
-    _init_uninitialised_(model, torch.Generator().manual_seed(seed))
-    return _save(model.state_dict(), path, torch.float32)
+    return _save(_tiny(wan.WanModel, config, seed)[0].state_dict(), path, torch.float32)
 
 
 def build_qwen_image(path, config=QWEN_IMAGE_CONFIG, seed=0) -> Path:
     """Save a tiny Qwen-Image transformer (QWEN_IMAGE_CONFIG or QWEN_IMAGE_EDIT_CONFIG) as fp32 safetensors."""
     import comfy.ldm.qwen_image.model as qwen_image
 
-    torch.manual_seed(seed)
-    arguments = {k: v for k, v in config.items() if k != "image_model"}
-    model = qwen_image.QwenImageTransformer2DModel(operations=_TORCH_OPS, dtype=torch.float32, device="cpu", **arguments)
-    _init_uninitialised_(model, torch.Generator().manual_seed(seed))
-    return _save(model.state_dict(), path, torch.float32)
+    return _save(_tiny(qwen_image.QwenImageTransformer2DModel, config, seed)[0].state_dict(), path, torch.float32)
 
 
 def load_from_config(path, config: dict, expect=None):

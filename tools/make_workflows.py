@@ -751,20 +751,30 @@ def _cogvideox_generate(g):
     vae = g.add("VAELoader", 0, vae_name="cogvideox_vae.safetensors")
     note = g.note(0, COGVIDEOX_NOTE, title="Models for CogVideoX")
     g.group("CogVideoX 5b", [unet, clip, vae, note], GROUP_COLORS["models"])
-    positive = g.add("CLIPTextEncode", 1, title="Prompt", box_width=400, clip=clip["CLIP"], text=VIDEO_PROMPT)
-    negative = g.add("CLIPTextEncode", 1, title="Negative prompt", box_width=400, clip=clip["CLIP"], text="")
-    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
+    positive, negative, concepts = _video_prompt(g, clip["CLIP"])
     latent = g.add("EmptyHunyuanLatentVideo", 1, title="Empty video latent (49 frames)", width=720, height=480,
                    length=49, batch_size=1)
     g.group("Prompt and concepts", [positive, negative, concepts, latent], GROUP_COLORS["prompt"])
-    sampler = g.add("ConceptAttentionSampler", 2, model=unet["MODEL"], seed=42, steps=50, cfg=6.0, sampler_name="euler",
-                    scheduler="normal", positive=positive["CONDITIONING"], negative=negative["CONDITIONING"],
-                    latent_image=latent["LATENT"], denoise=1.0, concepts=concepts["concepts"], layers="default",
-                    timesteps="all")
+    return _sample_video(g, unet["MODEL"], positive, negative, latent, concepts, vae, "cogvideox", VIDEO_FPS,
+                         steps=50, cfg=6.0, sampler_name="euler", scheduler="normal")
+
+
+def _video_prompt(g, clip, negative_text=""):
+    """The prompt, the negative prompt and the concepts of a video template."""
+    positive = g.add("CLIPTextEncode", 1, title="Prompt", box_width=400, clip=clip, text=VIDEO_PROMPT)
+    negative = g.add("CLIPTextEncode", 1, title="Negative prompt", box_width=400, clip=clip, text=negative_text)
+    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip, concepts=CONCEPTS, pooling="first_token")
+    return positive, negative, concepts
+
+
+def _sample_video(g, model, positive, negative, latent, concepts, vae, prefix, fps, **settings):
+    """The ConceptAttention Sampler (seed 42, `settings`: steps, cfg, sampler and scheduler), the
+    decode and the saved video, grouped: (the decode node, the sampler)."""
+    sampler = g.add("ConceptAttentionSampler", 2, model=model, seed=42, positive=positive["CONDITIONING"],
+                    negative=negative["CONDITIONING"], latent_image=latent["LATENT"], denoise=1.0,
+                    concepts=concepts["concepts"], layers="default", timesteps="all", **settings)
     decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae["VAE"])
-    save = g.add("SaveAnimatedWEBP", 2, title="Save Video", images=decode["IMAGE"],
-                 filename_prefix="ConceptAttention/cogvideox_video", fps=VIDEO_FPS, lossless=False, quality=85,
-                 method="default")
+    save = _save_video(g, decode, 2, prefix, fps)
     g.group("Sample", [sampler, decode, save], GROUP_COLORS["sample"])
     return decode, sampler
 
@@ -824,14 +834,7 @@ WAN22_5B_NOTE = (
     " One map per decoded frame: frame 0 from latent frame 0, then 4 frames per latent frame."
 )
 WAN_FPS_5B, WAN_FPS_14B, HUNYUAN15_FPS = 24.0, 16.0, 24.0   # the frame rates of ComfyUI's own templates
-
-
-def _wan_prompt(g, clip, column=1):
-    positive = g.add("CLIPTextEncode", column, title="Prompt", box_width=400, clip=clip, text=VIDEO_PROMPT)
-    negative = g.add("CLIPTextEncode", column, title="Negative prompt", box_width=400, clip=clip,
-                     text="blurry, low quality, static, subtitles, watermark")
-    concepts = g.add("ConceptEncode", column, box_width=400, clip=clip, concepts=CONCEPTS, pooling="first_token")
-    return positive, negative, concepts
+WAN_NEGATIVE = "blurry, low quality, static, subtitles, watermark"
 
 
 def _save_video(g, decode, column, prefix, fps):
@@ -847,17 +850,12 @@ def wan22_5b_text_to_video(g):
     shift = g.add("ModelSamplingSD3", 0, model=unet["MODEL"], shift=8.0)
     note = g.note(0, WAN22_5B_NOTE, title="Models for Wan 2.2 5B")
     g.group("Wan 2.2 5B", [unet, clip, vae, shift, note], GROUP_COLORS["models"])
-    positive, negative, concepts = _wan_prompt(g, clip["CLIP"])
+    positive, negative, concepts = _video_prompt(g, clip["CLIP"], WAN_NEGATIVE)
     latent = g.add("Wan22ImageToVideoLatent", 1, title="Empty video latent (121 frames)", vae=vae["VAE"], width=1280,
                    height=704, length=121, batch_size=1)
     g.group("Prompt and concepts", [positive, negative, concepts, latent], GROUP_COLORS["prompt"])
-    sampler = g.add("ConceptAttentionSampler", 2, model=shift["MODEL"], seed=42, steps=20, cfg=5.0,
-                    sampler_name="uni_pc", scheduler="simple", positive=positive["CONDITIONING"],
-                    negative=negative["CONDITIONING"], latent_image=latent["LATENT"], denoise=1.0,
-                    concepts=concepts["concepts"], layers="default", timesteps="all")
-    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae["VAE"])
-    save = _save_video(g, decode, 2, "wan22_5b", WAN_FPS_5B)
-    g.group("Sample", [sampler, decode, save], GROUP_COLORS["sample"])
+    decode, sampler = _sample_video(g, shift["MODEL"], positive, negative, latent, concepts, vae, "wan22_5b", WAN_FPS_5B,
+                                    steps=20, cfg=5.0, sampler_name="uni_pc", scheduler="simple")
     _video_per_concept(g, sampler["concept_attn"], "Per concept: a heatmap video and an overlay video",
                        {"heatmaps": _heatmaps, "overlays": _overlays(g, decode)}, "wan22_5b", WAN_FPS_5B,
                        "Cross-attention maps of {word}")
@@ -884,7 +882,7 @@ def wan22_14b_image_to_video(g):
     vae = g.add("VAELoader", 0, vae_name="wan_2.1_vae.safetensors")
     note = g.note(0, WAN22_14B_NOTE, title="Models for Wan 2.2 14B")
     g.group("Wan 2.2 14B (two models)", [high, low, clip, vae, note], GROUP_COLORS["models"])
-    positive, negative, concepts = _wan_prompt(g, clip["CLIP"])
+    positive, negative, concepts = _video_prompt(g, clip["CLIP"], WAN_NEGATIVE)
     image = g.add("LoadImage", 1, title="Start image", image=DEMO_SCENE)
     start = g.add("WanImageToVideo", 1, positive=positive["CONDITIONING"], negative=negative["CONDITIONING"],
                   vae=vae["VAE"], width=640, height=640, length=81, batch_size=1, start_image=image["IMAGE"])
@@ -931,19 +929,12 @@ def hunyuan_video_15_text_to_video(g):
     vae = g.add("VAELoader", 0, vae_name="hunyuanvideo15_vae_fp16.safetensors")
     note = g.note(0, HUNYUAN15_NOTE, title="Models for HunyuanVideo 1.5")
     g.group("HunyuanVideo 1.5", [unet, clip, vae, note], GROUP_COLORS["models"])
-    positive = g.add("CLIPTextEncode", 1, title="Prompt", box_width=400, clip=clip["CLIP"], text=VIDEO_PROMPT)
-    negative = g.add("CLIPTextEncode", 1, title="Negative prompt", box_width=400, clip=clip["CLIP"], text="")
-    concepts = g.add("ConceptEncode", 1, box_width=400, clip=clip["CLIP"], concepts=CONCEPTS, pooling="first_token")
+    positive, negative, concepts = _video_prompt(g, clip["CLIP"])
     latent = g.add("EmptyHunyuanVideo15Latent", 1, title="Empty video latent (121 frames)", width=1280, height=720,
                    length=121, batch_size=1)
     g.group("Prompt and concepts", [positive, negative, concepts, latent], GROUP_COLORS["prompt"])
-    sampler = g.add("ConceptAttentionSampler", 2, model=unet["MODEL"], seed=42, steps=20, cfg=6.0,
-                    sampler_name="euler", scheduler="simple", positive=positive["CONDITIONING"],
-                    negative=negative["CONDITIONING"], latent_image=latent["LATENT"], denoise=1.0,
-                    concepts=concepts["concepts"], layers="default", timesteps="all")
-    decode = g.add("VAEDecode", 2, samples=sampler["LATENT"], vae=vae["VAE"])
-    save = _save_video(g, decode, 2, "hunyuan_video_15", HUNYUAN15_FPS)
-    g.group("Sample", [sampler, decode, save], GROUP_COLORS["sample"])
+    _, sampler = _sample_video(g, unet["MODEL"], positive, negative, latent, concepts, vae, "hunyuan_video_15",
+                               HUNYUAN15_FPS, steps=20, cfg=6.0, sampler_name="euler", scheduler="simple")
     _video_per_concept(g, sampler["concept_attn"], "One heatmap video per concept", {"heatmaps": _heatmaps},
                        "hunyuan_video_15", HUNYUAN15_FPS)
 
